@@ -1,0 +1,5 @@
+//! Accounts and sign-in: hashing and tokens ([`crypto`]), SQL ([`store`]), handlers ([`routes`]).
+
+pub mod crypto;
+pub mod routes;
+pub mod store;

@@ -1,0 +1,308 @@
+//! The server's one typed configuration: defaults, then a TOML file, then `PARLEY_*` env vars.
+//!
+//! Defaults run on a laptop with no set-up: listen on 127.0.0.1:8080, SQLite in the user's
+//! data dir, secrets generated on first start and kept in `<data_dir>/secrets.toml` (0600).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// Shortest accepted secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Everything the server can be told. Field names are the TOML keys; env vars are
+/// `PARLEY_<KEY>` with `__` for nesting (`PARLEY_SMTP__HOST`), plus the usual `DATABASE_URL`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and generated secrets live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite at `<data_dir>/parley.db`.
+    pub database_url: Option<String>,
+    /// Secret for signing access tokens; generated and persisted when absent.
+    pub jwt_secret: Option<String>,
+    /// Secret for hashing one-time e-mail codes; generated and persisted when absent.
+    pub code_secret: Option<String>,
+    /// Access-token `iss` and `aud` claims.
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub email_code_ttl_secs: u64,
+    /// Wrong tries after which an e-mail code stops working.
+    pub email_code_max_attempts: u32,
+    /// Minimum time between two codes sent to one address for one purpose.
+    pub email_resend_cooldown_secs: u64,
+    /// Refuse sign-in until the e-mail address is verified.
+    pub require_verified_email: bool,
+    /// Outgoing mail; with none, codes are written to the server log.
+    pub smtp: Option<SmtpConfig>,
+    pub limits: Limits,
+}
+
+/// SMTP relay settings for verification and reset e-mails.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "SmtpConfig::default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Sender, e.g. `Parley <no-reply@example.org>`.
+    pub from: String,
+    #[serde(default)]
+    pub tls: SmtpTls,
+}
+
+impl SmtpConfig {
+    fn default_port() -> u16 {
+        587
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// STARTTLS, required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plain text: only for a relay on the same host.
+    None,
+}
+
+/// Abuse limits. `*_per_window` requests are allowed in each `*_window_secs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    pub login_per_ip: u32,
+    pub login_per_ip_window_secs: u64,
+    /// Failed logins allowed per account before it is paused.
+    pub login_failures_per_account: u32,
+    pub login_failures_window_secs: u64,
+    pub register_per_ip: u32,
+    pub register_per_ip_window_secs: u64,
+    /// Wrong passcodes allowed per user per meeting.
+    pub passcode_failures_per_user: u32,
+    /// Wrong passcodes allowed per meeting from everyone together.
+    pub passcode_failures_per_meeting: u32,
+    pub passcode_window_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            login_per_ip: 30,
+            login_per_ip_window_secs: 60,
+            login_failures_per_account: 10,
+            login_failures_window_secs: 15 * 60,
+            register_per_ip: 20,
+            register_per_ip_window_secs: 60 * 60,
+            passcode_failures_per_user: 5,
+            passcode_failures_per_meeting: 50,
+            passcode_window_secs: 10 * 60,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: default_data_dir(),
+            database_url: None,
+            jwt_secret: None,
+            code_secret: None,
+            jwt_issuer: "parley".into(),
+            jwt_audience: "parley-api".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 60 * 60,
+            email_code_ttl_secs: 24 * 60 * 60,
+            email_code_max_attempts: 5,
+            email_resend_cooldown_secs: 60,
+            require_verified_email: false,
+            smtp: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("org", "Parley", "parley")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+/// The configuration could not be loaded or is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("secrets file {path}: {source}")]
+    Secrets { path: PathBuf, source: std::io::Error },
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if given or if `./parley.toml` exists), then env vars.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None => fig = fig.merge(Toml::file("parley.toml")),
+        }
+        fig = fig.merge(Env::prefixed("PARLEY_").split("__").ignore(&["config"]));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.is_empty() {
+                fig = fig.merge(Serialized::default("database_url", url));
+            }
+        }
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: lifetimes, secret lengths, limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+            return bad("token lifetimes must be positive");
+        }
+        if self.email_code_ttl_secs == 0 || self.email_code_max_attempts == 0 {
+            return bad("e-mail code lifetime and attempts must be positive");
+        }
+        for s in [&self.jwt_secret, &self.code_secret].into_iter().flatten() {
+            if s.len() < MIN_SECRET_BYTES {
+                return bad("secrets must be at least 32 bytes");
+            }
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return bad("limits.max_body_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// The database URL to use: the configured one or SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("parley.db").display()),
+        }
+    }
+
+    /// Fills in missing secrets from `<data_dir>/secrets.toml`, creating it (0600) on first
+    /// start, so tokens stay valid across restarts.
+    pub fn resolve_secrets(&self) -> Result<Secrets, ConfigError> {
+        let path = self.data_dir.join("secrets.toml");
+        let io = |source| ConfigError::Secrets { path: path.clone(), source };
+        let mut stored: Secrets = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Secrets::default(),
+            Err(e) => return Err(io(e)),
+        };
+        let mut changed = false;
+        for slot in [&mut stored.jwt_secret, &mut stored.code_secret] {
+            if slot.len() < MIN_SECRET_BYTES {
+                *slot = random_secret();
+                changed = true;
+            }
+        }
+        if changed && (self.jwt_secret.is_none() || self.code_secret.is_none()) {
+            std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+            write_private(&path, &toml::to_string(&stored).unwrap_or_default()).map_err(io)?;
+        }
+        Ok(Secrets {
+            jwt_secret: self.jwt_secret.clone().unwrap_or(stored.jwt_secret),
+            code_secret: self.code_secret.clone().unwrap_or(stored.code_secret),
+        })
+    }
+}
+
+/// Signing and hashing keys, never logged.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Secrets {
+    pub jwt_secret: String,
+    pub code_secret: String,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { .. }")
+    }
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_generated_once_and_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let a = config.resolve_secrets().unwrap();
+        let b = config.resolve_secrets().unwrap();
+        assert!(a.jwt_secret.len() >= MIN_SECRET_BYTES);
+        assert_eq!(a.jwt_secret, b.jwt_secret);
+        assert_ne!(a.jwt_secret, a.code_secret);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("secrets.toml")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        let config = Config { jwt_secret: Some("short".into()), ..Config::default() };
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\n[limits]\nlogin_per_ip = 3\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.limits.login_per_ip, 3);
+        assert_eq!(config.limits.register_per_ip, Limits::default().register_per_ip);
+    }
+}

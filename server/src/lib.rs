@@ -1,0 +1,171 @@
+//! Parley's server: accounts and meetings over REST on SQLite or PostgreSQL.
+//!
+//! - [`config`]: the typed configuration (defaults → TOML file → `PARLEY_*` env) and secrets.
+//! - [`db`]: the sqlx `Any` pool and per-backend migrations.
+//! - [`auth`]: argon2id passwords, HS256 access tokens, rotating refresh tokens, e-mail codes.
+//! - [`meetings`]: create, list, show, join, leave, end, delete.
+//! - [`mail`]: SMTP delivery of codes, or the log when no relay is set.
+//! - [`ratelimit`]: keyed token buckets with time as an input.
+//! - [`clock`]: "now" as an input, so tests can move time.
+//! - [`error`], [`extract`], [`state`]: the HTTP plumbing shared by all handlers.
+//!
+//! [`app`] builds the router from a state; [`Server::start`] binds and serves it, which is
+//! what `main` and the integration tests both use.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod mail;
+pub mod meetings;
+pub mod ratelimit;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use parley_shared::api::Health;
+use parley_shared::{ErrorBody, ErrorCode};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::AppError;
+use crate::mail::Mailer;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Parley API", description = "Accounts and meetings for the Parley desktop app."),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody, ErrorCode)),
+    tags((name = "auth", description = "Accounts and sign-in"), (name = "meetings"), (name = "ops"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Database reachability and the server version.
+#[utoipa::path(get, path = "/api/health", tag = "ops",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let db_ok = state.db.ping().await;
+    let body = Health {
+        status: if db_ok { "ok" } else { "degraded" }.into(),
+        database: if db_ok { "ok" } else { "unreachable" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+/// The routes and their OpenAPI description, built together so they cannot drift apart.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .merge(auth::routes::router())
+        .merge(meetings::routes::router())
+        .split_for_parts()
+}
+
+/// The whole HTTP application for `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = api();
+    let openapi = Arc::new(openapi);
+    let max_body = state.config.limits.max_body_bytes;
+    router
+        .route("/api/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            AppError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Failure to start the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Mail(#[from] mail::MailConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running server: its address and a handle to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the database, binds `config.listen` (port 0 picks a free one) and serves.
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        config.validate()?;
+        let secrets = config.resolve_secrets()?;
+        let db = Db::connect(&config.database_url()).await?;
+        let mailer = Mailer::from_config(config.smtp.as_ref())?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let state = AppState::new(db, config, &secrets, clock, mailer);
+        let (shutdown, mut rx) = watch::channel(false);
+        let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, backend = ?state.db.backend, "listening");
+        Ok(Self { addr, state, shutdown, task })
+    }
+
+    /// Stops accepting, finishes in-flight requests, closes the database.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let result = self.task.await.unwrap_or(Ok(()));
+        self.state.db.close().await;
+        result
+    }
+
+    /// Serves until `signal` completes, then stops gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}

@@ -1,0 +1,350 @@
+//! `/api/meetings/*`: create, list, show, join, leave, end, delete.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use parley_shared::api::{
+    CreateMeetingRequest, JoinMeetingRequest, JoinMeetingResponse, Meeting, MeetingList, ParticipantStatus, Role,
+};
+use parley_shared::{validate, ErrorBody, ErrorCode, MeetingCode};
+use rand::Rng as _;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{crypto, store as auth_store};
+use crate::db::is_unique_violation;
+use crate::error::{ApiResult, AppError};
+use crate::extract::{ApiJson, AuthUser};
+use crate::meetings::store::{self, MeetingRow};
+use crate::state::AppState;
+
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE: i64 = 20;
+/// Largest page a client may ask for.
+pub const MAX_PAGE: i64 = 100;
+/// Fresh codes tried before giving up (a collision at 54 bits is already rare).
+const CODE_ATTEMPTS: usize = 5;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_meeting, list_meetings))
+        .routes(routes!(get_meeting, delete_meeting))
+        .routes(routes!(join_meeting))
+        .routes(routes!(leave_meeting))
+        .routes(routes!(end_meeting))
+        .routes(routes!(lock_meeting))
+        .routes(routes!(unlock_meeting))
+}
+
+fn parse_code(raw: &str) -> ApiResult<MeetingCode> {
+    MeetingCode::parse(raw).map_err(|e| AppError::bad_request(ErrorCode::InvalidMeetingCode, e.to_string()))
+}
+
+fn not_found() -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, ErrorCode::MeetingNotFound, "no meeting has that code")
+}
+
+async fn load(state: &AppState, raw_code: &str, user_id: &str) -> ApiResult<MeetingRow> {
+    let code = parse_code(raw_code)?;
+    store::by_code(&state.db.pool, &code, user_id).await?.ok_or_else(not_found)
+}
+
+/// The caller may see a meeting they host or have a (non-denied) participant row in.
+fn require_participant(m: &MeetingRow) -> ApiResult<()> {
+    match m.status() {
+        Some(ParticipantStatus::Denied) => {
+            Err(AppError::forbidden(ErrorCode::NotParticipant, "you were removed from this meeting"))
+        }
+        Some(_) => Ok(()),
+        None => Err(AppError::forbidden(ErrorCode::NotParticipant, "only participants can see this meeting")),
+    }
+}
+
+fn require_host(m: &MeetingRow, user_id: &str) -> ApiResult<()> {
+    if m.host_id == user_id {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(ErrorCode::NotHost, "only the host can do this"))
+    }
+}
+
+/// Create a meeting; the caller becomes its host.
+#[utoipa::path(post, path = "/api/meetings", tag = "meetings", security(("bearer" = [])),
+    request_body = CreateMeetingRequest,
+    responses((status = 201, body = Meeting), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn create_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateMeetingRequest>,
+) -> ApiResult<(StatusCode, ApiJson<Meeting>)> {
+    let title = validate::title(&req.title)?;
+    let passcode_hash = match req.passcode.filter(|p| !p.is_empty()) {
+        Some(p) => {
+            validate::passcode(&p)?;
+            let hash = tokio::task::spawn_blocking(move || crypto::hash_password(&p))
+                .await
+                .map_err(AppError::internal)?
+                .map_err(AppError::internal)?;
+            Some(hash)
+        }
+        None => None,
+    };
+    let now = state.now_ms();
+    let id = ulid::Ulid::new().to_string();
+    let user_id = auth.user_id.as_str();
+    let mut code = None;
+    for _ in 0..CODE_ATTEMPTS {
+        let candidate = MeetingCode::from_indices(rand::rngs::OsRng.gen());
+        let inserted = sqlx::query(
+            "INSERT INTO meetings (id, code, title, host_id, passcode_hash, waiting_room, locked, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+        )
+        .bind(&id)
+        .bind(candidate.as_str())
+        .bind(&title)
+        .bind(user_id)
+        .bind(&passcode_hash)
+        .bind(i64::from(req.waiting_room))
+        .bind(now)
+        .execute(&state.db.pool)
+        .await;
+        match inserted {
+            Ok(_) => {
+                code = Some(candidate);
+                break;
+            }
+            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let code = code.ok_or_else(|| AppError::internal("could not find a free meeting code"))?;
+    store::upsert_participant(&state.db.pool, &id, user_id, Role::Host, ParticipantStatus::Invited, now).await?;
+    auth_store::audit(&state, Some(user_id), "meeting_create", Some(&id)).await;
+    let row = store::by_code(&state.db.pool, &code, user_id).await?.ok_or_else(not_found)?;
+    Ok((StatusCode::CREATED, ApiJson(row.to_api())))
+}
+
+/// `limit` and `cursor` arrive as text so a bad value gets the API's own error.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ListParams {
+    /// Page size, 1-100 (default 20).
+    limit: Option<String>,
+    /// `next_cursor` from the previous page.
+    cursor: Option<String>,
+}
+
+/// The caller's meetings, hosted or joined, newest first.
+#[utoipa::path(get, path = "/api/meetings", tag = "meetings", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = MeetingList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_meetings(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(params): Query<ListParams>,
+) -> ApiResult<ApiJson<MeetingList>> {
+    let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
+    let limit = match params.limit.as_deref() {
+        None | Some("") => DEFAULT_PAGE,
+        Some(s) => s.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| bad("limit must be 1-100"))?,
+    };
+    let before = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => {
+            let (at, id) = c.split_once('.').ok_or_else(|| bad("invalid cursor"))?;
+            Some((at.parse::<i64>().map_err(|_| bad("invalid cursor"))?, id.to_string()))
+        }
+    };
+    let mut rows = store::list_for_user(&state.db.pool, auth.user_id.as_str(), before, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| format!("{}.{}", m.created_at, m.id))
+    } else {
+        None
+    };
+    Ok(ApiJson(MeetingList { meetings: rows.iter().map(MeetingRow::to_api).collect(), next_cursor }))
+}
+
+/// A meeting's details, for its host and participants only.
+#[utoipa::path(get, path = "/api/meetings/{code}", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code, e.g. bcdf-ghjk-mnpq")),
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+    let m = load(&state, &code, auth.user_id.as_str()).await?;
+    require_participant(&m)?;
+    Ok(ApiJson(m.to_api()))
+}
+
+/// Delete a meeting and its records (host only).
+#[utoipa::path(delete, path = "/api/meetings/{code}", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<StatusCode> {
+    let m = load(&state, &code, auth.user_id.as_str()).await?;
+    require_host(&m, auth.user_id.as_str())?;
+    sqlx::query("DELETE FROM meetings WHERE id = $1").bind(&m.id).execute(&state.db.pool).await?;
+    auth_store::audit(&state, Some(auth.user_id.as_str()), "meeting_delete", Some(&m.id)).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Join a meeting: checks that it has not ended, its lock and its passcode, and records the
+/// caller as a participant. With a waiting room, newcomers wait to be admitted.
+#[utoipa::path(post, path = "/api/meetings/{code}/join", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")), request_body = JoinMeetingRequest,
+    responses((status = 200, body = JoinMeetingResponse), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn join_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<ApiJson<JoinMeetingResponse>> {
+    // The body is optional: joining a meeting without a passcode needs none.
+    let req: JoinMeetingRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        JoinMeetingRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, format!("invalid body: {e}")))?
+    };
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    if m.ended_at.is_some() {
+        return Err(AppError::new(StatusCode::GONE, ErrorCode::MeetingEnded, "this meeting has ended"));
+    }
+    let role = if m.host_id == user_id { Role::Host } else { m.role().unwrap_or(Role::Participant) };
+    // Someone let in before keeps their place: no passcode or waiting room again.
+    let admitted_before = matches!(m.status(), Some(ParticipantStatus::Joined | ParticipantStatus::Left));
+    if m.status() == Some(ParticipantStatus::Denied) {
+        return Err(AppError::forbidden(ErrorCode::NotParticipant, "you were removed from this meeting"));
+    }
+    if !role.can_moderate() {
+        if m.locked != 0 {
+            return Err(AppError::forbidden(ErrorCode::MeetingLocked, "the host has locked this meeting"));
+        }
+        if let (Some(hash), false) = (&m.passcode_hash, admitted_before) {
+            check_passcode(&state, &m.id, user_id, hash, req.passcode).await?;
+        }
+    }
+    let waiting = m.waiting_room != 0 && !role.can_moderate() && !admitted_before;
+    let status = if waiting { ParticipantStatus::Waiting } else { ParticipantStatus::Joined };
+    let now = state.now_ms();
+    store::upsert_participant(&state.db.pool, &m.id, user_id, role, status, now).await?;
+    if !waiting {
+        sqlx::query("UPDATE meetings SET started_at = $1 WHERE id = $2 AND started_at IS NULL")
+            .bind(now)
+            .bind(&m.id)
+            .execute(&state.db.pool)
+            .await?;
+    }
+    let row = load(&state, &code, user_id).await?;
+    Ok(ApiJson(JoinMeetingResponse { meeting: row.to_api(), waiting }))
+}
+
+async fn check_passcode(
+    state: &AppState,
+    meeting_id: &str,
+    user_id: &str,
+    hash: &str,
+    given: Option<String>,
+) -> ApiResult<()> {
+    let Some(given) = given.filter(|p| !p.is_empty()) else {
+        return Err(AppError::forbidden(ErrorCode::PasscodeRequired, "this meeting needs a passcode"));
+    };
+    let now = state.now_ms();
+    let user_key = format!("{meeting_id}:{user_id}");
+    let limits = &state.limits;
+    limits.passcode_failures_per_user.check(&user_key, now).map_err(AppError::rate_limited)?;
+    limits.passcode_failures_per_meeting.check(meeting_id, now).map_err(AppError::rate_limited)?;
+    let hash = hash.to_string();
+    let ok = tokio::task::spawn_blocking(move || crypto::verify_password(&given, &hash))
+        .await
+        .map_err(AppError::internal)?;
+    if ok {
+        return Ok(());
+    }
+    let _ = limits.passcode_failures_per_user.take(&user_key, now);
+    let _ = limits.passcode_failures_per_meeting.take(meeting_id, now);
+    Err(AppError::forbidden(ErrorCode::WrongPasscode, "wrong passcode"))
+}
+
+/// Leave a meeting (or the waiting room).
+#[utoipa::path(post, path = "/api/meetings/{code}/leave", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn leave_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<StatusCode> {
+    let m = load(&state, &code, auth.user_id.as_str()).await?;
+    require_participant(&m)?;
+    sqlx::query(
+        "UPDATE participants SET status = 'left', left_at = $1 \
+         WHERE meeting_id = $2 AND user_id = $3 AND status IN ('joined', 'waiting')",
+    )
+    .bind(state.now_ms())
+    .bind(&m.id)
+    .bind(auth.user_id.as_str())
+    .execute(&state.db.pool)
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End a meeting for everyone (host only). Ending an ended meeting changes nothing.
+#[utoipa::path(post, path = "/api/meetings/{code}/end", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn end_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_host(&m, user_id)?;
+    if m.ended_at.is_none() {
+        let now = state.now_ms();
+        let mut tx = state.db.pool.begin().await?;
+        sqlx::query("UPDATE meetings SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(&m.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE participants SET status = 'left', left_at = $1 \
+             WHERE meeting_id = $2 AND status IN ('joined', 'waiting')",
+        )
+        .bind(now)
+        .bind(&m.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        auth_store::audit(&state, Some(user_id), "meeting_end", Some(&m.id)).await;
+    }
+    Ok(ApiJson(load(&state, &code, user_id).await?.to_api()))
+}
+
+/// Lock a meeting: nobody new may join (host and co-hosts only).
+#[utoipa::path(post, path = "/api/meetings/{code}/lock", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn lock_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+    set_locked(&state, &auth, &code, true).await
+}
+
+/// Unlock a meeting (host and co-hosts only).
+#[utoipa::path(post, path = "/api/meetings/{code}/unlock", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn unlock_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+    set_locked(&state, &auth, &code, false).await
+}
+
+async fn set_locked(state: &AppState, auth: &AuthUser, code: &str, locked: bool) -> ApiResult<ApiJson<Meeting>> {
+    let user_id = auth.user_id.as_str();
+    let m = load(state, code, user_id).await?;
+    require_participant(&m)?;
+    if !m.role().is_some_and(Role::can_moderate) && m.host_id != user_id {
+        return Err(AppError::forbidden(ErrorCode::NotHost, "only the host or a co-host can do this"));
+    }
+    if m.ended_at.is_some() {
+        return Err(AppError::new(StatusCode::GONE, ErrorCode::MeetingEnded, "this meeting has ended"));
+    }
+    sqlx::query("UPDATE meetings SET locked = $1 WHERE id = $2")
+        .bind(i64::from(locked))
+        .bind(&m.id)
+        .execute(&state.db.pool)
+        .await?;
+    auth_store::audit(state, Some(user_id), if locked { "meeting_lock" } else { "meeting_unlock" }, Some(&m.id)).await;
+    Ok(ApiJson(load(state, code, user_id).await?.to_api()))
+}

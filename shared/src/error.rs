@@ -1,0 +1,169 @@
+//! Stable error codes and the JSON error body every API error uses.
+
+use serde::{Deserialize, Serialize};
+
+/// A machine-readable error code. The string form (snake_case) is part of the public API and
+/// never changes meaning; new codes may be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    // Request shape
+    /// The body is not valid JSON or does not match the expected shape.
+    MalformedRequest,
+    /// The body is larger than the route accepts.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// No route has this path.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+
+    // Validation
+    InvalidUsername,
+    InvalidEmail,
+    /// Password shorter than 8 or longer than 128 characters.
+    InvalidPassword,
+    /// Password is on the bundled list of common passwords.
+    PasswordTooCommon,
+    InvalidMeetingCode,
+    InvalidTitle,
+    InvalidPasscode,
+    InvalidDisplayName,
+    InvalidPagination,
+
+    // Accounts
+    UsernameTaken,
+    EmailTaken,
+    /// Wrong login or password (never says which).
+    InvalidCredentials,
+    /// Login requires a verified e-mail address and this one is not verified yet.
+    EmailNotVerified,
+    EmailAlreadyVerified,
+
+    // Tokens
+    /// No access token was sent.
+    Unauthorized,
+    /// The access token is malformed, forged, of the wrong kind or revoked.
+    InvalidToken,
+    /// The access token has expired: refresh it.
+    TokenExpired,
+    /// The refresh token is unknown, expired or revoked.
+    InvalidRefreshToken,
+    /// A refresh token was used twice; its whole session has been revoked.
+    RefreshTokenReused,
+
+    // One-time e-mail codes
+    CodeInvalid,
+    CodeExpired,
+    CodeUsed,
+    /// Too many wrong tries: the code no longer works; request a new one.
+    CodeBurned,
+
+    // Meetings
+    MeetingNotFound,
+    /// Only participants may see this meeting.
+    NotParticipant,
+    /// Only the host may do this.
+    NotHost,
+    MeetingLocked,
+    MeetingEnded,
+    PasscodeRequired,
+    WrongPasscode,
+
+    // Limits and server
+    /// Too many requests; the `Retry-After` header says when to try again.
+    RateLimited,
+    Internal,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// The snake_case string form used on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            MalformedRequest => "malformed_request",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            InvalidUsername => "invalid_username",
+            InvalidEmail => "invalid_email",
+            InvalidPassword => "invalid_password",
+            PasswordTooCommon => "password_too_common",
+            InvalidMeetingCode => "invalid_meeting_code",
+            InvalidTitle => "invalid_title",
+            InvalidPasscode => "invalid_passcode",
+            InvalidDisplayName => "invalid_display_name",
+            InvalidPagination => "invalid_pagination",
+            UsernameTaken => "username_taken",
+            EmailTaken => "email_taken",
+            InvalidCredentials => "invalid_credentials",
+            EmailNotVerified => "email_not_verified",
+            EmailAlreadyVerified => "email_already_verified",
+            Unauthorized => "unauthorized",
+            InvalidToken => "invalid_token",
+            TokenExpired => "token_expired",
+            InvalidRefreshToken => "invalid_refresh_token",
+            RefreshTokenReused => "refresh_token_reused",
+            CodeInvalid => "code_invalid",
+            CodeExpired => "code_expired",
+            CodeUsed => "code_used",
+            CodeBurned => "code_burned",
+            MeetingNotFound => "meeting_not_found",
+            NotParticipant => "not_participant",
+            NotHost => "not_host",
+            MeetingLocked => "meeting_locked",
+            MeetingEnded => "meeting_ended",
+            PasscodeRequired => "passcode_required",
+            WrongPasscode => "wrong_passcode",
+            RateLimited => "rate_limited",
+            Internal => "internal",
+            ServiceUnavailable => "service_unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The code a program acts on and the message a person reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_matches_serde() {
+        for code in [
+            ErrorCode::MalformedRequest,
+            ErrorCode::PasswordTooCommon,
+            ErrorCode::RefreshTokenReused,
+            ErrorCode::CodeBurned,
+            ErrorCode::MeetingLocked,
+            ErrorCode::RateLimited,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

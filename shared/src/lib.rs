@@ -1,0 +1,16 @@
+//! Wire types shared by the Parley server and its clients.
+//!
+//! Nothing here does I/O; every type is plain data with serde derives.
+//!
+//! - [`ids`]: newtype ids (`UserId`, `MeetingId`, `SessionId`) and the typeable [`MeetingCode`].
+//! - [`error`]: the stable machine-readable [`ErrorCode`]s and the JSON error body.
+//! - [`validate`]: the input rules both sides apply (usernames, e-mail, passwords, titles…).
+//! - [`api`]: REST request/response pairs.
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod validate;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use ids::{MeetingCode, MeetingId, SessionId, UserId};

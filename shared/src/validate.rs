@@ -1,0 +1,203 @@
+//! Input rules applied by the server and, for early feedback, by clients.
+//!
+//! Each check returns the [`ErrorCode`] a violation is reported with, so both sides agree.
+
+use crate::ErrorCode;
+
+/// Username: 3–32 characters of `a-z`, `0-9`, `_`, `.`, `-`, starting with a letter or digit.
+pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
+/// E-mail addresses longer than this (RFC 5321's path limit) are refused.
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Password length in characters (Unicode scalar values).
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+/// Meeting title length in characters; empty titles are refused.
+pub const TITLE_CHARS: std::ops::RangeInclusive<usize> = 1..=120;
+/// Meeting passcode length in characters.
+pub const PASSCODE_CHARS: std::ops::RangeInclusive<usize> = 4..=64;
+/// Display name length in characters.
+pub const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
+/// Longest chat message, in bytes of UTF-8.
+pub const MAX_CHAT_BYTES: usize = 4 * 1024;
+/// Length of a one-time e-mail code (digits).
+pub const EMAIL_CODE_DIGITS: usize = 6;
+
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// A rule was broken; `code` is what the API answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn invalid(code: ErrorCode, message: impl Into<String>) -> Invalid {
+    Invalid { code, message: message.into() }
+}
+
+/// Checks a username and returns it lowercased (usernames are case-insensitive).
+pub fn username(input: &str) -> Result<String, Invalid> {
+    let name = input.trim().to_ascii_lowercase();
+    let ok_len = USERNAME_LEN.contains(&name.len());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+    let ok_start = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok_len && ok_chars && ok_start && !name.contains('@') {
+        Ok(name)
+    } else {
+        Err(invalid(
+            ErrorCode::InvalidUsername,
+            "username must be 3-32 characters: letters, digits, '_', '.', '-', starting with a letter or digit",
+        ))
+    }
+}
+
+/// Checks an e-mail address for a plausible shape and returns it trimmed, case preserved.
+///
+/// Deliverability is proven by the verification code, not by syntax rules.
+pub fn email(input: &str) -> Result<String, Invalid> {
+    let addr = input.trim();
+    let bad = || invalid(ErrorCode::InvalidEmail, "that is not an e-mail address");
+    if addr.len() > MAX_EMAIL_CHARS || addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = addr.rsplit_once('@').ok_or_else(bad)?;
+    let domain_ok = !domain.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !domain.contains('@');
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(bad());
+    }
+    Ok(addr.to_string())
+}
+
+/// The form e-mail uniqueness is decided on: the whole address lowercased.
+pub fn email_key(valid_email: &str) -> String {
+    valid_email.trim().to_lowercase()
+}
+
+/// Checks a new password's length and that it is not a well-known one.
+pub fn password(input: &str) -> Result<(), Invalid> {
+    let chars = input.chars().count();
+    if !PASSWORD_CHARS.contains(&chars) {
+        return Err(invalid(
+            ErrorCode::InvalidPassword,
+            "password must be 8-128 characters long",
+        ));
+    }
+    if is_common_password(input) {
+        return Err(invalid(
+            ErrorCode::PasswordTooCommon,
+            "this password is too common; choose one that is harder to guess",
+        ));
+    }
+    Ok(())
+}
+
+/// True if the password is on the bundled list (compared case-insensitively).
+pub fn is_common_password(input: &str) -> bool {
+    let lower = input.to_lowercase();
+    COMMON_PASSWORDS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.trim() == lower)
+}
+
+/// Checks a meeting title and returns it trimmed.
+pub fn title(input: &str) -> Result<String, Invalid> {
+    let t = input.trim();
+    if TITLE_CHARS.contains(&t.chars().count()) && !t.chars().any(char::is_control) {
+        Ok(t.to_string())
+    } else {
+        Err(invalid(ErrorCode::InvalidTitle, "title must be 1-120 characters"))
+    }
+}
+
+/// Checks a meeting passcode chosen by a host.
+pub fn passcode(input: &str) -> Result<(), Invalid> {
+    if PASSCODE_CHARS.contains(&input.chars().count()) && !input.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(invalid(ErrorCode::InvalidPasscode, "passcode must be 4-64 characters"))
+    }
+}
+
+/// Checks a display name shown to others in a meeting and returns it trimmed.
+pub fn display_name(input: &str) -> Result<String, Invalid> {
+    let n = input.trim();
+    if DISPLAY_NAME_CHARS.contains(&n.chars().count()) && !n.chars().any(char::is_control) {
+        Ok(n.to_string())
+    } else {
+        Err(invalid(ErrorCode::InvalidDisplayName, "display name must be 1-64 characters"))
+    }
+}
+
+/// Checks a chat message's size (it must not be blank).
+pub fn chat_text(input: &str) -> Result<(), Invalid> {
+    if input.trim().is_empty() {
+        return Err(invalid(ErrorCode::MalformedRequest, "chat message is empty"));
+    }
+    if input.len() > MAX_CHAT_BYTES {
+        return Err(invalid(ErrorCode::PayloadTooLarge, "chat message is longer than 4 KiB"));
+    }
+    Ok(())
+}
+
+/// Checks the shape of a one-time e-mail code: exactly six ASCII digits.
+pub fn email_code(input: &str) -> Result<(), Invalid> {
+    let c = input.trim();
+    if c.len() == EMAIL_CODE_DIGITS && c.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid(ErrorCode::CodeInvalid, "the code is six digits"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(username(" Alice_01 ").unwrap(), "alice_01");
+        for bad in ["ab", "_alice", "a b c", "alice@x", &"a".repeat(33), "ålice"] {
+            assert_eq!(username(bad).unwrap_err().code, ErrorCode::InvalidUsername, "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" Bob@Example.COM ").unwrap(), "Bob@Example.COM");
+        assert_eq!(email_key("Bob@Example.COM"), "bob@example.com");
+        for bad in ["", "bob", "bob@", "@x.org", "bob@localhost", "bob@x..org", "b ob@x.org", "bob@.x.org"] {
+            assert_eq!(email(bad).unwrap_err().code, ErrorCode::InvalidEmail, "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(password("correct horse battery").is_ok());
+        assert_eq!(password("short").unwrap_err().code, ErrorCode::InvalidPassword);
+        assert_eq!(password(&"x".repeat(129)).unwrap_err().code, ErrorCode::InvalidPassword);
+        assert!(password(&"é".repeat(128)).is_ok(), "length counts characters, not bytes");
+        assert_eq!(password("Password123").unwrap_err().code, ErrorCode::PasswordTooCommon);
+        assert_eq!(password("qwertyuiop").unwrap_err().code, ErrorCode::PasswordTooCommon);
+    }
+
+    #[test]
+    fn titles_names_codes() {
+        assert_eq!(title("  Standup ").unwrap(), "Standup");
+        assert_eq!(title("   ").unwrap_err().code, ErrorCode::InvalidTitle);
+        assert_eq!(title(&"t".repeat(121)).unwrap_err().code, ErrorCode::InvalidTitle);
+        assert_eq!(passcode("123").unwrap_err().code, ErrorCode::InvalidPasscode);
+        assert!(passcode("1234").is_ok());
+        assert_eq!(display_name("").unwrap_err().code, ErrorCode::InvalidDisplayName);
+        assert!(email_code("012345").is_ok());
+        assert_eq!(email_code("12345a").unwrap_err().code, ErrorCode::CodeInvalid);
+        assert_eq!(chat_text(&"x".repeat(MAX_CHAT_BYTES + 1)).unwrap_err().code, ErrorCode::PayloadTooLarge);
+    }
+}

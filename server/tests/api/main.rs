@@ -1,0 +1,11 @@
+//! Integration tests against a real server on port 0. One binary, so it links once.
+//! Set `PARLEY_TEST_POSTGRES_URL` to run the same suite on PostgreSQL.
+
+mod fixture;
+
+mod accounts;
+mod email_codes;
+mod limits;
+mod meetings;
+mod openapi;
+mod restart;

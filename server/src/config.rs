@@ -156,7 +156,10 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Invalid(String),
     #[error("secrets file {path}: {source}")]
-    Secrets { path: PathBuf, source: std::io::Error },
+    Secrets {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Config {
@@ -202,7 +205,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),
-            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("parley.db").display()),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("parley.db").display()
+            ),
         }
     }
 
@@ -210,7 +216,10 @@ impl Config {
     /// start, so tokens stay valid across restarts.
     pub fn resolve_secrets(&self) -> Result<Secrets, ConfigError> {
         let path = self.data_dir.join("secrets.toml");
-        let io = |source| ConfigError::Secrets { path: path.clone(), source };
+        let io = |source| ConfigError::Secrets {
+            path: path.clone(),
+            source,
+        };
         let mut stored: Secrets = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text)
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?,
@@ -275,7 +284,10 @@ mod tests {
     #[test]
     fn secrets_are_generated_once_and_persisted() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
         let a = config.resolve_secrets().unwrap();
         let b = config.resolve_secrets().unwrap();
         assert!(a.jwt_secret.len() >= MIN_SECRET_BYTES);
@@ -284,14 +296,20 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join("secrets.toml")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("secrets.toml"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
 
     #[test]
     fn short_secrets_are_refused() {
-        let config = Config { jwt_secret: Some("short".into()), ..Config::default() };
+        let config = Config {
+            jwt_secret: Some("short".into()),
+            ..Config::default()
+        };
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
     }
 
@@ -299,10 +317,17 @@ mod tests {
     fn file_and_env_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\n[limits]\nlogin_per_ip = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\n[limits]\nlogin_per_ip = 3\n",
+        )
+        .unwrap();
         let config = Config::load(Some(&file)).unwrap();
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.limits.login_per_ip, 3);
-        assert_eq!(config.limits.register_per_ip, Limits::default().register_per_ip);
+        assert_eq!(
+            config.limits.register_per_ip,
+            Limits::default().register_per_ip
+        );
     }
 }

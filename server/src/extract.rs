@@ -39,7 +39,10 @@ impl From<JsonRejection> for AppError {
             JsonRejection::JsonDataError(e) => {
                 AppError::bad_request(ErrorCode::MalformedRequest, e.body_text())
             }
-            _ => AppError::bad_request(ErrorCode::MalformedRequest, "request body is not valid JSON"),
+            _ => AppError::bad_request(
+                ErrorCode::MalformedRequest,
+                "request body is not valid JSON",
+            ),
         }
     }
 }
@@ -67,14 +70,23 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                AppError::unauthorized(ErrorCode::InvalidToken, "expected 'Authorization: Bearer <token>'")
+                AppError::unauthorized(
+                    ErrorCode::InvalidToken,
+                    "expected 'Authorization: Bearer <token>'",
+                )
             })?;
-        let claims = state.jwt.verify(token, state.now_ms()).map_err(|e| match e {
-            TokenError::Expired => {
-                AppError::unauthorized(ErrorCode::TokenExpired, "access token expired; refresh it")
-            }
-            TokenError::Invalid => AppError::unauthorized(ErrorCode::InvalidToken, "invalid access token"),
-        })?;
+        let claims = state
+            .jwt
+            .verify(token, state.now_ms())
+            .map_err(|e| match e {
+                TokenError::Expired => AppError::unauthorized(
+                    ErrorCode::TokenExpired,
+                    "access token expired; refresh it",
+                ),
+                TokenError::Invalid => {
+                    AppError::unauthorized(ErrorCode::InvalidToken, "invalid access token")
+                }
+            })?;
         let live: Option<(String,)> = sqlx::query_as(
             "SELECT s.id FROM sessions s WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
         )
@@ -83,9 +95,15 @@ impl FromRequestParts<AppState> for AuthUser {
         .fetch_optional(&state.db.pool)
         .await?;
         if live.is_none() {
-            return Err(AppError::unauthorized(ErrorCode::InvalidToken, "session has been signed out"));
+            return Err(AppError::unauthorized(
+                ErrorCode::InvalidToken,
+                "session has been signed out",
+            ));
         }
-        Ok(AuthUser { user_id: UserId(claims.sub), session_id: SessionId(claims.sid) })
+        Ok(AuthUser {
+            user_id: UserId(claims.sub),
+            session_id: SessionId(claims.sid),
+        })
     }
 }
 

@@ -64,7 +64,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -79,7 +84,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         database: if db_ok { "ok" } else { "unreachable" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 
@@ -98,10 +107,19 @@ pub fn app(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let max_body = state.config.limits.max_body_bytes;
     router
-        .route("/api/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
-        .fallback(|| async { AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route") })
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(openapi.as_ref().clone()) }),
+        )
+        .fallback(|| async {
+            AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
+        })
         .method_not_allowed_fallback(|| async {
-            AppError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this route")
+            AppError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
@@ -118,7 +136,10 @@ pub enum StartError {
     #[error(transparent)]
     Mail(#[from] mail::MailConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running server: its address and a handle to stop it.
@@ -136,10 +157,17 @@ impl Server {
         let secrets = config.resolve_secrets()?;
         let db = Db::connect(&config.database_url()).await?;
         let mailer = Mailer::from_config(config.smtp.as_ref())?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let state = AppState::new(db, config, &secrets, clock, mailer);
         let (shutdown, mut rx) = watch::channel(false);
         let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -151,7 +179,12 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, backend = ?state.db.backend, "listening");
-        Ok(Self { addr, state, shutdown, task })
+        Ok(Self {
+            addr,
+            state,
+            shutdown,
+            task,
+        })
     }
 
     /// Stops accepting, finishes in-flight requests, closes the database.
@@ -163,7 +196,10 @@ impl Server {
     }
 
     /// Serves until `signal` completes, then stops gracefully.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         signal.await;
         tracing::info!("shutting down");
         self.stop().await

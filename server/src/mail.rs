@@ -30,7 +30,10 @@ impl CodePurpose {
 pub enum Mailer {
     /// No relay configured: codes go to the log.
     Log,
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
+    Smtp {
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        from: Mailbox,
+    },
 }
 
 /// SMTP settings that cannot work.
@@ -44,7 +47,9 @@ pub enum MailConfigError {
 
 impl Mailer {
     pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<Self, MailConfigError> {
-        let Some(smtp) = smtp else { return Ok(Mailer::Log) };
+        let Some(smtp) = smtp else {
+            return Ok(Mailer::Log);
+        };
         let mut builder = match smtp.tls {
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
             SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
@@ -55,7 +60,10 @@ impl Mailer {
         if let (Some(user), Some(pass)) = (&smtp.username, &smtp.password) {
             builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
         }
-        Ok(Mailer::Smtp { transport: builder.build(), from: smtp.from.parse()? })
+        Ok(Mailer::Smtp {
+            transport: Box::new(builder.build()),
+            from: smtp.from.parse()?,
+        })
     }
 
     /// Sends `code` to `to`. Failures are logged, not returned: the caller has already
@@ -80,7 +88,9 @@ impl Mailer {
                     }
                 };
                 match transport.send(message).await {
-                    Ok(_) => tracing::info!(user_id, purpose = purpose.as_str(), "e-mail code sent"),
+                    Ok(_) => {
+                        tracing::info!(user_id, purpose = purpose.as_str(), "e-mail code sent")
+                    }
                     Err(e) => tracing::warn!(user_id, error = %e, "e-mail delivery failed"),
                 }
             }
@@ -95,7 +105,10 @@ fn build_message(
     code: &str,
 ) -> Result<Message, Box<dyn std::error::Error + Send + Sync>> {
     let (subject, action) = match purpose {
-        CodePurpose::Verify => ("Verify your Parley e-mail address", "verify your e-mail address"),
+        CodePurpose::Verify => (
+            "Verify your Parley e-mail address",
+            "verify your e-mail address",
+        ),
         CodePurpose::Reset => ("Reset your Parley password", "reset your password"),
     };
     let body = format!(

@@ -13,14 +13,17 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
         )
         .init();
     let mut args = std::env::args().skip(1);
     let mut config_file: Option<PathBuf> = std::env::var_os("PARLEY_CONFIG").map(PathBuf::from);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--config" | "-c" => config_file = Some(args.next().context("--config needs a file")?.into()),
+            "--config" | "-c" => {
+                config_file = Some(args.next().context("--config needs a file")?.into())
+            }
             "--help" | "-h" => {
                 println!("usage: parley-server [--config FILE]\n\nSettings: see README.md (PARLEY_* env vars, DATABASE_URL).");
                 return Ok(());

@@ -38,15 +38,24 @@ impl RateLimiter {
         match self.buckets.get(key) {
             Some(b) => {
                 let elapsed = (now_ms - b.at_ms).max(0) as f64;
-                let tokens = (b.tokens + elapsed * self.capacity / self.window_ms).min(self.capacity);
-                Bucket { tokens, at_ms: now_ms }
+                let tokens =
+                    (b.tokens + elapsed * self.capacity / self.window_ms).min(self.capacity);
+                Bucket {
+                    tokens,
+                    at_ms: now_ms,
+                }
             }
-            None => Bucket { tokens: self.capacity, at_ms: now_ms },
+            None => Bucket {
+                tokens: self.capacity,
+                at_ms: now_ms,
+            },
         }
     }
 
     fn wait_ms(&self, b: Bucket) -> u64 {
-        ((1.0 - b.tokens) * self.window_ms / self.capacity).ceil().max(1.0) as u64
+        ((1.0 - b.tokens) * self.window_ms / self.capacity)
+            .ceil()
+            .max(1.0) as u64
     }
 
     /// Takes one token for `key`, or says how many milliseconds until one is available.

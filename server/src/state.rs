@@ -36,7 +36,13 @@ pub struct Limiters {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config, secrets: &Secrets, clock: Arc<dyn Clock>, mailer: Mailer) -> Self {
+    pub fn new(
+        db: Db,
+        config: Config,
+        secrets: &Secrets,
+        clock: Arc<dyn Clock>,
+        mailer: Mailer,
+    ) -> Self {
         let l = &config.limits;
         let limits = Limiters {
             login_per_ip: SharedLimiter::new(l.login_per_ip, l.login_per_ip_window_secs),
@@ -55,7 +61,11 @@ impl AppState {
             ),
             email_send: SharedLimiter::new(1, config.email_resend_cooldown_secs),
         };
-        let jwt = JwtKeys::new(&secrets.jwt_secret, &config.jwt_issuer, &config.jwt_audience);
+        let jwt = JwtKeys::new(
+            &secrets.jwt_secret,
+            &config.jwt_issuer,
+            &config.jwt_audience,
+        );
         Self(Arc::new(Inner {
             db,
             config,

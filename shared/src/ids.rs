@@ -148,7 +148,14 @@ mod tests {
 
     #[test]
     fn parse_rejects_wrong_length_and_letters() {
-        for bad in ["", "bcdf-ghjk-mnp", "bcdf-ghjk-mnpqr", "bcdf-ghjk-mnpo", "bcdf-ghjk-mnp1", "ßcdf-ghjk-mnpq"] {
+        for bad in [
+            "",
+            "bcdf-ghjk-mnp",
+            "bcdf-ghjk-mnpqr",
+            "bcdf-ghjk-mnpo",
+            "bcdf-ghjk-mnp1",
+            "ßcdf-ghjk-mnpq",
+        ] {
             assert_eq!(MeetingCode::parse(bad), Err(InvalidMeetingCode), "{bad}");
         }
     }

@@ -32,7 +32,10 @@ pub struct Invalid {
 }
 
 fn invalid(code: ErrorCode, message: impl Into<String>) -> Invalid {
-    Invalid { code, message: message.into() }
+    Invalid {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Checks a username and returns it lowercased (usernames are case-insensitive).
@@ -42,7 +45,10 @@ pub fn username(input: &str) -> Result<String, Invalid> {
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
-    let ok_start = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let ok_start = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
     if ok_len && ok_chars && ok_start && !name.contains('@') {
         Ok(name)
     } else {
@@ -113,7 +119,10 @@ pub fn title(input: &str) -> Result<String, Invalid> {
     if TITLE_CHARS.contains(&t.chars().count()) && !t.chars().any(char::is_control) {
         Ok(t.to_string())
     } else {
-        Err(invalid(ErrorCode::InvalidTitle, "title must be 1-120 characters"))
+        Err(invalid(
+            ErrorCode::InvalidTitle,
+            "title must be 1-120 characters",
+        ))
     }
 }
 
@@ -122,7 +131,10 @@ pub fn passcode(input: &str) -> Result<(), Invalid> {
     if PASSCODE_CHARS.contains(&input.chars().count()) && !input.chars().any(char::is_control) {
         Ok(())
     } else {
-        Err(invalid(ErrorCode::InvalidPasscode, "passcode must be 4-64 characters"))
+        Err(invalid(
+            ErrorCode::InvalidPasscode,
+            "passcode must be 4-64 characters",
+        ))
     }
 }
 
@@ -132,17 +144,26 @@ pub fn display_name(input: &str) -> Result<String, Invalid> {
     if DISPLAY_NAME_CHARS.contains(&n.chars().count()) && !n.chars().any(char::is_control) {
         Ok(n.to_string())
     } else {
-        Err(invalid(ErrorCode::InvalidDisplayName, "display name must be 1-64 characters"))
+        Err(invalid(
+            ErrorCode::InvalidDisplayName,
+            "display name must be 1-64 characters",
+        ))
     }
 }
 
 /// Checks a chat message's size (it must not be blank).
 pub fn chat_text(input: &str) -> Result<(), Invalid> {
     if input.trim().is_empty() {
-        return Err(invalid(ErrorCode::MalformedRequest, "chat message is empty"));
+        return Err(invalid(
+            ErrorCode::MalformedRequest,
+            "chat message is empty",
+        ));
     }
     if input.len() > MAX_CHAT_BYTES {
-        return Err(invalid(ErrorCode::PayloadTooLarge, "chat message is longer than 4 KiB"));
+        return Err(invalid(
+            ErrorCode::PayloadTooLarge,
+            "chat message is longer than 4 KiB",
+        ));
     }
     Ok(())
 }
@@ -165,7 +186,11 @@ mod tests {
     fn usernames() {
         assert_eq!(username(" Alice_01 ").unwrap(), "alice_01");
         for bad in ["ab", "_alice", "a b c", "alice@x", &"a".repeat(33), "ålice"] {
-            assert_eq!(username(bad).unwrap_err().code, ErrorCode::InvalidUsername, "{bad}");
+            assert_eq!(
+                username(bad).unwrap_err().code,
+                ErrorCode::InvalidUsername,
+                "{bad}"
+            );
         }
     }
 
@@ -173,31 +198,74 @@ mod tests {
     fn emails() {
         assert_eq!(email(" Bob@Example.COM ").unwrap(), "Bob@Example.COM");
         assert_eq!(email_key("Bob@Example.COM"), "bob@example.com");
-        for bad in ["", "bob", "bob@", "@x.org", "bob@localhost", "bob@x..org", "b ob@x.org", "bob@.x.org"] {
-            assert_eq!(email(bad).unwrap_err().code, ErrorCode::InvalidEmail, "{bad}");
+        for bad in [
+            "",
+            "bob",
+            "bob@",
+            "@x.org",
+            "bob@localhost",
+            "bob@x..org",
+            "b ob@x.org",
+            "bob@.x.org",
+        ] {
+            assert_eq!(
+                email(bad).unwrap_err().code,
+                ErrorCode::InvalidEmail,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn passwords() {
         assert!(password("correct horse battery").is_ok());
-        assert_eq!(password("short").unwrap_err().code, ErrorCode::InvalidPassword);
-        assert_eq!(password(&"x".repeat(129)).unwrap_err().code, ErrorCode::InvalidPassword);
-        assert!(password(&"é".repeat(128)).is_ok(), "length counts characters, not bytes");
-        assert_eq!(password("Password123").unwrap_err().code, ErrorCode::PasswordTooCommon);
-        assert_eq!(password("qwertyuiop").unwrap_err().code, ErrorCode::PasswordTooCommon);
+        assert_eq!(
+            password("short").unwrap_err().code,
+            ErrorCode::InvalidPassword
+        );
+        assert_eq!(
+            password(&"x".repeat(129)).unwrap_err().code,
+            ErrorCode::InvalidPassword
+        );
+        assert!(
+            password(&"é".repeat(128)).is_ok(),
+            "length counts characters, not bytes"
+        );
+        assert_eq!(
+            password("Password123").unwrap_err().code,
+            ErrorCode::PasswordTooCommon
+        );
+        assert_eq!(
+            password("qwertyuiop").unwrap_err().code,
+            ErrorCode::PasswordTooCommon
+        );
     }
 
     #[test]
     fn titles_names_codes() {
         assert_eq!(title("  Standup ").unwrap(), "Standup");
         assert_eq!(title("   ").unwrap_err().code, ErrorCode::InvalidTitle);
-        assert_eq!(title(&"t".repeat(121)).unwrap_err().code, ErrorCode::InvalidTitle);
-        assert_eq!(passcode("123").unwrap_err().code, ErrorCode::InvalidPasscode);
+        assert_eq!(
+            title(&"t".repeat(121)).unwrap_err().code,
+            ErrorCode::InvalidTitle
+        );
+        assert_eq!(
+            passcode("123").unwrap_err().code,
+            ErrorCode::InvalidPasscode
+        );
         assert!(passcode("1234").is_ok());
-        assert_eq!(display_name("").unwrap_err().code, ErrorCode::InvalidDisplayName);
+        assert_eq!(
+            display_name("").unwrap_err().code,
+            ErrorCode::InvalidDisplayName
+        );
         assert!(email_code("012345").is_ok());
-        assert_eq!(email_code("12345a").unwrap_err().code, ErrorCode::CodeInvalid);
-        assert_eq!(chat_text(&"x".repeat(MAX_CHAT_BYTES + 1)).unwrap_err().code, ErrorCode::PayloadTooLarge);
+        assert_eq!(
+            email_code("12345a").unwrap_err().code,
+            ErrorCode::CodeInvalid
+        );
+        assert_eq!(
+            chat_text(&"x".repeat(MAX_CHAT_BYTES + 1)).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
     }
 }

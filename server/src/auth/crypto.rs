@@ -23,21 +23,30 @@ const IAT_SKEW_SECS: i64 = 60;
 fn argon2() -> Argon2<'static> {
     // The parameters are constants inside argon2's accepted ranges.
     #[allow(clippy::expect_used)]
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_PARALLELISM, None)
-        .expect("valid argon2 parameters");
+    let params = Params::new(
+        ARGON2_MEMORY_KIB,
+        ARGON2_ITERATIONS,
+        ARGON2_PARALLELISM,
+        None,
+    )
+    .expect("valid argon2 parameters");
     Argon2::new(ArgonAlgorithm::Argon2id, Version::V0x13, params)
 }
 
 /// Hashes a password (or meeting passcode) into a PHC string. CPU-heavy: call off the runtime.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Ok(argon2().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(argon2()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 /// Checks a password against a PHC string. CPU-heavy: call off the runtime.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -164,15 +173,21 @@ pub fn hash_email_code(secret: &str, purpose: &str, user_id: &str, code: &str) -
 
 /// Constant-time string equality for hashes.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -195,12 +210,24 @@ mod tests {
         let keys = JwtKeys::new(SECRET, "parley", "parley-api");
         let t = keys.issue("u1", "s1", 1_000_000, 900);
         let c = keys.verify(&t, 1_000_000).unwrap();
-        assert_eq!((c.sub.as_str(), c.sid.as_str(), c.exp - c.iat), ("u1", "s1", 900));
-        assert_eq!(keys.verify(&t, 1_000_000 + 900_000).unwrap_err(), TokenError::Expired);
+        assert_eq!(
+            (c.sub.as_str(), c.sid.as_str(), c.exp - c.iat),
+            ("u1", "s1", 900)
+        );
+        assert_eq!(
+            keys.verify(&t, 1_000_000 + 900_000).unwrap_err(),
+            TokenError::Expired
+        );
         let other_aud = JwtKeys::new(SECRET, "parley", "elsewhere");
-        assert_eq!(other_aud.verify(&t, 1_000_000).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            other_aud.verify(&t, 1_000_000).unwrap_err(),
+            TokenError::Invalid
+        );
         let other_key = JwtKeys::new(&SECRET.repeat(2), "parley", "parley-api");
-        assert_eq!(other_key.verify(&t, 1_000_000).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            other_key.verify(&t, 1_000_000).unwrap_err(),
+            TokenError::Invalid
+        );
     }
 
     #[test]
@@ -213,7 +240,10 @@ mod tests {
         let a = hash_email_code(SECRET, "verify", "u", "123456");
         assert_eq!(a, hash_email_code(SECRET, "verify", "u", " 123456 "));
         assert_ne!(a, hash_email_code(SECRET, "reset", "u", "123456"));
-        assert_ne!(a, hash_email_code("another-secret-another-secret-xx", "verify", "u", "123456"));
+        assert_ne!(
+            a,
+            hash_email_code("another-secret-another-secret-xx", "verify", "u", "123456")
+        );
         assert!(constant_time_eq(&a, &a.clone()));
         assert!(!constant_time_eq(&a, &a[1..]));
     }

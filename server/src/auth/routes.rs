@@ -34,7 +34,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Runs argon2 off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(AppError::internal)
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(AppError::internal)
 }
 
 fn limited(result: Result<(), u64>) -> ApiResult<()> {
@@ -63,21 +65,34 @@ async fn register(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<RegisterResponse>)> {
-    limited(state.limits.register_per_ip.take(&ip.to_string(), state.now_ms()))?;
+    limited(
+        state
+            .limits
+            .register_per_ip
+            .take(&ip.to_string(), state.now_ms()),
+    )?;
     let username = validate::username(&req.username)?;
     let email = validate::email(&req.email)?;
     let email_key = validate::email_key(&email);
     validate::password(&req.password)?;
 
     let taken = |code, what| AppError::conflict(code, format!("that {what} is already registered"));
-    if store::user_by_username(&state.db.pool, &username).await?.is_some() {
+    if store::user_by_username(&state.db.pool, &username)
+        .await?
+        .is_some()
+    {
         return Err(taken(ErrorCode::UsernameTaken, "username"));
     }
-    if store::user_by_email_key(&state.db.pool, &email_key).await?.is_some() {
+    if store::user_by_email_key(&state.db.pool, &email_key)
+        .await?
+        .is_some()
+    {
         return Err(taken(ErrorCode::EmailTaken, "e-mail address"));
     }
     let password = req.password;
-    let hash = blocking(move || crypto::hash_password(&password)).await?.map_err(AppError::internal)?;
+    let hash = blocking(move || crypto::hash_password(&password))
+        .await?
+        .map_err(AppError::internal)?;
     let user = store::UserRow {
         id: ulid::Ulid::new().to_string(),
         username,
@@ -102,23 +117,42 @@ async fn register(
         Ok(_) => {}
         // Lost a race with an identical registration.
         Err(e) if is_unique_violation(&e) => {
-            return Err(if store::user_by_username(&state.db.pool, &user.username).await?.is_some() {
-                taken(ErrorCode::UsernameTaken, "username")
-            } else {
-                taken(ErrorCode::EmailTaken, "e-mail address")
-            })
+            return Err(
+                if store::user_by_username(&state.db.pool, &user.username)
+                    .await?
+                    .is_some()
+                {
+                    taken(ErrorCode::UsernameTaken, "username")
+                } else {
+                    taken(ErrorCode::EmailTaken, "e-mail address")
+                },
+            )
         }
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user_id = %user.id, "account registered");
     store::audit(&state, Some(&user.id), "register", None).await;
     // Charge the resend cool-down for the first code too.
-    let _ = state.limits.email_send.take(&email_send_key(CodePurpose::Verify, &email_key), state.now_ms());
+    let _ = state.limits.email_send.take(
+        &email_send_key(CodePurpose::Verify, &email_key),
+        state.now_ms(),
+    );
     send_code(&state, &user, CodePurpose::Verify).await?;
 
     let verification_required = state.config.require_verified_email;
-    let tokens = if verification_required { None } else { Some(store::create_session(&state, &user.id).await?) };
-    Ok((StatusCode::CREATED, ApiJson(RegisterResponse { user: user.to_api(), verification_required, tokens })))
+    let tokens = if verification_required {
+        None
+    } else {
+        Some(store::create_session(&state, &user.id).await?)
+    };
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(RegisterResponse {
+            user: user.to_api(),
+            verification_required,
+            tokens,
+        }),
+    ))
 }
 
 /// Sign in with a username or e-mail address and a password.
@@ -140,47 +174,81 @@ async fn login(
     };
     // Failures are counted per account, or per login text when no account matches, so an
     // unknown login is answered exactly like a known one.
-    let account_key = user.as_ref().map_or_else(|| format!("login:{}", login.to_lowercase()), |u| u.id.clone());
-    limited(state.limits.login_failures_per_account.check(&account_key, now))?;
+    let account_key = user.as_ref().map_or_else(
+        || format!("login:{}", login.to_lowercase()),
+        |u| u.id.clone(),
+    );
+    limited(
+        state
+            .limits
+            .login_failures_per_account
+            .check(&account_key, now),
+    )?;
 
-    let hash = user.as_ref().map_or_else(|| crypto::dummy_hash().to_string(), |u| u.password_hash.clone());
+    let hash = user.as_ref().map_or_else(
+        || crypto::dummy_hash().to_string(),
+        |u| u.password_hash.clone(),
+    );
     let password = req.password;
     let ok = blocking(move || crypto::verify_password(&password, &hash)).await?;
     let user = match user {
         Some(u) if ok => u,
         _ => {
-            let _ = state.limits.login_failures_per_account.take(&account_key, now);
-            return Err(AppError::unauthorized(ErrorCode::InvalidCredentials, "wrong username, e-mail or password"));
+            let _ = state
+                .limits
+                .login_failures_per_account
+                .take(&account_key, now);
+            return Err(AppError::unauthorized(
+                ErrorCode::InvalidCredentials,
+                "wrong username, e-mail or password",
+            ));
         }
     };
     state.limits.login_failures_per_account.reset(&account_key);
     if state.config.require_verified_email && user.email_verified_at.is_none() {
-        return Err(AppError::forbidden(ErrorCode::EmailNotVerified, "verify your e-mail address first"));
+        return Err(AppError::forbidden(
+            ErrorCode::EmailNotVerified,
+            "verify your e-mail address first",
+        ));
     }
     let tokens = store::create_session(&state, &user.id).await?;
     tracing::info!(user_id = %user.id, "signed in");
     store::audit(&state, Some(&user.id), "login", None).await;
-    Ok(ApiJson(LoginResponse { user: user.to_api(), tokens }))
+    Ok(ApiJson(LoginResponse {
+        user: user.to_api(),
+        tokens,
+    }))
 }
 
 /// Trade a refresh token for a new pair. Each refresh token works once; presenting a spent
 /// one signs the whole session out.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
-async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<ApiJson<TokenPair>> {
-    Ok(ApiJson(store::rotate_refresh_token(&state, req.refresh_token.trim()).await?))
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<ApiJson<TokenPair>> {
+    Ok(ApiJson(
+        store::rotate_refresh_token(&state, req.refresh_token.trim()).await?,
+    ))
 }
 
 /// Sign out: revokes the session the refresh token belongs to, and its access tokens.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = LogoutRequest,
     responses((status = 204), (status = 401, body = ErrorBody)))]
-async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<LogoutRequest>) -> ApiResult<StatusCode> {
+async fn logout(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LogoutRequest>,
+) -> ApiResult<StatusCode> {
     match store::revoke_by_refresh_token(&state, req.refresh_token.trim()).await? {
         Some(user_id) => {
             store::audit(&state, Some(&user_id), "logout", None).await;
             Ok(StatusCode::NO_CONTENT)
         }
-        None => Err(AppError::unauthorized(ErrorCode::InvalidRefreshToken, "unknown refresh token")),
+        None => Err(AppError::unauthorized(
+            ErrorCode::InvalidRefreshToken,
+            "unknown refresh token",
+        )),
     }
 }
 
@@ -190,7 +258,9 @@ async fn logout(State(state): State<AppState>, ApiJson(req): ApiJson<LogoutReque
 async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<ApiJson<User>> {
     let user = store::user_by_id(&state.db.pool, auth.user_id.as_str())
         .await?
-        .ok_or_else(|| AppError::unauthorized(ErrorCode::InvalidToken, "account no longer exists"))?;
+        .ok_or_else(|| {
+            AppError::unauthorized(ErrorCode::InvalidToken, "account no longer exists")
+        })?;
     Ok(ApiJson(user.to_api()))
 }
 
@@ -206,21 +276,34 @@ async fn change_password(
 ) -> ApiResult<StatusCode> {
     let user = store::user_by_id(&state.db.pool, auth.user_id.as_str())
         .await?
-        .ok_or_else(|| AppError::unauthorized(ErrorCode::InvalidToken, "account no longer exists"))?;
+        .ok_or_else(|| {
+            AppError::unauthorized(ErrorCode::InvalidToken, "account no longer exists")
+        })?;
     let (current, hash) = (req.current_password, user.password_hash.clone());
     if !blocking(move || crypto::verify_password(&current, &hash)).await? {
-        return Err(AppError::forbidden(ErrorCode::InvalidCredentials, "current password is wrong"));
+        return Err(AppError::forbidden(
+            ErrorCode::InvalidCredentials,
+            "current password is wrong",
+        ));
     }
     validate::password(&req.new_password)?;
     set_password(&state, &user.id, req.new_password).await?;
-    let revoked = store::revoke_user_sessions(&state, &user.id, Some(auth.session_id.as_str()), "password_changed").await?;
+    let revoked = store::revoke_user_sessions(
+        &state,
+        &user.id,
+        Some(auth.session_id.as_str()),
+        "password_changed",
+    )
+    .await?;
     tracing::info!(user_id = %user.id, revoked, "password changed");
     store::audit(&state, Some(&user.id), "password_change", None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_password(state: &AppState, user_id: &str, password: String) -> ApiResult<()> {
-    let hash = blocking(move || crypto::hash_password(&password)).await?.map_err(AppError::internal)?;
+    let hash = blocking(move || crypto::hash_password(&password))
+        .await?
+        .map_err(AppError::internal)?;
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(user_id)
@@ -236,12 +319,20 @@ fn code_invalid() -> AppError {
 /// Confirm an e-mail address with the six-digit code that was mailed to it.
 #[utoipa::path(post, path = "/api/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
     responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn verify_email(State(state): State<AppState>, ApiJson(req): ApiJson<VerifyEmailRequest>) -> ApiResult<ApiJson<User>> {
+async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<VerifyEmailRequest>,
+) -> ApiResult<ApiJson<User>> {
     validate::email_code(&req.code)?;
     let key = validate::email_key(&req.email);
-    let mut user = store::user_by_email_key(&state.db.pool, &key).await?.ok_or_else(code_invalid)?;
+    let mut user = store::user_by_email_key(&state.db.pool, &key)
+        .await?
+        .ok_or_else(code_invalid)?;
     if user.email_verified_at.is_some() {
-        return Err(AppError::conflict(ErrorCode::EmailAlreadyVerified, "this address is already verified"));
+        return Err(AppError::conflict(
+            ErrorCode::EmailAlreadyVerified,
+            "this address is already verified",
+        ));
     }
     store::consume_email_code(&state, &user.id, CodePurpose::Verify, &req.code).await?;
     let now = state.now_ms();
@@ -265,13 +356,23 @@ async fn resend_verification(
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<Accepted>)> {
     let key = validate::email_key(&validate::email(&req.email)?);
-    limited(state.limits.email_send.take(&email_send_key(CodePurpose::Verify, &key), state.now_ms()))?;
+    limited(
+        state
+            .limits
+            .email_send
+            .take(&email_send_key(CodePurpose::Verify, &key), state.now_ms()),
+    )?;
     if let Some(user) = store::user_by_email_key(&state.db.pool, &key).await? {
         if user.email_verified_at.is_none() {
             send_code(&state, &user, CodePurpose::Verify).await?;
         }
     }
-    Ok((StatusCode::ACCEPTED, ApiJson(Accepted { message: ACCEPTED_MESSAGE.into() })))
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(Accepted {
+            message: ACCEPTED_MESSAGE.into(),
+        }),
+    ))
 }
 
 /// Mail a password-reset code. Answers the same whether or not the address is registered.
@@ -282,11 +383,21 @@ async fn request_password_reset(
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<Accepted>)> {
     let key = validate::email_key(&validate::email(&req.email)?);
-    limited(state.limits.email_send.take(&email_send_key(CodePurpose::Reset, &key), state.now_ms()))?;
+    limited(
+        state
+            .limits
+            .email_send
+            .take(&email_send_key(CodePurpose::Reset, &key), state.now_ms()),
+    )?;
     if let Some(user) = store::user_by_email_key(&state.db.pool, &key).await? {
         send_code(&state, &user, CodePurpose::Reset).await?;
     }
-    Ok((StatusCode::ACCEPTED, ApiJson(Accepted { message: ACCEPTED_MESSAGE.into() })))
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(Accepted {
+            message: ACCEPTED_MESSAGE.into(),
+        }),
+    ))
 }
 
 /// Set a new password with a reset code; every session is signed out.
@@ -299,15 +410,19 @@ async fn confirm_password_reset(
     validate::email_code(&req.code)?;
     validate::password(&req.new_password)?;
     let key = validate::email_key(&req.email);
-    let user = store::user_by_email_key(&state.db.pool, &key).await?.ok_or_else(code_invalid)?;
+    let user = store::user_by_email_key(&state.db.pool, &key)
+        .await?
+        .ok_or_else(code_invalid)?;
     store::consume_email_code(&state, &user.id, CodePurpose::Reset, &req.code).await?;
     set_password(&state, &user.id, req.new_password).await?;
     // The code reached the mailbox, which also proves the address.
-    sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2")
-        .bind(state.now_ms())
-        .bind(&user.id)
-        .execute(&state.db.pool)
-        .await?;
+    sqlx::query(
+        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2",
+    )
+    .bind(state.now_ms())
+    .bind(&user.id)
+    .execute(&state.db.pool)
+    .await?;
     store::revoke_user_sessions(&state, &user.id, None, "password_reset").await?;
     store::audit(&state, Some(&user.id), "password_reset", None).await;
     Ok(StatusCode::NO_CONTENT)

@@ -5,7 +5,7 @@ use parley_shared::{ErrorCode, UserId};
 use sqlx::AnyPool;
 
 use crate::auth::crypto;
-use crate::error::{AppError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::mail::CodePurpose;
 use crate::state::AppState;
 
@@ -42,29 +42,35 @@ pub async fn user_by_id(pool: &AnyPool, id: &str) -> sqlx::Result<Option<UserRow
 }
 
 pub async fn user_by_username(pool: &AnyPool, username: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-        .bind(username)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn user_by_email_key(pool: &AnyPool, key: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"))
-        .bind(key)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Records an action in the audit log; failures are logged, never fatal.
 pub async fn audit(state: &AppState, actor: Option<&str>, action: &str, target: Option<&str>) {
-    let result = sqlx::query("INSERT INTO audit_log (id, at, actor_id, action, target) VALUES ($1, $2, $3, $4, $5)")
-        .bind(ulid::Ulid::new().to_string())
-        .bind(state.now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .execute(&state.db.pool)
-        .await;
+    let result = sqlx::query(
+        "INSERT INTO audit_log (id, at, actor_id, action, target) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(ulid::Ulid::new().to_string())
+    .bind(state.now_ms())
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .execute(&state.db.pool)
+    .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, action, "audit log write failed");
     }
@@ -94,7 +100,8 @@ async fn insert_refresh_token(
     now: i64,
 ) -> sqlx::Result<String> {
     let token = crypto::new_refresh_token();
-    let ttl_ms = i64::try_from(state.config.refresh_token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+    let ttl_ms = i64::try_from(state.config.refresh_token_ttl_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX / 2);
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -109,7 +116,13 @@ async fn insert_refresh_token(
     Ok(token)
 }
 
-fn token_pair(state: &AppState, user_id: &str, session_id: &str, refresh: String, now: i64) -> TokenPair {
+fn token_pair(
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+    refresh: String,
+    now: i64,
+) -> TokenPair {
     let ttl = state.config.access_token_ttl_secs;
     TokenPair {
         access_token: state.jwt.issue(user_id, session_id, now, ttl),
@@ -132,7 +145,12 @@ struct RefreshRow {
 /// Spends `token` and returns a new pair in the same session. A token presented a second
 /// time means it was copied: the whole session is revoked.
 pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<TokenPair> {
-    let invalid = || AppError::unauthorized(ErrorCode::InvalidRefreshToken, "refresh token is not valid; sign in again");
+    let invalid = || {
+        AppError::unauthorized(
+            ErrorCode::InvalidRefreshToken,
+            "refresh token is not valid; sign in again",
+        )
+    };
     let now = state.now_ms();
     let hash = crypto::hash_refresh_token(token);
     let mut tx = state.db.pool.begin().await?;
@@ -143,17 +161,21 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
     .bind(&hash)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(row) = row else { return Err(invalid()) };
+    let Some(row) = row else {
+        return Err(invalid());
+    };
     if row.revoked_at.is_some() {
         return Err(invalid());
     }
     let spent = row.used_at.is_some()
-        || sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        || sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
             == 0;
     if spent {
         revoke_session_in(&mut tx, &row.session_id, now, "refresh_token_reused").await?;
@@ -169,7 +191,13 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
     }
     let refresh = insert_refresh_token(&mut tx, state, &row.session_id, &row.user_id, now).await?;
     tx.commit().await?;
-    Ok(token_pair(state, &row.user_id, &row.session_id, refresh, now))
+    Ok(token_pair(
+        state,
+        &row.user_id,
+        &row.session_id,
+        refresh,
+        now,
+    ))
 }
 
 async fn revoke_session_in(
@@ -195,14 +223,21 @@ pub async fn revoke_by_refresh_token(state: &AppState, token: &str) -> ApiResult
             .bind(crypto::hash_refresh_token(token))
             .fetch_optional(&mut *tx)
             .await?;
-    let Some((session_id, user_id)) = row else { return Ok(None) };
+    let Some((session_id, user_id)) = row else {
+        return Ok(None);
+    };
     revoke_session_in(&mut tx, &session_id, state.now_ms(), "logout").await?;
     tx.commit().await?;
     Ok(Some(user_id))
 }
 
 /// Revokes every live session of `user_id` except `keep`.
-pub async fn revoke_user_sessions(state: &AppState, user_id: &str, keep: Option<&str>, reason: &str) -> sqlx::Result<u64> {
+pub async fn revoke_user_sessions(
+    state: &AppState,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
          WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4",
@@ -217,10 +252,15 @@ pub async fn revoke_user_sessions(state: &AppState, user_id: &str, keep: Option<
 }
 
 /// Stores a new code for `user_id` (superseding earlier ones) and returns it in clear.
-pub async fn new_email_code(state: &AppState, user_id: &str, purpose: CodePurpose) -> sqlx::Result<String> {
+pub async fn new_email_code(
+    state: &AppState,
+    user_id: &str,
+    purpose: CodePurpose,
+) -> sqlx::Result<String> {
     let code = crypto::new_email_code();
     let now = state.now_ms();
-    let ttl_ms = i64::try_from(state.config.email_code_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+    let ttl_ms = i64::try_from(state.config.email_code_ttl_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX / 2);
     sqlx::query(
         "INSERT INTO email_codes (id, user_id, purpose, code_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -228,7 +268,12 @@ pub async fn new_email_code(state: &AppState, user_id: &str, purpose: CodePurpos
     .bind(ulid::Ulid::new().to_string())
     .bind(user_id)
     .bind(purpose.as_str())
-    .bind(crypto::hash_email_code(&state.code_secret, purpose.as_str(), user_id, &code))
+    .bind(crypto::hash_email_code(
+        &state.code_secret,
+        purpose.as_str(),
+        user_id,
+        &code,
+    ))
     .bind(now)
     .bind(now.saturating_add(ttl_ms))
     .execute(&state.db.pool)
@@ -247,7 +292,12 @@ struct CodeRow {
 
 /// Checks `code` against the newest code for `user_id` and `purpose` and spends it.
 /// Only the newest code counts; each wrong try is recorded and the code burns at the limit.
-pub async fn consume_email_code(state: &AppState, user_id: &str, purpose: CodePurpose, code: &str) -> ApiResult<()> {
+pub async fn consume_email_code(
+    state: &AppState,
+    user_id: &str,
+    purpose: CodePurpose,
+    code: &str,
+) -> ApiResult<()> {
     let err = |code, msg: &str| AppError::bad_request(code, msg);
     let row: Option<CodeRow> = sqlx::query_as(
         "SELECT id, code_hash, expires_at, attempts, used_at FROM email_codes \
@@ -257,17 +307,28 @@ pub async fn consume_email_code(state: &AppState, user_id: &str, purpose: CodePu
     .bind(purpose.as_str())
     .fetch_optional(&state.db.pool)
     .await?;
-    let Some(row) = row else { return Err(err(ErrorCode::CodeInvalid, "that code is not valid")) };
+    let Some(row) = row else {
+        return Err(err(ErrorCode::CodeInvalid, "that code is not valid"));
+    };
     let max = i64::from(state.config.email_code_max_attempts);
     if row.used_at.is_some() {
-        return Err(err(ErrorCode::CodeUsed, "that code was already used; request a new one"));
+        return Err(err(
+            ErrorCode::CodeUsed,
+            "that code was already used; request a new one",
+        ));
     }
     if row.attempts >= max {
-        return Err(err(ErrorCode::CodeBurned, "too many wrong tries; request a new code"));
+        return Err(err(
+            ErrorCode::CodeBurned,
+            "too many wrong tries; request a new code",
+        ));
     }
     let now = state.now_ms();
     if row.expires_at <= now {
-        return Err(err(ErrorCode::CodeExpired, "that code has expired; request a new one"));
+        return Err(err(
+            ErrorCode::CodeExpired,
+            "that code has expired; request a new one",
+        ));
     }
     // Reserve a try atomically before comparing, so parallel guesses cannot exceed the limit.
     let reserved = sqlx::query(
@@ -278,24 +339,37 @@ pub async fn consume_email_code(state: &AppState, user_id: &str, purpose: CodePu
     .execute(&state.db.pool)
     .await?;
     if reserved.rows_affected() == 0 {
-        return Err(err(ErrorCode::CodeBurned, "too many wrong tries; request a new code"));
+        return Err(err(
+            ErrorCode::CodeBurned,
+            "too many wrong tries; request a new code",
+        ));
     }
     let given = crypto::hash_email_code(&state.code_secret, purpose.as_str(), user_id, code);
     if !crypto::constant_time_eq(&given, &row.code_hash) {
         let left = max - row.attempts - 1;
         return Err(if left <= 0 {
-            err(ErrorCode::CodeBurned, "too many wrong tries; request a new code")
+            err(
+                ErrorCode::CodeBurned,
+                "too many wrong tries; request a new code",
+            )
         } else {
-            err(ErrorCode::CodeInvalid, &format!("that code is not right; {left} tries left"))
+            err(
+                ErrorCode::CodeInvalid,
+                &format!("that code is not right; {left} tries left"),
+            )
         });
     }
-    let spent = sqlx::query("UPDATE email_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(&row.id)
-        .execute(&state.db.pool)
-        .await?;
+    let spent =
+        sqlx::query("UPDATE email_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&row.id)
+            .execute(&state.db.pool)
+            .await?;
     if spent.rows_affected() == 0 {
-        return Err(err(ErrorCode::CodeUsed, "that code was already used; request a new one"));
+        return Err(err(
+            ErrorCode::CodeUsed,
+            "that code was already used; request a new one",
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use parley_shared::api::{
-    CreateMeetingRequest, JoinMeetingRequest, JoinMeetingResponse, Meeting, MeetingList, ParticipantStatus, Role,
+    CreateMeetingRequest, JoinMeetingRequest, JoinMeetingResponse, Meeting, MeetingList,
+    ParticipantStatus, Role,
 };
 use parley_shared::{validate, ErrorBody, ErrorCode, MeetingCode};
 use rand::Rng as _;
@@ -37,26 +38,37 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn parse_code(raw: &str) -> ApiResult<MeetingCode> {
-    MeetingCode::parse(raw).map_err(|e| AppError::bad_request(ErrorCode::InvalidMeetingCode, e.to_string()))
+    MeetingCode::parse(raw)
+        .map_err(|e| AppError::bad_request(ErrorCode::InvalidMeetingCode, e.to_string()))
 }
 
 fn not_found() -> AppError {
-    AppError::new(StatusCode::NOT_FOUND, ErrorCode::MeetingNotFound, "no meeting has that code")
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::MeetingNotFound,
+        "no meeting has that code",
+    )
 }
 
 async fn load(state: &AppState, raw_code: &str, user_id: &str) -> ApiResult<MeetingRow> {
     let code = parse_code(raw_code)?;
-    store::by_code(&state.db.pool, &code, user_id).await?.ok_or_else(not_found)
+    store::by_code(&state.db.pool, &code, user_id)
+        .await?
+        .ok_or_else(not_found)
 }
 
 /// The caller may see a meeting they host or have a (non-denied) participant row in.
 fn require_participant(m: &MeetingRow) -> ApiResult<()> {
     match m.status() {
-        Some(ParticipantStatus::Denied) => {
-            Err(AppError::forbidden(ErrorCode::NotParticipant, "you were removed from this meeting"))
-        }
+        Some(ParticipantStatus::Denied) => Err(AppError::forbidden(
+            ErrorCode::NotParticipant,
+            "you were removed from this meeting",
+        )),
         Some(_) => Ok(()),
-        None => Err(AppError::forbidden(ErrorCode::NotParticipant, "only participants can see this meeting")),
+        None => Err(AppError::forbidden(
+            ErrorCode::NotParticipant,
+            "only participants can see this meeting",
+        )),
     }
 }
 
@@ -64,7 +76,10 @@ fn require_host(m: &MeetingRow, user_id: &str) -> ApiResult<()> {
     if m.host_id == user_id {
         Ok(())
     } else {
-        Err(AppError::forbidden(ErrorCode::NotHost, "only the host can do this"))
+        Err(AppError::forbidden(
+            ErrorCode::NotHost,
+            "only the host can do this",
+        ))
     }
 }
 
@@ -118,9 +133,19 @@ async fn create_meeting(
         }
     }
     let code = code.ok_or_else(|| AppError::internal("could not find a free meeting code"))?;
-    store::upsert_participant(&state.db.pool, &id, user_id, Role::Host, ParticipantStatus::Invited, now).await?;
+    store::upsert_participant(
+        &state.db.pool,
+        &id,
+        user_id,
+        Role::Host,
+        ParticipantStatus::Invited,
+        now,
+    )
+    .await?;
     auth_store::audit(&state, Some(user_id), "meeting_create", Some(&id)).await;
-    let row = store::by_code(&state.db.pool, &code, user_id).await?.ok_or_else(not_found)?;
+    let row = store::by_code(&state.db.pool, &code, user_id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok((StatusCode::CREATED, ApiJson(row.to_api())))
 }
 
@@ -144,30 +169,45 @@ async fn list_meetings(
     let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
     let limit = match params.limit.as_deref() {
         None | Some("") => DEFAULT_PAGE,
-        Some(s) => s.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| bad("limit must be 1-100"))?,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| bad("limit must be 1-100"))?,
     };
     let before = match params.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => {
             let (at, id) = c.split_once('.').ok_or_else(|| bad("invalid cursor"))?;
-            Some((at.parse::<i64>().map_err(|_| bad("invalid cursor"))?, id.to_string()))
+            Some((
+                at.parse::<i64>().map_err(|_| bad("invalid cursor"))?,
+                id.to_string(),
+            ))
         }
     };
-    let mut rows = store::list_for_user(&state.db.pool, auth.user_id.as_str(), before, limit + 1).await?;
+    let mut rows =
+        store::list_for_user(&state.db.pool, auth.user_id.as_str(), before, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|m| format!("{}.{}", m.created_at, m.id))
     } else {
         None
     };
-    Ok(ApiJson(MeetingList { meetings: rows.iter().map(MeetingRow::to_api).collect(), next_cursor }))
+    Ok(ApiJson(MeetingList {
+        meetings: rows.iter().map(MeetingRow::to_api).collect(),
+        next_cursor,
+    }))
 }
 
 /// A meeting's details, for its host and participants only.
 #[utoipa::path(get, path = "/api/meetings/{code}", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code, e.g. bcdf-ghjk-mnpq")),
     responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+async fn get_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<ApiJson<Meeting>> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_participant(&m)?;
     Ok(ApiJson(m.to_api()))
@@ -177,11 +217,24 @@ async fn get_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): 
 #[utoipa::path(delete, path = "/api/meetings/{code}", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<StatusCode> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_host(&m, auth.user_id.as_str())?;
-    sqlx::query("DELETE FROM meetings WHERE id = $1").bind(&m.id).execute(&state.db.pool).await?;
-    auth_store::audit(&state, Some(auth.user_id.as_str()), "meeting_delete", Some(&m.id)).await;
+    sqlx::query("DELETE FROM meetings WHERE id = $1")
+        .bind(&m.id)
+        .execute(&state.db.pool)
+        .await?;
+    auth_store::audit(
+        &state,
+        Some(auth.user_id.as_str()),
+        "meeting_delete",
+        Some(&m.id),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -201,30 +254,52 @@ async fn join_meeting(
     let req: JoinMeetingRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JoinMeetingRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, format!("invalid body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| {
+            AppError::bad_request(ErrorCode::MalformedRequest, format!("invalid body: {e}"))
+        })?
     };
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
     if m.ended_at.is_some() {
-        return Err(AppError::new(StatusCode::GONE, ErrorCode::MeetingEnded, "this meeting has ended"));
+        return Err(AppError::new(
+            StatusCode::GONE,
+            ErrorCode::MeetingEnded,
+            "this meeting has ended",
+        ));
     }
-    let role = if m.host_id == user_id { Role::Host } else { m.role().unwrap_or(Role::Participant) };
+    let role = if m.host_id == user_id {
+        Role::Host
+    } else {
+        m.role().unwrap_or(Role::Participant)
+    };
     // Someone let in before keeps their place: no passcode or waiting room again.
-    let admitted_before = matches!(m.status(), Some(ParticipantStatus::Joined | ParticipantStatus::Left));
+    let admitted_before = matches!(
+        m.status(),
+        Some(ParticipantStatus::Joined | ParticipantStatus::Left)
+    );
     if m.status() == Some(ParticipantStatus::Denied) {
-        return Err(AppError::forbidden(ErrorCode::NotParticipant, "you were removed from this meeting"));
+        return Err(AppError::forbidden(
+            ErrorCode::NotParticipant,
+            "you were removed from this meeting",
+        ));
     }
     if !role.can_moderate() {
         if m.locked != 0 {
-            return Err(AppError::forbidden(ErrorCode::MeetingLocked, "the host has locked this meeting"));
+            return Err(AppError::forbidden(
+                ErrorCode::MeetingLocked,
+                "the host has locked this meeting",
+            ));
         }
         if let (Some(hash), false) = (&m.passcode_hash, admitted_before) {
             check_passcode(&state, &m.id, user_id, hash, req.passcode).await?;
         }
     }
     let waiting = m.waiting_room != 0 && !role.can_moderate() && !admitted_before;
-    let status = if waiting { ParticipantStatus::Waiting } else { ParticipantStatus::Joined };
+    let status = if waiting {
+        ParticipantStatus::Waiting
+    } else {
+        ParticipantStatus::Joined
+    };
     let now = state.now_ms();
     store::upsert_participant(&state.db.pool, &m.id, user_id, role, status, now).await?;
     if !waiting {
@@ -235,7 +310,10 @@ async fn join_meeting(
             .await?;
     }
     let row = load(&state, &code, user_id).await?;
-    Ok(ApiJson(JoinMeetingResponse { meeting: row.to_api(), waiting }))
+    Ok(ApiJson(JoinMeetingResponse {
+        meeting: row.to_api(),
+        waiting,
+    }))
 }
 
 async fn check_passcode(
@@ -246,13 +324,22 @@ async fn check_passcode(
     given: Option<String>,
 ) -> ApiResult<()> {
     let Some(given) = given.filter(|p| !p.is_empty()) else {
-        return Err(AppError::forbidden(ErrorCode::PasscodeRequired, "this meeting needs a passcode"));
+        return Err(AppError::forbidden(
+            ErrorCode::PasscodeRequired,
+            "this meeting needs a passcode",
+        ));
     };
     let now = state.now_ms();
     let user_key = format!("{meeting_id}:{user_id}");
     let limits = &state.limits;
-    limits.passcode_failures_per_user.check(&user_key, now).map_err(AppError::rate_limited)?;
-    limits.passcode_failures_per_meeting.check(meeting_id, now).map_err(AppError::rate_limited)?;
+    limits
+        .passcode_failures_per_user
+        .check(&user_key, now)
+        .map_err(AppError::rate_limited)?;
+    limits
+        .passcode_failures_per_meeting
+        .check(meeting_id, now)
+        .map_err(AppError::rate_limited)?;
     let hash = hash.to_string();
     let ok = tokio::task::spawn_blocking(move || crypto::verify_password(&given, &hash))
         .await
@@ -262,14 +349,21 @@ async fn check_passcode(
     }
     let _ = limits.passcode_failures_per_user.take(&user_key, now);
     let _ = limits.passcode_failures_per_meeting.take(meeting_id, now);
-    Err(AppError::forbidden(ErrorCode::WrongPasscode, "wrong passcode"))
+    Err(AppError::forbidden(
+        ErrorCode::WrongPasscode,
+        "wrong passcode",
+    ))
 }
 
 /// Leave a meeting (or the waiting room).
 #[utoipa::path(post, path = "/api/meetings/{code}/leave", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn leave_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<StatusCode> {
+async fn leave_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<StatusCode> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_participant(&m)?;
     sqlx::query(
@@ -288,7 +382,11 @@ async fn leave_meeting(State(state): State<AppState>, auth: AuthUser, Path(code)
 #[utoipa::path(post, path = "/api/meetings/{code}/end", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn end_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+async fn end_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<ApiJson<Meeting>> {
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
     require_host(&m, user_id)?;
@@ -318,7 +416,11 @@ async fn end_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): 
 #[utoipa::path(post, path = "/api/meetings/{code}/lock", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn lock_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+async fn lock_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<ApiJson<Meeting>> {
     set_locked(&state, &auth, &code, true).await
 }
 
@@ -326,25 +428,51 @@ async fn lock_meeting(State(state): State<AppState>, auth: AuthUser, Path(code):
 #[utoipa::path(post, path = "/api/meetings/{code}/unlock", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn unlock_meeting(State(state): State<AppState>, auth: AuthUser, Path(code): Path<String>) -> ApiResult<ApiJson<Meeting>> {
+async fn unlock_meeting(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<ApiJson<Meeting>> {
     set_locked(&state, &auth, &code, false).await
 }
 
-async fn set_locked(state: &AppState, auth: &AuthUser, code: &str, locked: bool) -> ApiResult<ApiJson<Meeting>> {
+async fn set_locked(
+    state: &AppState,
+    auth: &AuthUser,
+    code: &str,
+    locked: bool,
+) -> ApiResult<ApiJson<Meeting>> {
     let user_id = auth.user_id.as_str();
     let m = load(state, code, user_id).await?;
     require_participant(&m)?;
     if !m.role().is_some_and(Role::can_moderate) && m.host_id != user_id {
-        return Err(AppError::forbidden(ErrorCode::NotHost, "only the host or a co-host can do this"));
+        return Err(AppError::forbidden(
+            ErrorCode::NotHost,
+            "only the host or a co-host can do this",
+        ));
     }
     if m.ended_at.is_some() {
-        return Err(AppError::new(StatusCode::GONE, ErrorCode::MeetingEnded, "this meeting has ended"));
+        return Err(AppError::new(
+            StatusCode::GONE,
+            ErrorCode::MeetingEnded,
+            "this meeting has ended",
+        ));
     }
     sqlx::query("UPDATE meetings SET locked = $1 WHERE id = $2")
         .bind(i64::from(locked))
         .bind(&m.id)
         .execute(&state.db.pool)
         .await?;
-    auth_store::audit(state, Some(user_id), if locked { "meeting_lock" } else { "meeting_unlock" }, Some(&m.id)).await;
+    auth_store::audit(
+        state,
+        Some(user_id),
+        if locked {
+            "meeting_lock"
+        } else {
+            "meeting_unlock"
+        },
+        Some(&m.id),
+    )
+    .await;
     Ok(ApiJson(load(state, code, user_id).await?.to_api()))
 }

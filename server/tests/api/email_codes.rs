@@ -12,15 +12,52 @@ async fn verification_code_is_mailed_and_verifies_once() {
     let u = s.register("lena").await;
     let code = s.mail.code_for(&u.email, 1).await;
     let mail = s.mail.all();
-    assert!(mail[0].data.contains("Subject: Verify your Parley e-mail address"), "{}", mail[0].data);
+    assert!(
+        mail[0]
+            .data
+            .contains("Subject: Verify your Parley e-mail address"),
+        "{}",
+        mail[0].data
+    );
 
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": "12345"})).await.expect_err(400, "code_invalid");
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": "12345"}),
+    )
+    .await
+    .expect_err(400, "code_invalid");
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": wrong})).await.expect_err(400, "code_invalid");
-    let r = s.post("/api/auth/verify-email", None, json!({"email": u.email.to_uppercase(), "code": code})).await.expect(200);
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": wrong}),
+    )
+    .await
+    .expect_err(400, "code_invalid");
+    let r = s
+        .post(
+            "/api/auth/verify-email",
+            None,
+            json!({"email": u.email.to_uppercase(), "code": code}),
+        )
+        .await
+        .expect(200);
     assert_eq!(r.body["email_verified"], true);
-    s.get("/api/auth/me", Some(&u.access)).await.expect(200).body["email_verified"].as_bool().filter(|v| *v).expect("verified");
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": code})).await.expect_err(409, "email_already_verified");
+    s.get("/api/auth/me", Some(&u.access))
+        .await
+        .expect(200)
+        .body["email_verified"]
+        .as_bool()
+        .filter(|v| *v)
+        .expect("verified");
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": code}),
+    )
+    .await
+    .expect_err(409, "email_already_verified");
 }
 
 #[tokio::test]
@@ -28,7 +65,10 @@ async fn codes_are_stored_hashed() {
     let s = TestServer::start().await;
     let u = s.register("mona").await;
     let code = s.mail.code_for(&u.email, 1).await;
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT code_hash FROM email_codes").fetch_all(&s.pool()).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT code_hash FROM email_codes")
+        .fetch_all(&s.pool())
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_ne!(rows[0].0, code);
     assert_eq!(rows[0].0.len(), 64);
@@ -40,11 +80,29 @@ async fn verification_code_expires_after_24_hours() {
     let u = s.register("nina").await;
     let code = s.mail.code_for(&u.email, 1).await;
     s.advance(Duration::from_secs(24 * 3600 + 1));
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": code})).await.expect_err(400, "code_expired");
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": code}),
+    )
+    .await
+    .expect_err(400, "code_expired");
     // A new code works.
-    s.post("/api/auth/verify-email/resend", None, json!({"email": u.email})).await.expect(202);
+    s.post(
+        "/api/auth/verify-email/resend",
+        None,
+        json!({"email": u.email}),
+    )
+    .await
+    .expect(202);
     let fresh = s.mail.code_for(&u.email, 2).await;
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": fresh})).await.expect(200);
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": fresh}),
+    )
+    .await
+    .expect(200);
 }
 
 #[tokio::test]
@@ -54,14 +112,40 @@ async fn five_wrong_tries_burn_the_code() {
     let code = s.mail.code_for(&u.email, 1).await;
     let wrong = if code == "999999" { "999998" } else { "999999" };
     for i in 0..4 {
-        let r = s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": wrong})).await.expect_err(400, "code_invalid");
-        assert!(r.body["error"]["message"].as_str().unwrap().contains(&format!("{} tries left", 4 - i)));
+        let r = s
+            .post(
+                "/api/auth/verify-email",
+                None,
+                json!({"email": u.email, "code": wrong}),
+            )
+            .await
+            .expect_err(400, "code_invalid");
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} tries left", 4 - i)));
     }
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": wrong})).await.expect_err(400, "code_burned");
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": wrong}),
+    )
+    .await
+    .expect_err(400, "code_burned");
     // Even the right code no longer works.
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": code})).await.expect_err(400, "code_burned");
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": code}),
+    )
+    .await
+    .expect_err(400, "code_burned");
     let (verified,): (Option<i64>,) =
-        sqlx::query_as("SELECT email_verified_at FROM users WHERE id = $1").bind(&u.id).fetch_one(&s.pool()).await.unwrap();
+        sqlx::query_as("SELECT email_verified_at FROM users WHERE id = $1")
+            .bind(&u.id)
+            .fetch_one(&s.pool())
+            .await
+            .unwrap();
     assert_eq!(verified, None);
 }
 
@@ -70,23 +154,77 @@ async fn resend_has_a_cool_down_and_reveals_nothing() {
     let s = TestServer::start().await;
     let u = s.register("pia").await;
     // Right after registration: cooling down.
-    let r = s.post("/api/auth/verify-email/resend", None, json!({"email": u.email})).await.expect_err(429, "rate_limited");
+    let r = s
+        .post(
+            "/api/auth/verify-email/resend",
+            None,
+            json!({"email": u.email}),
+        )
+        .await
+        .expect_err(429, "rate_limited");
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     s.advance(Duration::from_secs(61));
-    let known = s.post("/api/auth/verify-email/resend", None, json!({"email": u.email})).await.expect(202);
-    let unknown = s.post("/api/auth/verify-email/resend", None, json!({"email": "ghost@example.org"})).await.expect(202);
-    assert_eq!(known.body, unknown.body, "the answer does not say whether the address is registered");
+    let known = s
+        .post(
+            "/api/auth/verify-email/resend",
+            None,
+            json!({"email": u.email}),
+        )
+        .await
+        .expect(202);
+    let unknown = s
+        .post(
+            "/api/auth/verify-email/resend",
+            None,
+            json!({"email": "ghost@example.org"}),
+        )
+        .await
+        .expect(202);
+    assert_eq!(
+        known.body, unknown.body,
+        "the answer does not say whether the address is registered"
+    );
     let first = s.mail.code_for(&u.email, 1).await;
     let second = s.mail.code_for(&u.email, 2).await;
-    assert_eq!(s.mail.all().iter().filter(|m| m.to.contains(&u.email)).count(), 2, "no mail for the unknown address");
-    assert!(s.mail.all().iter().all(|m| !m.to.contains(&"ghost@example.org".to_string())));
+    assert_eq!(
+        s.mail
+            .all()
+            .iter()
+            .filter(|m| m.to.contains(&u.email))
+            .count(),
+        2,
+        "no mail for the unknown address"
+    );
+    assert!(s
+        .mail
+        .all()
+        .iter()
+        .all(|m| !m.to.contains(&"ghost@example.org".to_string())));
     // The newer code supersedes the older one.
     if first != second {
-        s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": first})).await.expect_err(400, "code_invalid");
+        s.post(
+            "/api/auth/verify-email",
+            None,
+            json!({"email": u.email, "code": first}),
+        )
+        .await
+        .expect_err(400, "code_invalid");
     }
-    s.post("/api/auth/verify-email", None, json!({"email": u.email, "code": second})).await.expect(200);
-    s.post("/api/auth/verify-email/resend", None, json!({"email": "not an address"})).await.expect_err(400, "invalid_email");
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": u.email, "code": second}),
+    )
+    .await
+    .expect(200);
+    s.post(
+        "/api/auth/verify-email/resend",
+        None,
+        json!({"email": "not an address"}),
+    )
+    .await
+    .expect_err(400, "invalid_email");
 }
 
 #[tokio::test]
@@ -98,10 +236,28 @@ async fn login_can_require_a_verified_email() {
         .expect(201);
     assert_eq!(r.body["verification_required"], true);
     assert!(r.body["tokens"].is_null(), "no tokens before verification");
-    s.post("/api/auth/login", None, json!({"login": "quinn", "password": "quinn's good passphrase"})).await.expect_err(403, "email_not_verified");
+    s.post(
+        "/api/auth/login",
+        None,
+        json!({"login": "quinn", "password": "quinn's good passphrase"}),
+    )
+    .await
+    .expect_err(403, "email_not_verified");
     let code = s.mail.code_for("quinn@example.org", 1).await;
-    s.post("/api/auth/verify-email", None, json!({"email": "quinn@example.org", "code": code})).await.expect(200);
-    s.post("/api/auth/login", None, json!({"login": "quinn", "password": "quinn's good passphrase"})).await.expect(200);
+    s.post(
+        "/api/auth/verify-email",
+        None,
+        json!({"email": "quinn@example.org", "code": code}),
+    )
+    .await
+    .expect(200);
+    s.post(
+        "/api/auth/login",
+        None,
+        json!({"login": "quinn", "password": "quinn's good passphrase"}),
+    )
+    .await
+    .expect(200);
 }
 
 #[tokio::test]
@@ -109,50 +265,128 @@ async fn password_reset_sets_new_password_and_signs_everyone_out() {
     let s = TestServer::start().await;
     let u = s.register("rita").await;
     s.mail.code_for(&u.email, 1).await; // the verification mail
-    let known = s.post("/api/auth/password-reset/request", None, json!({"email": u.email})).await.expect(202);
-    let unknown = s.post("/api/auth/password-reset/request", None, json!({"email": "nobody@example.org"})).await.expect(202);
+    let known = s
+        .post(
+            "/api/auth/password-reset/request",
+            None,
+            json!({"email": u.email}),
+        )
+        .await
+        .expect(202);
+    let unknown = s
+        .post(
+            "/api/auth/password-reset/request",
+            None,
+            json!({"email": "nobody@example.org"}),
+        )
+        .await
+        .expect(202);
     assert_eq!(known.body, unknown.body);
     let code = s.mail.code_for(&u.email, 2).await;
-    assert!(s.mail.all().iter().any(|m| m.data.contains("Subject: Reset your Parley password")));
+    assert!(s
+        .mail
+        .all()
+        .iter()
+        .any(|m| m.data.contains("Subject: Reset your Parley password")));
 
     // A verification code is not a reset code, and unknown addresses get the generic error.
     s.post("/api/auth/password-reset/confirm", None, json!({"email": "nobody@example.org", "code": code, "new_password": "brand new passphrase"}))
         .await
         .expect_err(400, "code_invalid");
-    s.post("/api/auth/password-reset/confirm", None, json!({"email": u.email, "code": code, "new_password": "12345678"}))
-        .await
-        .expect_err(400, "password_too_common");
-    s.post("/api/auth/password-reset/confirm", None, json!({"email": u.email, "code": code, "new_password": "brand new passphrase"}))
-        .await
-        .expect(204);
-    s.post("/api/auth/password-reset/confirm", None, json!({"email": u.email, "code": code, "new_password": "another new passphrase"}))
-        .await
-        .expect_err(400, "code_used");
+    s.post(
+        "/api/auth/password-reset/confirm",
+        None,
+        json!({"email": u.email, "code": code, "new_password": "12345678"}),
+    )
+    .await
+    .expect_err(400, "password_too_common");
+    s.post(
+        "/api/auth/password-reset/confirm",
+        None,
+        json!({"email": u.email, "code": code, "new_password": "brand new passphrase"}),
+    )
+    .await
+    .expect(204);
+    s.post(
+        "/api/auth/password-reset/confirm",
+        None,
+        json!({"email": u.email, "code": code, "new_password": "another new passphrase"}),
+    )
+    .await
+    .expect_err(400, "code_used");
 
-    s.get("/api/auth/me", Some(&u.access)).await.expect_err(401, "invalid_token");
-    s.post("/api/auth/refresh", None, json!({"refresh_token": u.refresh})).await.expect_err(401, "invalid_refresh_token");
-    s.post("/api/auth/login", None, json!({"login": "rita", "password": u.password})).await.expect_err(401, "invalid_credentials");
-    let r = s.post("/api/auth/login", None, json!({"login": "rita", "password": "brand new passphrase"})).await.expect(200);
-    assert_eq!(r.body["user"]["email_verified"], true, "a reset code also proves the address");
+    s.get("/api/auth/me", Some(&u.access))
+        .await
+        .expect_err(401, "invalid_token");
+    s.post(
+        "/api/auth/refresh",
+        None,
+        json!({"refresh_token": u.refresh}),
+    )
+    .await
+    .expect_err(401, "invalid_refresh_token");
+    s.post(
+        "/api/auth/login",
+        None,
+        json!({"login": "rita", "password": u.password}),
+    )
+    .await
+    .expect_err(401, "invalid_credentials");
+    let r = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"login": "rita", "password": "brand new passphrase"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        r.body["user"]["email_verified"], true,
+        "a reset code also proves the address"
+    );
 }
 
 #[tokio::test]
 async fn reset_code_burns_after_five_wrong_tries() {
     let s = TestServer::start().await;
     let u = s.register("sara").await;
-    s.post("/api/auth/password-reset/request", None, json!({"email": u.email})).await.expect(202);
+    s.post(
+        "/api/auth/password-reset/request",
+        None,
+        json!({"email": u.email}),
+    )
+    .await
+    .expect(202);
     let code = s.mail.code_for(&u.email, 2).await;
     let wrong = if code == "111111" { "111112" } else { "111111" };
     for _ in 0..4 {
-        s.post("/api/auth/password-reset/confirm", None, json!({"email": u.email, "code": wrong, "new_password": "brand new passphrase"}))
-            .await
-            .expect_err(400, "code_invalid");
+        s.post(
+            "/api/auth/password-reset/confirm",
+            None,
+            json!({"email": u.email, "code": wrong, "new_password": "brand new passphrase"}),
+        )
+        .await
+        .expect_err(400, "code_invalid");
     }
-    s.post("/api/auth/password-reset/confirm", None, json!({"email": u.email, "code": wrong, "new_password": "brand new passphrase"}))
-        .await
-        .expect_err(400, "code_burned");
-    s.post("/api/auth/password-reset/confirm", None, json!({"email": u.email, "code": code, "new_password": "brand new passphrase"}))
-        .await
-        .expect_err(400, "code_burned");
-    s.post("/api/auth/login", None, json!({"login": "sara", "password": u.password})).await.expect(200);
+    s.post(
+        "/api/auth/password-reset/confirm",
+        None,
+        json!({"email": u.email, "code": wrong, "new_password": "brand new passphrase"}),
+    )
+    .await
+    .expect_err(400, "code_burned");
+    s.post(
+        "/api/auth/password-reset/confirm",
+        None,
+        json!({"email": u.email, "code": code, "new_password": "brand new passphrase"}),
+    )
+    .await
+    .expect_err(400, "code_burned");
+    s.post(
+        "/api/auth/login",
+        None,
+        json!({"login": "sara", "password": u.password}),
+    )
+    .await
+    .expect(200);
 }

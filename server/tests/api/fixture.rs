@@ -37,7 +37,9 @@ pub struct Resp {
 impl Resp {
     /// The stable error code of an error response.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
     }
 
     #[track_caller]
@@ -48,8 +50,15 @@ impl Resp {
 
     #[track_caller]
     pub fn expect_err(self, status: u16, code: &str) -> Self {
-        assert_eq!((self.status.as_u16(), self.code()), (status, code), "body: {}", self.body);
-        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            (self.status.as_u16(), self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert!(self.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         self
     }
 }
@@ -65,11 +74,21 @@ pub struct TestUser {
 }
 
 async fn fresh_postgres_db(admin_url: &str) -> String {
-    let name = format!("parley_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    let name = format!(
+        "parley_test_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     conn.close().await.ok();
-    let (base, _) = admin_url.rsplit_once('/').expect("postgres URL ends in /dbname");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("postgres URL ends in /dbname");
     format!("{base}/{name}")
 }
 
@@ -105,7 +124,9 @@ impl TestServer {
         }
         tweak(&mut config);
         let clock = ManualClock::new();
-        let server = Server::start(config.clone(), Arc::new(clock.clone())).await.expect("server starts");
+        let server = Server::start(config.clone(), Arc::new(clock.clone()))
+            .await
+            .expect("server starts");
         Self {
             base: format!("http://{}", server.addr),
             server: Some(server),
@@ -125,14 +146,32 @@ impl TestServer {
         }
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".parse().expect("addr");
-        let server = Server::start(config, Arc::new(self.clock.clone())).await.expect("server restarts");
+        let server = Server::start(config, Arc::new(self.clock.clone()))
+            .await
+            .expect("server restarts");
         self.base = format!("http://{}", server.addr);
         self.server = Some(server);
     }
 
     /// The running server's database pool, for asserting on stored rows.
     pub fn pool(&self) -> sqlx::AnyPool {
-        self.server.as_ref().expect("server running").state.db.pool.clone()
+        self.server
+            .as_ref()
+            .expect("server running")
+            .state
+            .db
+            .pool
+            .clone()
+    }
+
+    /// Which database engine the server runs on.
+    pub fn backend(&self) -> parley_server::db::Backend {
+        self.server
+            .as_ref()
+            .expect("server running")
+            .state
+            .db
+            .backend
     }
 
     pub fn advance(&self, by: Duration) {
@@ -151,10 +190,18 @@ impl TestServer {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("non-JSON body ({status}): {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "non-JSON body ({status}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     fn auth(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
@@ -165,15 +212,18 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
-        self.send(Self::auth(self.http.post(self.url(path)), token).json(&body)).await
+        self.send(Self::auth(self.http.post(self.url(path)), token).json(&body))
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.send(Self::auth(self.http.get(self.url(path)), token)).await
+        self.send(Self::auth(self.http.get(self.url(path)), token))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
-        self.send(Self::auth(self.http.delete(self.url(path)), token)).await
+        self.send(Self::auth(self.http.delete(self.url(path)), token))
+            .await
     }
 
     /// Registers `name` with a fixed strong password and returns the signed-in user.
@@ -181,21 +231,34 @@ impl TestServer {
         let email = format!("{name}@example.org");
         let password = format!("{name}-Str0ng-Passphrase");
         let r = self
-            .post("/api/auth/register", None, json!({"username": name, "email": email, "password": password}))
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"username": name, "email": email, "password": password}),
+            )
             .await
             .expect(201);
         TestUser {
             id: r.body["user"]["id"].as_str().expect("id").into(),
             email,
             password,
-            access: r.body["tokens"]["access_token"].as_str().expect("access").into(),
-            refresh: r.body["tokens"]["refresh_token"].as_str().expect("refresh").into(),
+            access: r.body["tokens"]["access_token"]
+                .as_str()
+                .expect("access")
+                .into(),
+            refresh: r.body["tokens"]["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .into(),
         }
     }
 
     /// Creates a meeting hosted by `host` and returns its code.
     pub async fn create_meeting(&self, host: &TestUser, body: Value) -> String {
-        let r = self.post("/api/meetings", Some(&host.access), body).await.expect(201);
+        let r = self
+            .post("/api/meetings", Some(&host.access), body)
+            .await
+            .expect(201);
         r.body["code"].as_str().expect("code").into()
     }
 }
@@ -215,7 +278,9 @@ pub struct Mail {
 
 impl SmtpSink {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind smtp sink");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind smtp sink");
         let port = listener.local_addr().expect("addr").port();
         let messages = Arc::new(Mutex::new(Vec::new()));
         let store = messages.clone();
@@ -237,7 +302,12 @@ impl SmtpSink {
             let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                 b"250-sink.parley.test\r\n250 8BITMIME\r\n"
             } else if upper.starts_with("RCPT TO:") {
-                to.push(line[8..].trim().trim_matches(|c| c == '<' || c == '>').to_string());
+                to.push(
+                    line[8..]
+                        .trim()
+                        .trim_matches(|c| c == '<' || c == '>')
+                        .to_string(),
+                );
                 b"250 OK\r\n"
             } else if upper.starts_with("DATA") {
                 let _ = write.write_all(b"354 go ahead\r\n").await;
@@ -249,7 +319,10 @@ impl SmtpSink {
                     data.push_str(&l);
                     data.push('\n');
                 }
-                store.lock().expect("mail store").push(Mail { to: std::mem::take(&mut to), data });
+                store.lock().expect("mail store").push(Mail {
+                    to: std::mem::take(&mut to),
+                    data,
+                });
                 b"250 queued\r\n"
             } else if upper.starts_with("QUIT") {
                 let _ = write.write_all(b"221 bye\r\n").await;

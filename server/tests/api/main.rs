@@ -1,5 +1,6 @@
 //! Integration tests against a real server on port 0. One binary, so it links once.
 //! Set `PARLEY_TEST_POSTGRES_URL` to run the same suite on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod fixture;
 

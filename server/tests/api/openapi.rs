@@ -21,7 +21,10 @@ async fn every_documented_operation_is_routed() {
                 continue;
             }
             operations += 1;
-            let req = s.http.request(method.to_uppercase().parse().unwrap(), s.url(&concrete)).json(&json!({}));
+            let req = s
+                .http
+                .request(method.to_uppercase().parse().unwrap(), s.url(&concrete))
+                .json(&json!({}));
             let r = s.send(req).await;
             assert!(
                 !matches!(r.code(), "not_found" | "method_not_allowed"),
@@ -44,9 +47,15 @@ async fn every_route_is_documented() {
         .iter()
         .flat_map(|(path, item)| {
             let mut ops = Vec::new();
-            if item.get.is_some() { ops.push(format!("GET {path}")); }
-            if item.post.is_some() { ops.push(format!("POST {path}")); }
-            if item.delete.is_some() { ops.push(format!("DELETE {path}")); }
+            if item.get.is_some() {
+                ops.push(format!("GET {path}"));
+            }
+            if item.post.is_some() {
+                ops.push(format!("POST {path}"));
+            }
+            if item.delete.is_some() {
+                ops.push(format!("DELETE {path}"));
+            }
             ops
         })
         .collect();
@@ -72,6 +81,7 @@ async fn every_route_is_documented() {
         "POST /api/meetings/{code}/lock",
         "POST /api/meetings/{code}/unlock",
     ];
-    let expected: std::collections::BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    let expected: std::collections::BTreeSet<String> =
+        expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(documented, expected);
 }

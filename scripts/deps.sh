@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing Parley needs on Debian/Ubuntu. Idempotent and quiet when
+# everything is already there. Used by scripts/run.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+
+# Debian packages for the server, its tests (PostgreSQL) and the crates' C builds.
+PACKAGES=(build-essential pkg-config libssl-dev postgresql)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "== installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
+done

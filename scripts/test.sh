@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test Parley has: formatting, clippy, the unit and integration tests on
+# SQLite, then the same integration suite on a throwaway PostgreSQL on 127.0.0.1.
+# Installs what it needs first (scripts/deps.sh). `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE=0
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests on SQLite"
+cargo test --workspace --locked
+
+echo "== integration tests on PostgreSQL"
+# shellcheck source=scripts/postgres.sh
+source scripts/postgres.sh
+pg_start
+trap pg_stop EXIT
+cargo test -p parley-server --test api --locked

@@ -234,7 +234,7 @@ impl Config {
             }
         }
         if changed && (self.jwt_secret.is_none() || self.code_secret.is_none()) {
-            std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+            create_private_dir(&self.data_dir).map_err(io)?;
             write_private(&path, &toml::to_string(&stored).unwrap_or_default()).map_err(io)?;
         }
         Ok(Secrets {
@@ -261,6 +261,22 @@ fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Creates the data dir readable by its owner only (it holds password hashes and secrets).
+/// An existing dir keeps the permissions its owner gave it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -59,7 +59,7 @@ impl Db {
         };
         if backend == Backend::Sqlite {
             if let Some(parent) = sqlite_path(url).and_then(|p| p.parent().map(|d| d.to_owned())) {
-                std::fs::create_dir_all(parent)?;
+                crate::config::create_private_dir(&parent)?;
             }
         }
         // Statement logging would put SQL with its parameters at INFO; keep it at TRACE.

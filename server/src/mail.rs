@@ -121,3 +121,69 @@ fn build_message(
         .subject(subject)
         .body(body)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn without_smtp_the_code_goes_to_the_log_and_the_address_does_not() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mailer = Mailer::from_config(None).unwrap();
+        assert!(matches!(mailer, Mailer::Log));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(mailer.send_code(
+            "secret.person@example.org",
+            "user-1",
+            CodePurpose::Reset,
+            "424242",
+        ));
+        let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("424242"), "{log}");
+        assert!(log.contains("purpose=\"reset\""), "{log}");
+        assert!(
+            !log.contains("secret.person"),
+            "addresses stay out of the log: {log}"
+        );
+    }
+
+    #[test]
+    fn smtp_config_is_checked() {
+        let smtp = SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: 2525,
+            username: None,
+            password: None,
+            from: "not an address".into(),
+            tls: SmtpTls::None,
+        };
+        assert!(matches!(
+            Mailer::from_config(Some(&smtp)),
+            Err(MailConfigError::From(_))
+        ));
+    }
+}

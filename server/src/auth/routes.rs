@@ -346,7 +346,29 @@ async fn verify_email(
     Ok(ApiJson(user.to_api()))
 }
 
-const ACCEPTED_MESSAGE: &str = "if an account uses that address, a code is on its way";
+/// Mails a `purpose` code to `email` if an account uses it (and, for verification, is not
+/// verified yet). The answer and the cool-down are the same for every address, so neither
+/// reveals whether it is registered.
+async fn mail_code_to_address(
+    state: &AppState,
+    email: &str,
+    purpose: CodePurpose,
+) -> ApiResult<(StatusCode, ApiJson<Accepted>)> {
+    let key = validate::email_key(&validate::email(email)?);
+    limited(
+        state
+            .limits
+            .email_send
+            .take(&email_send_key(purpose, &key), state.now_ms()),
+    )?;
+    if let Some(user) = store::user_by_email_key(&state.db.pool, &key).await? {
+        if purpose == CodePurpose::Reset || user.email_verified_at.is_none() {
+            send_code(state, &user, purpose).await?;
+        }
+    }
+    let message = "if an account uses that address, a code is on its way".into();
+    Ok((StatusCode::ACCEPTED, ApiJson(Accepted { message })))
+}
 
 /// Send a new verification code. Answers the same whether or not the address is registered.
 #[utoipa::path(post, path = "/api/auth/verify-email/resend", tag = "auth", request_body = EmailRequest,
@@ -355,24 +377,7 @@ async fn resend_verification(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<Accepted>)> {
-    let key = validate::email_key(&validate::email(&req.email)?);
-    limited(
-        state
-            .limits
-            .email_send
-            .take(&email_send_key(CodePurpose::Verify, &key), state.now_ms()),
-    )?;
-    if let Some(user) = store::user_by_email_key(&state.db.pool, &key).await? {
-        if user.email_verified_at.is_none() {
-            send_code(&state, &user, CodePurpose::Verify).await?;
-        }
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        ApiJson(Accepted {
-            message: ACCEPTED_MESSAGE.into(),
-        }),
-    ))
+    mail_code_to_address(&state, &req.email, CodePurpose::Verify).await
 }
 
 /// Mail a password-reset code. Answers the same whether or not the address is registered.
@@ -382,22 +387,7 @@ async fn request_password_reset(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<EmailRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<Accepted>)> {
-    let key = validate::email_key(&validate::email(&req.email)?);
-    limited(
-        state
-            .limits
-            .email_send
-            .take(&email_send_key(CodePurpose::Reset, &key), state.now_ms()),
-    )?;
-    if let Some(user) = store::user_by_email_key(&state.db.pool, &key).await? {
-        send_code(&state, &user, CodePurpose::Reset).await?;
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        ApiJson(Accepted {
-            message: ACCEPTED_MESSAGE.into(),
-        }),
-    ))
+    mail_code_to_address(&state, &req.email, CodePurpose::Reset).await
 }
 
 /// Set a new password with a reset code; every session is signed out.

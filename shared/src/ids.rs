@@ -42,6 +42,10 @@ text_id!(
     MeetingId
 );
 text_id!(
+    /// A participant's connection in a live meeting; kept across reconnects within the grace period.
+    PeerId
+);
+text_id!(
     /// A sign-in session: the family of refresh tokens that descend from one login.
     SessionId
 );

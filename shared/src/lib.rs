@@ -6,11 +6,13 @@
 //! - [`error`]: the stable machine-readable [`ErrorCode`]s and the JSON error body.
 //! - [`validate`]: the input rules both sides apply (usernames, e-mail, passwords, titles…).
 //! - [`api`]: REST request/response pairs.
+//! - [`signal`]: the WebSocket protocol of a live meeting (signaling, chat, presence, controls).
 
 pub mod api;
 pub mod error;
 pub mod ids;
+pub mod signal;
 pub mod validate;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use ids::{MeetingCode, MeetingId, SessionId, UserId};
+pub use ids::{MeetingCode, MeetingId, PeerId, SessionId, UserId};

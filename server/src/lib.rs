@@ -21,6 +21,7 @@ pub mod extract;
 pub mod mail;
 pub mod meetings;
 pub mod ratelimit;
+pub mod room;
 pub mod state;
 
 use std::net::SocketAddr;

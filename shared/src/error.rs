@@ -72,6 +72,16 @@ pub enum ErrorCode {
     MeetingEnded,
     PasscodeRequired,
     WrongPasscode,
+    /// The meeting has as many participants as a mesh call allows.
+    MeetingFull,
+
+    // Live meetings (WebSocket)
+    /// The addressed peer is not in this meeting.
+    PeerNotFound,
+    /// The message is not valid in the connection's current state (e.g. chat before `join`).
+    OutOfState,
+    /// The message `type` is not known.
+    UnknownMessageType,
 
     // Limits and server
     /// Too many requests; the `Retry-After` header says when to try again.
@@ -120,6 +130,10 @@ impl ErrorCode {
             MeetingEnded => "meeting_ended",
             PasscodeRequired => "passcode_required",
             WrongPasscode => "wrong_passcode",
+            MeetingFull => "meeting_full",
+            PeerNotFound => "peer_not_found",
+            OutOfState => "out_of_state",
+            UnknownMessageType => "unknown_message_type",
             RateLimited => "rate_limited",
             Internal => "internal",
             ServiceUnavailable => "service_unavailable",

@@ -1,0 +1,829 @@
+//! A live meeting's membership, roles, admission and relay rules as a pure state machine:
+//! `(state, input, now) -> effects`. No sockets, no database, no clock: the room task around
+//! it does the I/O, so every rule here is unit-tested in microseconds.
+
+use std::collections::HashSet;
+
+use parley_shared::api::Role;
+use parley_shared::signal::{IceCandidate, MediaState, Participant, ServerMsg};
+use parley_shared::{ErrorCode, PeerId, UserId};
+
+/// Tunables of a room.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomConfig {
+    /// How long a dropped peer keeps its slot.
+    pub grace_ms: i64,
+    /// Participants in the call at once (a mesh: every pair has a connection).
+    pub max_peers: usize,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        Self {
+            grace_ms: 30_000,
+            max_peers: 8,
+        }
+    }
+}
+
+/// Where a peer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Waiting,
+    Joined,
+    /// Joined, socket lost at `since_ms`; the slot is kept for the grace period.
+    Dropped {
+        since_ms: i64,
+    },
+}
+
+/// A participant or waiting user.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub id: PeerId,
+    pub user: UserId,
+    pub name: String,
+    pub role: Role,
+    pub media: MediaState,
+    pub hand: bool,
+    pub state: PeerState,
+    pub resume_token: String,
+    /// Order of admission; the lowest is the longest present.
+    pub order: u64,
+}
+
+impl Peer {
+    fn info(&self) -> Participant {
+        Participant {
+            peer_id: self.id.clone(),
+            user_id: self.user.clone(),
+            display_name: self.name.clone(),
+            role: self.role,
+            media: self.media,
+            hand_raised: self.hand,
+        }
+    }
+
+    fn in_call(&self) -> bool {
+        matches!(self.state, PeerState::Joined | PeerState::Dropped { .. })
+    }
+}
+
+/// What can happen to a room.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A signed-in user's socket asks to enter. `peer` and `resume_token` are fresh values
+    /// for a new peer; `resume` is the token the client presented, if any.
+    Join {
+        peer: PeerId,
+        user: UserId,
+        name: String,
+        /// Role recorded for this user in the meeting (host for its owner).
+        role: Role,
+        /// Let in before (joined or left earlier): skips the lock and the waiting room.
+        admitted_before: bool,
+        resume_token: String,
+        resume: Option<String>,
+    },
+    /// The peer's socket closed without `leave`.
+    Dropped {
+        peer: PeerId,
+    },
+    Leave {
+        peer: PeerId,
+    },
+    Offer {
+        from: PeerId,
+        to: PeerId,
+        sdp: String,
+    },
+    Answer {
+        from: PeerId,
+        to: PeerId,
+        sdp: String,
+    },
+    Ice {
+        from: PeerId,
+        to: PeerId,
+        candidate: IceCandidate,
+    },
+    Media {
+        peer: PeerId,
+        media: MediaState,
+    },
+    Hand {
+        peer: PeerId,
+        raised: bool,
+    },
+    Reaction {
+        peer: PeerId,
+        emoji: String,
+    },
+    Admit {
+        by: PeerId,
+        peer: PeerId,
+    },
+    Deny {
+        by: PeerId,
+        peer: PeerId,
+    },
+    Mute {
+        by: PeerId,
+        peer: PeerId,
+    },
+    Remove {
+        by: PeerId,
+        peer: PeerId,
+    },
+    Promote {
+        by: PeerId,
+        peer: PeerId,
+    },
+    Lock {
+        by: PeerId,
+        locked: bool,
+    },
+    End {
+        by: PeerId,
+    },
+    /// Time passes: expire dropped peers.
+    Tick,
+}
+
+/// What the room task must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Send(PeerId, ServerMsg),
+    /// Tell the peer it is in: the task adds ICE servers, chat position and missed chat.
+    Welcome {
+        peer: PeerId,
+        role: Role,
+        participants: Vec<Participant>,
+        resume_token: String,
+        locked: bool,
+        resumed: bool,
+    },
+    /// Close the peer's socket (after what was sent to it).
+    Close(PeerId),
+    /// The socket of `old` is replaced by the new connection of the same peer.
+    Replace(PeerId),
+    Store(Stored),
+}
+
+/// Changes to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Waiting(UserId),
+    Joined(UserId),
+    Left(UserId),
+    Denied(UserId),
+    Role(UserId, Role),
+    Locked(bool),
+    Ended,
+}
+
+/// One live meeting.
+#[derive(Debug)]
+pub struct Room {
+    cfg: RoomConfig,
+    owner: UserId,
+    locked: bool,
+    waiting_room: bool,
+    ended: bool,
+    peers: Vec<Peer>,
+    removed: HashSet<UserId>,
+    next_order: u64,
+}
+
+fn err(to: &PeerId, code: ErrorCode, message: &str) -> Effect {
+    Effect::Send(to.clone(), ServerMsg::error(code, message))
+}
+
+impl Room {
+    /// A room for a meeting owned by `owner`, with its stored settings.
+    pub fn new(cfg: RoomConfig, owner: UserId, locked: bool, waiting_room: bool) -> Self {
+        Self {
+            cfg,
+            owner,
+            locked,
+            waiting_room,
+            ended: false,
+            peers: Vec::new(),
+            removed: HashSet::new(),
+            next_order: 0,
+        }
+    }
+
+    pub fn peer(&self, id: &PeerId) -> Option<&Peer> {
+        self.peers.iter().find(|p| &p.id == id)
+    }
+
+    fn peer_mut(&mut self, id: &PeerId) -> Option<&mut Peer> {
+        self.peers.iter_mut().find(|p| &p.id == id)
+    }
+
+    /// True while the peer is in the call with a live socket.
+    pub fn is_joined(&self, id: &PeerId) -> bool {
+        self.peer(id).is_some_and(|p| p.state == PeerState::Joined)
+    }
+
+    /// True when nobody is in the room or waiting: the task may stop.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Peers in the call, oldest first.
+    pub fn participants(&self) -> Vec<Participant> {
+        let mut v: Vec<&Peer> = self.peers.iter().filter(|p| p.in_call()).collect();
+        v.sort_by_key(|p| p.order);
+        v.into_iter().map(Peer::info).collect()
+    }
+
+    /// The earliest time a dropped peer expires, for the task's timer.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.peers
+            .iter()
+            .filter_map(|p| match p.state {
+                PeerState::Dropped { since_ms } => Some(since_ms + self.cfg.grace_ms),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn others(&self, except: &PeerId) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|p| p.state == PeerState::Joined && &p.id != except)
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    fn moderators(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|p| p.state == PeerState::Joined && p.role.can_moderate())
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    fn broadcast(&self, except: &PeerId, msg: &ServerMsg, fx: &mut Vec<Effect>) {
+        for to in self.others(except) {
+            fx.push(Effect::Send(to, msg.clone()));
+        }
+    }
+
+    /// Applies one input.
+    pub fn handle(&mut self, input: Input, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Join {
+                peer,
+                user,
+                name,
+                role,
+                admitted_before,
+                resume_token,
+                resume,
+            } => self.join(
+                peer,
+                user,
+                name,
+                role,
+                admitted_before,
+                resume_token,
+                resume,
+                &mut fx,
+            ),
+            Input::Dropped { peer } => match self.peer(&peer).map(|p| p.state) {
+                Some(PeerState::Joined) => {
+                    if let Some(p) = self.peer_mut(&peer) {
+                        p.state = PeerState::Dropped { since_ms: now_ms };
+                    }
+                }
+                Some(PeerState::Waiting) => self.depart(&peer, &mut fx),
+                _ => {}
+            },
+            Input::Leave { peer } => {
+                if self.peer(&peer).is_some() {
+                    self.depart(&peer, &mut fx);
+                    fx.push(Effect::Close(peer));
+                }
+            }
+            Input::Offer { from, to, sdp } => self.relay(
+                &from,
+                &to,
+                ServerMsg::Offer {
+                    from: from.clone(),
+                    sdp,
+                },
+                &mut fx,
+            ),
+            Input::Answer { from, to, sdp } => self.relay(
+                &from,
+                &to,
+                ServerMsg::Answer {
+                    from: from.clone(),
+                    sdp,
+                },
+                &mut fx,
+            ),
+            Input::Ice {
+                from,
+                to,
+                candidate,
+            } => self.relay(
+                &from,
+                &to,
+                ServerMsg::Ice {
+                    from: from.clone(),
+                    candidate,
+                },
+                &mut fx,
+            ),
+            Input::Media { peer, media } => {
+                if self.require_joined(&peer, &mut fx) {
+                    if let Some(p) = self.peer_mut(&peer) {
+                        p.media = media;
+                    }
+                    self.broadcast(
+                        &peer,
+                        &ServerMsg::MediaState {
+                            peer_id: peer.clone(),
+                            media,
+                        },
+                        &mut fx,
+                    );
+                }
+            }
+            Input::Hand { peer, raised } => {
+                if self.require_joined(&peer, &mut fx) {
+                    if let Some(p) = self.peer_mut(&peer) {
+                        p.hand = raised;
+                    }
+                    self.broadcast(
+                        &peer,
+                        &ServerMsg::Hand {
+                            peer_id: peer.clone(),
+                            raised,
+                        },
+                        &mut fx,
+                    );
+                }
+            }
+            Input::Reaction { peer, emoji } => {
+                if self.require_joined(&peer, &mut fx) {
+                    self.broadcast(
+                        &peer,
+                        &ServerMsg::Reaction {
+                            peer_id: peer.clone(),
+                            emoji,
+                        },
+                        &mut fx,
+                    );
+                }
+            }
+            Input::Admit { by, peer } => self.admit(&by, &peer, &mut fx),
+            Input::Deny { by, peer } => {
+                if self.require_moderator(&by, &mut fx) {
+                    match self.peer(&peer) {
+                        Some(p) if p.state == PeerState::Waiting => {
+                            let user = p.user.clone();
+                            fx.push(Effect::Send(peer.clone(), ServerMsg::Denied));
+                            fx.push(Effect::Close(peer.clone()));
+                            fx.push(Effect::Store(Stored::Denied(user)));
+                            self.peers.retain(|p| p.id != peer);
+                            self.tell_moderators(ServerMsg::WaitingDone { peer_id: peer }, &mut fx);
+                        }
+                        _ => fx.push(err(
+                            &by,
+                            ErrorCode::PeerNotFound,
+                            "nobody with that id is waiting",
+                        )),
+                    }
+                }
+            }
+            Input::Mute { by, peer } => {
+                if self.require_moderator(&by, &mut fx) {
+                    match self.peer_mut(&peer) {
+                        Some(p) if p.in_call() => {
+                            p.media.audio = false;
+                            let media = p.media;
+                            fx.push(Effect::Send(peer.clone(), ServerMsg::MutedByHost));
+                            self.broadcast(
+                                &peer,
+                                &ServerMsg::MediaState {
+                                    peer_id: peer.clone(),
+                                    media,
+                                },
+                                &mut fx,
+                            );
+                        }
+                        _ => fx.push(err(
+                            &by,
+                            ErrorCode::PeerNotFound,
+                            "that peer is not in this meeting",
+                        )),
+                    }
+                }
+            }
+            Input::Remove { by, peer } => {
+                if self.require_moderator(&by, &mut fx) {
+                    match self.peer(&peer) {
+                        Some(p) if p.user == self.owner || by == peer => {
+                            fx.push(err(&by, ErrorCode::NotHost, "the host cannot be removed"));
+                        }
+                        Some(p) => {
+                            let user = p.user.clone();
+                            fx.push(Effect::Send(peer.clone(), ServerMsg::Removed));
+                            self.depart(&peer, &mut fx);
+                            fx.push(Effect::Close(peer.clone()));
+                            // Replace the `Left` row written by `depart`.
+                            fx.push(Effect::Store(Stored::Denied(user.clone())));
+                            self.removed.insert(user);
+                        }
+                        None => fx.push(err(
+                            &by,
+                            ErrorCode::PeerNotFound,
+                            "that peer is not in this meeting",
+                        )),
+                    }
+                }
+            }
+            Input::Promote { by, peer } => {
+                if self.require_role(&by, Role::Host, &mut fx) {
+                    match self.peer_mut(&peer) {
+                        Some(p) if p.in_call() && p.role == Role::Participant => {
+                            p.role = Role::Cohost;
+                            let user = p.user.clone();
+                            let msg = ServerMsg::RoleChanged {
+                                peer_id: peer.clone(),
+                                role: Role::Cohost,
+                            };
+                            self.broadcast(&PeerId(String::new()), &msg, &mut fx);
+                            fx.push(Effect::Store(Stored::Role(user, Role::Cohost)));
+                        }
+                        Some(p) if p.in_call() => {}
+                        _ => fx.push(err(
+                            &by,
+                            ErrorCode::PeerNotFound,
+                            "that peer is not in this meeting",
+                        )),
+                    }
+                }
+            }
+            Input::Lock { by, locked } => {
+                if self.require_moderator(&by, &mut fx) && self.locked != locked {
+                    self.locked = locked;
+                    self.broadcast(
+                        &PeerId(String::new()),
+                        &ServerMsg::LockChanged { locked },
+                        &mut fx,
+                    );
+                    fx.push(Effect::Store(Stored::Locked(locked)));
+                }
+            }
+            Input::End { by } => {
+                if self.require_moderator(&by, &mut fx) {
+                    self.end(&mut fx);
+                }
+            }
+            Input::Tick => {
+                let expired: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|p| matches!(p.state, PeerState::Dropped { since_ms } if now_ms - since_ms >= self.cfg.grace_ms))
+                    .map(|p| p.id.clone())
+                    .collect();
+                for peer in expired {
+                    self.depart(&peer, &mut fx);
+                }
+            }
+        }
+        fx
+    }
+
+    /// Ends the meeting for everyone (also used when the meeting is ended over REST).
+    pub fn end(&mut self, fx: &mut Vec<Effect>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        for p in &self.peers {
+            fx.push(Effect::Send(p.id.clone(), ServerMsg::MeetingEnded));
+            fx.push(Effect::Close(p.id.clone()));
+        }
+        self.peers.clear();
+        fx.push(Effect::Store(Stored::Ended));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        peer: PeerId,
+        user: UserId,
+        name: String,
+        role: Role,
+        admitted_before: bool,
+        resume_token: String,
+        resume: Option<String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let refuse = |fx: &mut Vec<Effect>, code, msg: &str| {
+            fx.push(err(&peer, code, msg));
+            fx.push(Effect::Close(peer.clone()));
+        };
+        if self.ended {
+            return refuse(fx, ErrorCode::MeetingEnded, "this meeting has ended");
+        }
+        if self.removed.contains(&user) {
+            return refuse(
+                fx,
+                ErrorCode::NotParticipant,
+                "you were removed from this meeting",
+            );
+        }
+        // Resume: the same user presenting the token of a peer still holding its slot.
+        if let Some(token) = resume {
+            let found = self
+                .peers
+                .iter()
+                .position(|p| p.user == user && p.in_call() && p.resume_token == token);
+            if let Some(i) = found {
+                let old = self.peers[i].id.clone();
+                self.peers[i].state = PeerState::Joined;
+                let p = self.peers[i].clone();
+                fx.push(Effect::Replace(old.clone()));
+                let participants = self
+                    .participants()
+                    .into_iter()
+                    .filter(|x| x.peer_id != old)
+                    .collect();
+                fx.push(Effect::Welcome {
+                    peer: old,
+                    role: p.role,
+                    participants,
+                    resume_token: p.resume_token,
+                    locked: self.locked,
+                    resumed: true,
+                });
+                return;
+            }
+        }
+        let moderator = role.can_moderate() || user == self.owner;
+        let role = if user == self.owner { Role::Host } else { role };
+        if !moderator && !admitted_before && self.locked {
+            return refuse(
+                fx,
+                ErrorCode::MeetingLocked,
+                "the host has locked this meeting",
+            );
+        }
+        if self.peers.iter().filter(|p| p.in_call()).count() >= self.cfg.max_peers {
+            return refuse(fx, ErrorCode::MeetingFull, "this meeting is full");
+        }
+        let waiting = self.waiting_room && !moderator && !admitted_before;
+        self.next_order += 1;
+        let p = Peer {
+            id: peer.clone(),
+            user: user.clone(),
+            name,
+            role,
+            media: MediaState::default(),
+            hand: false,
+            state: if waiting {
+                PeerState::Waiting
+            } else {
+                PeerState::Joined
+            },
+            resume_token: resume_token.clone(),
+            order: self.next_order,
+        };
+        let info = p.info();
+        self.peers.push(p);
+        if waiting {
+            fx.push(Effect::Send(peer.clone(), ServerMsg::Waiting));
+            fx.push(Effect::Store(Stored::Waiting(user.clone())));
+            self.tell_moderators(
+                ServerMsg::WaitingPeer {
+                    peer_id: peer,
+                    user_id: user,
+                    display_name: info.display_name,
+                },
+                fx,
+            );
+            return;
+        }
+        self.enter(&peer, resume_token, fx);
+    }
+
+    fn enter(&mut self, peer: &PeerId, resume_token: String, fx: &mut Vec<Effect>) {
+        let Some(p) = self.peer(peer).cloned() else {
+            return;
+        };
+        let participants = self
+            .participants()
+            .into_iter()
+            .filter(|x| &x.peer_id != peer)
+            .collect();
+        fx.push(Effect::Welcome {
+            peer: peer.clone(),
+            role: p.role,
+            participants,
+            resume_token,
+            locked: self.locked,
+            resumed: false,
+        });
+        self.broadcast(
+            peer,
+            &ServerMsg::PeerJoined {
+                participant: p.info(),
+            },
+            fx,
+        );
+        fx.push(Effect::Store(Stored::Joined(p.user.clone())));
+        if p.role == Role::Host {
+            self.demote_other_hosts(peer, fx);
+        }
+    }
+
+    /// When the owner returns, whoever was handed the host role steps back to co-host.
+    fn demote_other_hosts(&mut self, host: &PeerId, fx: &mut Vec<Effect>) {
+        let others: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|p| &p.id != host && p.role == Role::Host)
+            .map(|p| p.id.clone())
+            .collect();
+        for id in others {
+            if let Some(p) = self.peer_mut(&id) {
+                p.role = Role::Cohost;
+                let user = p.user.clone();
+                self.broadcast(
+                    &PeerId(String::new()),
+                    &ServerMsg::RoleChanged {
+                        peer_id: id,
+                        role: Role::Cohost,
+                    },
+                    fx,
+                );
+                fx.push(Effect::Store(Stored::Role(user, Role::Cohost)));
+            }
+        }
+    }
+
+    fn admit(&mut self, by: &PeerId, peer: &PeerId, fx: &mut Vec<Effect>) {
+        if !self.require_moderator(by, fx) {
+            return;
+        }
+        match self.peer(peer) {
+            Some(p) if p.state == PeerState::Waiting => {
+                if self.peers.iter().filter(|p| p.in_call()).count() >= self.cfg.max_peers {
+                    fx.push(err(by, ErrorCode::MeetingFull, "this meeting is full"));
+                    return;
+                }
+                let token = p.resume_token.clone();
+                if let Some(p) = self.peer_mut(peer) {
+                    p.state = PeerState::Joined;
+                }
+                self.tell_moderators(
+                    ServerMsg::WaitingDone {
+                        peer_id: peer.clone(),
+                    },
+                    fx,
+                );
+                self.enter(peer, token, fx);
+            }
+            _ => fx.push(err(
+                by,
+                ErrorCode::PeerNotFound,
+                "nobody with that id is waiting",
+            )),
+        }
+    }
+
+    /// Removes a peer for good: others are told, and a departing host hands over.
+    fn depart(&mut self, peer: &PeerId, fx: &mut Vec<Effect>) {
+        let Some(i) = self.peers.iter().position(|p| &p.id == peer) else {
+            return;
+        };
+        let p = self.peers.remove(i);
+        fx.push(Effect::Store(Stored::Left(p.user.clone())));
+        if p.state == PeerState::Waiting {
+            self.tell_moderators(ServerMsg::WaitingDone { peer_id: p.id }, fx);
+            return;
+        }
+        self.broadcast(
+            peer,
+            &ServerMsg::PeerLeft {
+                peer_id: p.id.clone(),
+            },
+            fx,
+        );
+        if p.role == Role::Host
+            && !self
+                .peers
+                .iter()
+                .any(|q| q.role == Role::Host && q.in_call())
+        {
+            let heir = self
+                .peers
+                .iter()
+                .filter(|q| q.in_call())
+                .min_by_key(|q| q.order)
+                .map(|q| q.id.clone());
+            if let Some(heir) = heir {
+                if let Some(h) = self.peer_mut(&heir) {
+                    h.role = Role::Host;
+                    let user = h.user.clone();
+                    self.broadcast(
+                        &PeerId(String::new()),
+                        &ServerMsg::RoleChanged {
+                            peer_id: heir,
+                            role: Role::Host,
+                        },
+                        fx,
+                    );
+                    fx.push(Effect::Store(Stored::Role(user, Role::Host)));
+                }
+            }
+        }
+    }
+
+    fn relay(&self, from: &PeerId, to: &PeerId, msg: ServerMsg, fx: &mut Vec<Effect>) {
+        if !self.require_joined(from, fx) {
+            return;
+        }
+        match self.peer(to) {
+            Some(p) if p.state == PeerState::Joined && to != from => {
+                fx.push(Effect::Send(to.clone(), msg))
+            }
+            _ => fx.push(err(
+                from,
+                ErrorCode::PeerNotFound,
+                "no such peer in this meeting",
+            )),
+        }
+    }
+
+    fn require_joined(&self, peer: &PeerId, fx: &mut Vec<Effect>) -> bool {
+        let ok = self.is_joined(peer);
+        if !ok {
+            fx.push(err(
+                peer,
+                ErrorCode::OutOfState,
+                "you are not in the call yet",
+            ));
+        }
+        ok
+    }
+
+    fn require_moderator(&self, by: &PeerId, fx: &mut Vec<Effect>) -> bool {
+        match self.peer(by) {
+            Some(p) if p.state == PeerState::Joined && p.role.can_moderate() => true,
+            Some(p) if p.state == PeerState::Joined => {
+                fx.push(err(
+                    by,
+                    ErrorCode::NotHost,
+                    "only the host or a co-host can do this",
+                ));
+                false
+            }
+            _ => {
+                fx.push(err(
+                    by,
+                    ErrorCode::OutOfState,
+                    "you are not in the call yet",
+                ));
+                false
+            }
+        }
+    }
+
+    fn require_role(&self, by: &PeerId, role: Role, fx: &mut Vec<Effect>) -> bool {
+        match self.peer(by) {
+            Some(p) if p.state == PeerState::Joined && p.role == role => true,
+            Some(p) if p.state == PeerState::Joined => {
+                fx.push(err(by, ErrorCode::NotHost, "only the host can do this"));
+                false
+            }
+            _ => {
+                fx.push(err(
+                    by,
+                    ErrorCode::OutOfState,
+                    "you are not in the call yet",
+                ));
+                false
+            }
+        }
+    }
+
+    fn tell_moderators(&self, msg: ServerMsg, fx: &mut Vec<Effect>) {
+        for m in self.moderators() {
+            fx.push(Effect::Send(m, msg.clone()));
+        }
+    }
+}

@@ -44,6 +44,16 @@ pub struct Config {
     pub require_verified_email: bool,
     /// Outgoing mail; with none, codes are written to the server log.
     pub smtp: Option<SmtpConfig>,
+    /// How long a dropped participant keeps their place in a live meeting.
+    pub reconnect_grace_secs: u64,
+    /// STUN servers handed to clients, e.g. `stun:stun.example.org:3478`.
+    pub stun_urls: Vec<String>,
+    /// TURN servers handed to clients, e.g. `turn:turn.example.org:3478?transport=udp`.
+    pub turn_urls: Vec<String>,
+    /// Shared secret of the TURN server (coturn `use-auth-secret` / `static-auth-secret`).
+    pub turn_secret: Option<String>,
+    /// Lifetime of the TURN credentials in a `welcome`.
+    pub turn_credential_ttl_secs: u64,
     pub limits: Limits,
 }
 
@@ -101,6 +111,10 @@ pub struct Limits {
     /// Wrong passcodes allowed per meeting from everyone together.
     pub passcode_failures_per_meeting: u32,
     pub passcode_window_secs: u64,
+    /// Participants in one call (a mesh: each pair has a peer connection).
+    pub max_participants: usize,
+    /// Chat messages per second per connection (bursts up to twice this).
+    pub chat_per_sec: u32,
 }
 
 impl Default for Limits {
@@ -116,6 +130,8 @@ impl Default for Limits {
             passcode_failures_per_user: 5,
             passcode_failures_per_meeting: 50,
             passcode_window_secs: 10 * 60,
+            max_participants: 8,
+            chat_per_sec: 5,
         }
     }
 }
@@ -137,6 +153,11 @@ impl Default for Config {
             email_resend_cooldown_secs: 60,
             require_verified_email: false,
             smtp: None,
+            reconnect_grace_secs: 30,
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_credential_ttl_secs: 12 * 60 * 60,
             limits: Limits::default(),
         }
     }

@@ -3,7 +3,8 @@
 //! - [`config`]: the typed configuration (defaults → TOML file → `PARLEY_*` env) and secrets.
 //! - [`db`]: the sqlx `Any` pool and per-backend migrations.
 //! - [`auth`]: argon2id passwords, HS256 access tokens, rotating refresh tokens, e-mail codes.
-//! - [`meetings`]: create, list, show, join, leave, end, delete.
+//! - [`meetings`]: create, list, show, join, leave, end, delete, chat history.
+//! - [`room`]: live meetings over WebSocket: room state machine, room tasks, chat.
 //! - [`mail`]: SMTP delivery of codes, or the log when no relay is set.
 //! - [`ratelimit`]: keyed token buckets with time as an input.
 //! - [`clock`]: "now" as an input, so tests can move time.
@@ -112,6 +113,7 @@ pub fn app(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
+        .route("/api/ws", get(room::conn::upgrade))
         .fallback(|| async {
             AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
         })
@@ -190,6 +192,9 @@ impl Server {
 
     /// Stops accepting, finishes in-flight requests, closes the database.
     pub async fn stop(self) -> std::io::Result<()> {
+        // Live meetings first: clients are told and their sockets closed, so the HTTP
+        // server's graceful shutdown does not wait on them.
+        self.state.rooms.shutdown_all().await;
         let _ = self.shutdown.send(true);
         let result = self.task.await.unwrap_or(Ok(()));
         self.state.db.close().await;

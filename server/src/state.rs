@@ -8,6 +8,7 @@ use crate::config::{Config, Secrets};
 use crate::db::Db;
 use crate::mail::Mailer;
 use crate::ratelimit::SharedLimiter;
+use crate::room::task::Rooms;
 
 /// Cheap to clone; handed to every request handler.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct Inner {
     pub code_secret: String,
     pub mailer: Mailer,
     pub limits: Limiters,
+    /// Live meetings.
+    pub rooms: Rooms,
 }
 
 /// One limiter per abuse vector; sizes come from [`crate::config::Limits`].
@@ -74,12 +77,52 @@ impl AppState {
             code_secret: secrets.code_secret.clone(),
             mailer,
             limits,
+            rooms: Rooms::default(),
         }))
     }
 
     /// The server clock's now, UTC epoch milliseconds.
     pub fn now_ms(&self) -> i64 {
         self.0.clock.now_ms()
+    }
+}
+
+impl AppState {
+    /// ICE servers for `user`: the configured STUN servers, and TURN with credentials in the
+    /// TURN REST API form (`username = "<expiry>:<user>"`, `credential =
+    /// base64(HMAC-SHA1(secret, username))`), which coturn checks with `use-auth-secret`.
+    pub fn ice_servers(
+        &self,
+        user: &parley_shared::UserId,
+    ) -> Vec<parley_shared::signal::IceServer> {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let c = &self.config;
+        let mut out = Vec::new();
+        if !c.stun_urls.is_empty() {
+            out.push(parley_shared::signal::IceServer {
+                urls: c.stun_urls.clone(),
+                username: None,
+                credential: None,
+            });
+        }
+        if let (false, Some(secret)) = (c.turn_urls.is_empty(), &c.turn_secret) {
+            let ttl = i64::try_from(c.turn_credential_ttl_secs).unwrap_or(i64::MAX / 2);
+            let username = format!("{}:{}", self.now_ms() / 1000 + ttl, user);
+            // HMAC accepts keys of any length.
+            #[allow(clippy::expect_used)]
+            let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
+                .expect("any key length");
+            mac.update(username.as_bytes());
+            let credential =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            out.push(parley_shared::signal::IceServer {
+                urls: c.turn_urls.clone(),
+                username: Some(username),
+                credential: Some(credential),
+            });
+        }
+        out
     }
 }
 

@@ -276,3 +276,22 @@ pub struct Health {
     pub database: String,
     pub version: String,
 }
+
+/// One stored chat message, as the history route returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChatEntry {
+    pub id: String,
+    pub seq: i64,
+    pub sender: UserId,
+    pub sender_name: String,
+    pub text: String,
+    pub at_ms: i64,
+}
+
+/// `GET /api/meetings/{code}/messages?after_seq=&limit=`: chat, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ChatHistory {
+    pub messages: Vec<ChatEntry>,
+}

@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(end_meeting))
         .routes(routes!(lock_meeting))
         .routes(routes!(unlock_meeting))
+        .routes(routes!(chat_history))
 }
 
 fn parse_code(raw: &str) -> ApiResult<MeetingCode> {
@@ -316,7 +317,7 @@ async fn join_meeting(
     }))
 }
 
-async fn check_passcode(
+pub(crate) async fn check_passcode(
     state: &AppState,
     meeting_id: &str,
     user_id: &str,
@@ -408,6 +409,10 @@ async fn end_meeting(
         .await?;
         tx.commit().await?;
         auth_store::audit(&state, Some(user_id), "meeting_end", Some(&m.id)).await;
+        // Everyone in the live room is told and disconnected.
+        if let Some(room) = state.rooms.get(&m.id) {
+            let _ = room.send(crate::room::task::RoomCmd::End).await;
+        }
     }
     Ok(ApiJson(load(&state, &code, user_id).await?.to_api()))
 }
@@ -475,4 +480,64 @@ async fn set_locked(
     )
     .await;
     Ok(ApiJson(load(state, code, user_id).await?.to_api()))
+}
+
+/// `after_seq` and `limit` arrive as text so a bad value gets the API's own error.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct HistoryParams {
+    /// Only messages with a higher `seq` (default 0: from the start).
+    after_seq: Option<String>,
+    /// At most this many, 1-500 (default 100).
+    limit: Option<String>,
+}
+
+/// A meeting's chat, oldest first, for its participants only.
+#[utoipa::path(get, path = "/api/meetings/{code}/messages", tag = "meetings", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code"), HistoryParams),
+    responses((status = 200, body = parley_shared::api::ChatHistory), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn chat_history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+    Query(params): Query<HistoryParams>,
+) -> ApiResult<ApiJson<parley_shared::api::ChatHistory>> {
+    let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
+    let after_seq = match params.after_seq.as_deref() {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| bad("after_seq must be a number >= 0"))?,
+    };
+    let limit = match params.limit.as_deref() {
+        None | Some("") => 100,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| bad("limit must be 1-500"))?,
+    };
+    let m = load(&state, &code, auth.user_id.as_str()).await?;
+    require_participant(&m)?;
+    if m.status() == Some(ParticipantStatus::Invited) && m.host_id != auth.user_id.as_str() {
+        return Err(AppError::forbidden(
+            ErrorCode::NotParticipant,
+            "join the meeting to read its chat",
+        ));
+    }
+    let messages = crate::room::chat::after(&state.db.pool, &m.id, after_seq, limit).await?;
+    let messages = messages
+        .into_iter()
+        .map(|c| parley_shared::api::ChatEntry {
+            id: c.id,
+            seq: c.seq,
+            sender: c.sender,
+            sender_name: c.sender_name,
+            text: c.text,
+            at_ms: c.at_ms,
+        })
+        .collect();
+    Ok(ApiJson(parley_shared::api::ChatHistory { messages }))
 }

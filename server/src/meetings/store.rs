@@ -124,3 +124,26 @@ pub async fn upsert_participant(
     .await?;
     Ok(())
 }
+
+/// Inserts `user_id`'s participant row if there is none; an existing row is left as it is.
+pub async fn upsert_participant_keep(
+    pool: &AnyPool,
+    meeting_id: &str,
+    user_id: &str,
+    role: Role,
+    status: ParticipantStatus,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO participants (meeting_id, user_id, role, status, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (meeting_id, user_id) DO NOTHING",
+    )
+    .bind(meeting_id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .bind(status.as_str())
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

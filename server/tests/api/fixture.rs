@@ -364,3 +364,119 @@ fn extract_code(data: &str) -> Option<String> {
     let code: String = data[at..].chars().take(6).collect();
     (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
+
+/// A WebSocket client speaking the live-meeting protocol.
+pub struct Ws {
+    inner: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl TestServer {
+    /// Opens `/api/ws` with `token` and the `parley.v1` subprotocol.
+    pub async fn ws(&self, token: &str) -> Ws {
+        self.try_ws(Some(token), Some("parley.v1"))
+            .await
+            .expect("websocket connects")
+    }
+
+    pub async fn try_ws(
+        &self,
+        token: Option<&str>,
+        protocol: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let url = format!("{}/api/ws", self.base.replacen("http", "ws", 1));
+        let mut req = url.into_client_request()?;
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        if let Some(p) = protocol {
+            req.headers_mut()
+                .insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        let (inner, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws { inner })
+    }
+
+    /// Connects `user` and joins `code`; returns the socket and its `welcome`.
+    pub async fn join_ws(&self, user: &TestUser, code: &str) -> (Ws, Value) {
+        let mut ws = self.ws(&user.access).await;
+        ws.send(json!({"type": "join", "code": code, "display_name": user.email.split('@').next().unwrap()})).await;
+        let welcome = ws.recv_type("welcome").await;
+        (ws, welcome)
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt as _;
+        self.inner
+            .send(tokio_tungstenite::tungstenite::Message::Text(text.into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next protocol message, or `None` when the server closed the socket.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(within, self.inner.next())
+                .await
+                .ok()??;
+            match frame {
+                Ok(Message::Text(t)) => {
+                    return Some(serde_json::from_str(&t).expect("JSON message"))
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        self.next(Duration::from_secs(5))
+            .await
+            .expect("a message within 5 s")
+    }
+
+    /// Skips messages until one of type `ty` arrives (5 s at most).
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(m) if m["type"] == ty => return m,
+                Some(_) => continue,
+                None => panic!("no {ty} message (socket closed or timed out)"),
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives for `ms` milliseconds.
+    pub async fn expect_silence(&mut self, ms: u64) {
+        if let Some(m) = self.next(Duration::from_millis(ms)).await {
+            panic!("expected silence, got {m}");
+        }
+    }
+
+    /// True when the server closes the socket within 5 s (messages before the close are skipped).
+    pub async fn closed(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if self.next(left).await.is_none() {
+                return true;
+            }
+        }
+    }
+}

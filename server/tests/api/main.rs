@@ -7,6 +7,7 @@ mod fixture;
 mod accounts;
 mod email_codes;
 mod limits;
+mod live;
 mod meetings;
 mod openapi;
 mod restart;

@@ -80,6 +80,7 @@ async fn every_route_is_documented() {
         "POST /api/meetings/{code}/end",
         "POST /api/meetings/{code}/lock",
         "POST /api/meetings/{code}/unlock",
+        "GET /api/meetings/{code}/messages",
     ];
     let expected: std::collections::BTreeSet<String> =
         expected.iter().map(|s| s.to_string()).collect();

@@ -1,0 +1,482 @@
+//! One task per live meeting: it owns the [`Room`] state machine and each connection's
+//! outbox, applies inputs in order, persists what the room decides and delivers messages.
+//! Connections talk to it over a bounded channel; nothing else touches a room's state.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use parley_shared::api::{ParticipantStatus, Role};
+use parley_shared::signal::{ServerMsg, MAX_CLIENT_MSG_ID_BYTES};
+use parley_shared::{validate, ErrorCode, PeerId, UserId};
+use tokio::sync::mpsc;
+
+use super::chat;
+use super::state::{Effect, Input, Room, RoomConfig, Stored};
+use crate::state::AppState;
+
+/// Commands queued per room before senders wait.
+const ROOM_QUEUE: usize = 256;
+/// Messages queued per connection; a client that falls this far behind is disconnected.
+pub const OUTBOX: usize = 512;
+/// How often dropped peers are checked against their grace period.
+const TICK: Duration = Duration::from_millis(250);
+/// Most missed chat messages replayed on resume.
+const MAX_REPLAY: i64 = 1000;
+
+/// What a connection's writer receives.
+#[derive(Debug)]
+pub enum Outbound {
+    Msg(ServerMsg),
+    Close,
+}
+
+/// A connection's outbox, with an id so stale "dropped" reports are ignored.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub id: u64,
+    pub tx: mpsc::Sender<Outbound>,
+}
+
+/// Who is joining, as checked against the database by the connection.
+#[derive(Debug)]
+pub struct Joiner {
+    pub peer: PeerId,
+    pub user: UserId,
+    pub name: String,
+    pub role: Role,
+    pub admitted_before: bool,
+    pub resume_token: String,
+    pub resume: Option<String>,
+    pub after_seq: Option<i64>,
+}
+
+/// Commands to a room.
+#[derive(Debug)]
+pub enum RoomCmd {
+    Connect {
+        joiner: Joiner,
+        conn: Conn,
+    },
+    Input(Input),
+    Chat {
+        peer: PeerId,
+        client_msg_id: String,
+        text: String,
+    },
+    Dropped {
+        peer: PeerId,
+        conn_id: u64,
+    },
+    /// The meeting was ended elsewhere (REST).
+    End,
+    /// The server is stopping.
+    Shutdown,
+}
+
+/// The registry of live rooms, by meeting id.
+#[derive(Default)]
+pub struct Rooms {
+    // Never held across an await.
+    map: Mutex<HashMap<String, mpsc::Sender<RoomCmd>>>,
+}
+
+impl Rooms {
+    /// The live room of `meeting_id`, started if needed.
+    pub fn get_or_start(
+        &self,
+        state: &AppState,
+        meeting_id: &str,
+        owner: &str,
+        locked: bool,
+        waiting_room: bool,
+    ) -> mpsc::Sender<RoomCmd> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(meeting_id).filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let room = Room::new(
+            state.room_config(),
+            UserId(owner.into()),
+            locked,
+            waiting_room,
+        );
+        tokio::spawn(run(state.clone(), meeting_id.to_string(), room, rx));
+        map.insert(meeting_id.to_string(), tx.clone());
+        tx
+    }
+
+    /// The live room of `meeting_id`, if any.
+    pub fn get(&self, meeting_id: &str) -> Option<mpsc::Sender<RoomCmd>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(meeting_id)
+            .cloned()
+    }
+
+    fn remove_if_closed(&self, meeting_id: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(meeting_id).is_some_and(|tx| tx.is_closed()) {
+            map.remove(meeting_id);
+        }
+    }
+
+    /// Tells every room the server is stopping.
+    pub async fn shutdown_all(&self) {
+        let rooms: Vec<_> = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for tx in rooms {
+            let _ = tx.send(RoomCmd::Shutdown).await;
+        }
+    }
+}
+
+impl AppState {
+    pub fn room_config(&self) -> RoomConfig {
+        RoomConfig {
+            grace_ms: i64::try_from(self.config.reconnect_grace_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX / 2),
+            max_peers: self.config.limits.max_participants,
+        }
+    }
+}
+
+struct Task {
+    state: AppState,
+    meeting_id: String,
+    room: Room,
+    conns: HashMap<PeerId, Conn>,
+    after_seq: HashMap<PeerId, i64>,
+}
+
+async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Receiver<RoomCmd>) {
+    let span = tracing::info_span!("room", meeting_id = %meeting_id);
+    let _enter = span.enter();
+    let mut task = Task {
+        state: state.clone(),
+        meeting_id: meeting_id.clone(),
+        room,
+        conns: HashMap::new(),
+        after_seq: HashMap::new(),
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(RoomCmd::Shutdown) | None => {
+                    task.shutdown();
+                    break;
+                }
+                Some(cmd) => task.command(cmd).await,
+            },
+            _ = tick.tick() => {
+                let fx = task.room.handle(Input::Tick, state.now_ms());
+                task.apply(fx).await;
+            }
+        }
+        if task.room.is_empty() && task.conns.is_empty() {
+            rx.close();
+            // Serve what was queued before the close, then leave the registry.
+            while let Ok(cmd) = rx.try_recv() {
+                task.command(cmd).await;
+            }
+            if task.room.is_empty() && task.conns.is_empty() {
+                break;
+            }
+        }
+    }
+    drop(_enter);
+    state.rooms.remove_if_closed(&meeting_id);
+}
+
+impl Task {
+    async fn command(&mut self, cmd: RoomCmd) {
+        let now = self.state.now_ms();
+        match cmd {
+            RoomCmd::Connect { joiner, conn } => {
+                self.conns.insert(joiner.peer.clone(), conn);
+                if let Some(seq) = joiner.after_seq {
+                    self.after_seq.insert(joiner.peer.clone(), seq);
+                }
+                let input = Input::Join {
+                    peer: joiner.peer.clone(),
+                    user: joiner.user,
+                    name: joiner.name,
+                    role: joiner.role,
+                    admitted_before: joiner.admitted_before,
+                    resume_token: joiner.resume_token,
+                    resume: joiner.resume,
+                };
+                let fx = self.room.handle(input, now);
+                // A resume is welcomed under the old peer id: move the new outbox there.
+                let resumed_as = fx.iter().find_map(|e| match e {
+                    Effect::Replace(old) => Some(old.clone()),
+                    _ => None,
+                });
+                if let Some(old) = resumed_as {
+                    if let Some(conn) = self.conns.remove(&joiner.peer) {
+                        if let Some(previous) = self.conns.insert(old.clone(), conn) {
+                            let _ = previous.tx.try_send(Outbound::Close);
+                        }
+                    }
+                    if let Some(seq) = self.after_seq.remove(&joiner.peer) {
+                        self.after_seq.insert(old, seq);
+                    }
+                }
+                self.apply(fx).await;
+            }
+            RoomCmd::Input(input) => {
+                let fx = self.room.handle(input, now);
+                self.apply(fx).await;
+            }
+            RoomCmd::Chat {
+                peer,
+                client_msg_id,
+                text,
+            } => self.chat(peer, client_msg_id, text, now).await,
+            RoomCmd::Dropped { peer, conn_id } => {
+                if self.conns.get(&peer).is_some_and(|c| c.id == conn_id) {
+                    self.conns.remove(&peer);
+                    let fx = self.room.handle(Input::Dropped { peer }, now);
+                    self.apply(fx).await;
+                }
+            }
+            RoomCmd::End => {
+                let mut fx = Vec::new();
+                self.room.end(&mut fx);
+                self.apply(fx).await;
+            }
+            RoomCmd::Shutdown => self.shutdown(),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for conn in self.conns.values() {
+            let _ = conn.tx.try_send(Outbound::Msg(ServerMsg::ServerShutdown));
+            let _ = conn.tx.try_send(Outbound::Close);
+        }
+        self.conns.clear();
+    }
+
+    async fn chat(&mut self, peer: PeerId, client_msg_id: String, text: String, now: i64) {
+        let Some(sender) = self
+            .room
+            .peer(&peer)
+            .filter(|_| self.room.is_joined(&peer))
+            .cloned()
+        else {
+            return self.send(
+                &peer,
+                ServerMsg::error(ErrorCode::OutOfState, "join the call before chatting"),
+            );
+        };
+        if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
+            return self.send(
+                &peer,
+                ServerMsg::error(
+                    ErrorCode::MalformedRequest,
+                    "client_msg_id must be 1-64 bytes",
+                ),
+            );
+        }
+        if let Err(e) = validate::chat_text(&text) {
+            return self.send(&peer, ServerMsg::error(e.code, e.message));
+        }
+        let stored = chat::store(
+            &self.state.db.pool,
+            &self.meeting_id,
+            &sender.user,
+            &sender.name,
+            &client_msg_id,
+            &text,
+            now,
+        )
+        .await;
+        match stored {
+            Ok((message, duplicate)) => {
+                let ack = ServerMsg::ChatAck {
+                    client_msg_id,
+                    id: message.id.clone(),
+                    seq: message.seq,
+                };
+                self.send(&peer, ack);
+                if !duplicate {
+                    let others: Vec<PeerId> = self
+                        .room
+                        .participants()
+                        .into_iter()
+                        .map(|p| p.peer_id)
+                        .filter(|p| p != &peer)
+                        .collect();
+                    for to in others {
+                        self.send(
+                            &to,
+                            ServerMsg::Chat {
+                                message: message.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "chat not stored");
+                self.send(
+                    &peer,
+                    ServerMsg::error(
+                        ErrorCode::Internal,
+                        "the message was not stored; send it again",
+                    ),
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, to: &PeerId, msg: ServerMsg) {
+        let Some(conn) = self.conns.get(to) else {
+            return;
+        };
+        if conn.tx.try_send(Outbound::Msg(msg)).is_err() {
+            // Full outbox: the client is not reading. Drop it; it may resume.
+            tracing::warn!(peer = %to, "outbox full: disconnecting slow client");
+            let _ = conn.tx.try_send(Outbound::Close);
+            self.conns.remove(to);
+        }
+    }
+
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(to, msg) => self.send(&to, msg),
+                Effect::Welcome {
+                    peer,
+                    role,
+                    participants,
+                    resume_token,
+                    locked,
+                    resumed: _,
+                } => {
+                    self.welcome(peer, role, participants, resume_token, locked)
+                        .await
+                }
+                Effect::Close(peer) => {
+                    if let Some(conn) = self.conns.remove(&peer) {
+                        let _ = conn.tx.try_send(Outbound::Close);
+                    }
+                }
+                Effect::Replace(_) => {}
+                Effect::Store(change) => {
+                    if let Err(e) = self.store(change).await {
+                        tracing::error!(error = %e, "room change not stored");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn welcome(
+        &mut self,
+        peer: PeerId,
+        role: Role,
+        participants: Vec<parley_shared::signal::Participant>,
+        resume_token: String,
+        locked: bool,
+    ) {
+        let pool = self.state.db.pool.clone();
+        let last_seq = chat::last_seq(&pool, &self.meeting_id).await.unwrap_or(0);
+        let user = self.room.peer(&peer).map(|p| p.user.clone());
+        let ice_servers = user.map(|u| self.state.ice_servers(&u)).unwrap_or_default();
+        self.send(
+            &peer,
+            ServerMsg::Welcome {
+                peer_id: peer.clone(),
+                role,
+                participants,
+                ice_servers,
+                resume_token,
+                locked,
+                last_seq,
+            },
+        );
+        if let Some(after) = self.after_seq.remove(&peer) {
+            match chat::after(&pool, &self.meeting_id, after, MAX_REPLAY).await {
+                Ok(missed) => {
+                    for message in missed {
+                        self.send(&peer, ServerMsg::Chat { message });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "missed chat not loaded"),
+            }
+        }
+    }
+
+    async fn store(&self, change: Stored) -> sqlx::Result<()> {
+        let pool = &self.state.db.pool;
+        let now = self.state.now_ms();
+        let status = |user: &UserId, status: ParticipantStatus| {
+            sqlx::query(
+                "UPDATE participants SET status = $1, \
+                   joined_at = CASE WHEN $1 = 'joined' THEN $2 ELSE joined_at END, \
+                   first_joined_at = CASE WHEN $1 = 'joined' THEN COALESCE(first_joined_at, $2) ELSE first_joined_at END, \
+                   left_at = CASE WHEN $1 = 'left' THEN $2 ELSE left_at END \
+                 WHERE meeting_id = $3 AND user_id = $4",
+            )
+            .bind(status.as_str())
+            .bind(now)
+            .bind(self.meeting_id.clone())
+            .bind(user.as_str().to_string())
+        };
+        match change {
+            Stored::Waiting(u) => status(&u, ParticipantStatus::Waiting).execute(pool).await?,
+            Stored::Joined(u) => {
+                sqlx::query(
+                    "UPDATE meetings SET started_at = $1 WHERE id = $2 AND started_at IS NULL",
+                )
+                .bind(now)
+                .bind(&self.meeting_id)
+                .execute(pool)
+                .await?;
+                status(&u, ParticipantStatus::Joined).execute(pool).await?
+            }
+            Stored::Left(u) => status(&u, ParticipantStatus::Left).execute(pool).await?,
+            Stored::Denied(u) => status(&u, ParticipantStatus::Denied).execute(pool).await?,
+            Stored::Role(u, role) => {
+                sqlx::query(
+                    "UPDATE participants SET role = $1 WHERE meeting_id = $2 AND user_id = $3",
+                )
+                .bind(role.as_str())
+                .bind(&self.meeting_id)
+                .bind(u.as_str())
+                .execute(pool)
+                .await?
+            }
+            Stored::Locked(locked) => {
+                sqlx::query("UPDATE meetings SET locked = $1 WHERE id = $2")
+                    .bind(i64::from(locked))
+                    .bind(&self.meeting_id)
+                    .execute(pool)
+                    .await?
+            }
+            Stored::Ended => {
+                sqlx::query("UPDATE meetings SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+                    .bind(now)
+                    .bind(&self.meeting_id)
+                    .execute(pool)
+                    .await?;
+                sqlx::query("UPDATE participants SET status = 'left', left_at = $1 WHERE meeting_id = $2 AND status IN ('joined', 'waiting')")
+                    .bind(now)
+                    .bind(&self.meeting_id)
+                    .execute(pool)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+}

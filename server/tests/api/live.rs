@@ -1,0 +1,234 @@
+//! Live meetings over real WebSocket clients: join, presence, relay, chat, errors.
+
+use serde_json::json;
+
+use crate::fixture::TestServer;
+
+#[tokio::test]
+async fn upgrade_requires_token_and_protocol() {
+    let s = TestServer::start().await;
+    let u = s.register("wsuser").await;
+    assert!(s.try_ws(None, Some("parley.v1")).await.is_err(), "no token");
+    assert!(
+        s.try_ws(Some("garbage"), Some("parley.v1")).await.is_err(),
+        "bad token"
+    );
+    assert!(
+        s.try_ws(Some(&u.access), None).await.is_err(),
+        "no protocol version"
+    );
+    assert!(s.try_ws(Some(&u.access), Some("parley.v1")).await.is_ok());
+}
+
+#[tokio::test]
+async fn join_welcome_peer_joined_peer_left() {
+    let s = TestServer::start().await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let code = s.create_meeting(&host, json!({"title": "Live"})).await;
+    let (mut h, hw) = s.join_ws(&host, &code).await;
+    assert_eq!(hw["role"], "host");
+    assert_eq!(hw["participants"], json!([]));
+    assert!(hw["resume_token"].as_str().unwrap().len() >= 43);
+    let (mut a, aw) = s.join_ws(&ann, &code).await;
+    assert_eq!(aw["role"], "participant");
+    assert_eq!(aw["participants"][0]["peer_id"], hw["peer_id"]);
+    let joined = h.recv_type("peer_joined").await;
+    assert_eq!(joined["participant"]["peer_id"], aw["peer_id"]);
+    assert_eq!(joined["participant"]["display_name"], "ann");
+    // Stored: the participant row says joined.
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM participants WHERE user_id = $1")
+        .bind(&ann.id)
+        .fetch_one(&s.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "joined");
+
+    a.send(json!({"type": "leave"})).await;
+    assert!(a.closed().await);
+    let left = h.recv_type("peer_left").await;
+    assert_eq!(left["peer_id"], aw["peer_id"]);
+}
+
+#[tokio::test]
+async fn signaling_reaches_only_its_target_and_cannot_cross_meetings() {
+    let s = TestServer::start().await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let bob = s.register("bob").await;
+    let eve = s.register("eve").await;
+    let code = s.create_meeting(&host, json!({"title": "Relay"})).await;
+    let other = s.create_meeting(&eve, json!({"title": "Elsewhere"})).await;
+    let (mut h, hw) = s.join_ws(&host, &code).await;
+    let (mut a, aw) = s.join_ws(&ann, &code).await;
+    let (mut b, bw) = s.join_ws(&bob, &code).await;
+    let (mut e, _) = s.join_ws(&eve, &other).await;
+    h.recv_type("peer_joined").await;
+    h.recv_type("peer_joined").await;
+    a.recv_type("peer_joined").await;
+
+    a.send(
+        json!({"type": "offer", "to": bw["peer_id"], "sdp": "v=0 offer", "from": hw["peer_id"]}),
+    )
+    .await;
+    let offer = b.recv_type("offer").await;
+    assert_eq!(
+        offer["from"], aw["peer_id"],
+        "from is the sender's own id, whatever it claims"
+    );
+    assert_eq!(offer["sdp"], "v=0 offer");
+    b.send(json!({"type": "answer", "to": aw["peer_id"], "sdp": "v=0 answer"}))
+        .await;
+    assert_eq!(a.recv_type("answer").await["from"], bw["peer_id"]);
+    a.send(json!({"type": "ice", "to": bw["peer_id"], "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdp_mid": "0", "sdp_mline_index": 0}})).await;
+    assert_eq!(b.recv_type("ice").await["candidate"]["sdp_mid"], "0");
+    h.expect_silence(300).await;
+
+    // Eve, in another meeting, cannot reach Bob.
+    e.send(json!({"type": "offer", "to": bw["peer_id"], "sdp": "evil"}))
+        .await;
+    let err = e.recv_type("error").await;
+    assert_eq!(
+        err["error"].as_str().or(err["code"].as_str()),
+        Some("peer_not_found")
+    );
+    b.expect_silence(300).await;
+}
+
+#[tokio::test]
+async fn chat_is_stored_ordered_acked_and_deduplicated() {
+    let s = TestServer::start().await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let outsider = s.register("outsider").await;
+    let code = s.create_meeting(&host, json!({"title": "Chatty"})).await;
+    let (mut h, _) = s.join_ws(&host, &code).await;
+    let (mut a, _) = s.join_ws(&ann, &code).await;
+    h.recv_type("peer_joined").await;
+
+    for i in 1..=3 {
+        a.send(
+            json!({"type": "chat", "client_msg_id": format!("c{i}"), "text": format!("hello {i}")}),
+        )
+        .await;
+        let ack = a.recv_type("chat_ack").await;
+        assert_eq!(
+            (ack["client_msg_id"].as_str(), ack["seq"].as_i64()),
+            (Some(format!("c{i}").as_str()), Some(i))
+        );
+        let got = h.recv_type("chat").await;
+        assert_eq!(got["message"]["seq"], i);
+        assert_eq!(got["message"]["text"], format!("hello {i}"));
+        assert_eq!(got["message"]["sender_name"], "ann");
+    }
+    // A retry of c2 (say, after a reconnect) is acknowledged with the stored seq, not repeated.
+    a.send(json!({"type": "chat", "client_msg_id": "c2", "text": "hello 2"}))
+        .await;
+    let ack = a.recv_type("chat_ack").await;
+    assert_eq!(ack["seq"], 2);
+    h.expect_silence(300).await;
+
+    let history = s
+        .get(&format!("/api/meetings/{code}/messages"), Some(&ann.access))
+        .await
+        .expect(200);
+    let texts: Vec<&str> = history.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["hello 1", "hello 2", "hello 3"]);
+    let after = s
+        .get(
+            &format!("/api/meetings/{code}/messages?after_seq=2"),
+            Some(&host.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(after.body["messages"].as_array().unwrap().len(), 1);
+    s.get(
+        &format!("/api/meetings/{code}/messages"),
+        Some(&outsider.access),
+    )
+    .await
+    .expect_err(403, "not_participant");
+    s.get(
+        &format!("/api/meetings/{code}/messages?limit=0"),
+        Some(&ann.access),
+    )
+    .await
+    .expect_err(400, "invalid_pagination");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+        .fetch_one(&s.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn bad_input_gets_error_codes_and_the_connection_keeps_working() {
+    let s = TestServer::with_config(|c| c.limits.chat_per_sec = 2).await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let code = s.create_meeting(&host, json!({"title": "Robust"})).await;
+    let mut w = s.ws(&host.access).await;
+    w.send(json!({"type": "chat", "client_msg_id": "x", "text": "too early"}))
+        .await;
+    assert_eq!(w.recv_type("error").await["code"], "out_of_state");
+    w.send(json!({"type": "join", "code": "bcdf-ghjk-mnpq", "display_name": "H"}))
+        .await;
+    assert_eq!(w.recv_type("error").await["code"], "meeting_not_found");
+    w.send(json!({"type": "join", "code": code, "display_name": "H"}))
+        .await;
+    w.recv_type("welcome").await;
+    let (mut a, _) = s.join_ws(&ann, &code).await;
+
+    let cases = [
+        ("{not json".to_string(), "malformed_request"),
+        (
+            json!({"type": "teleport"}).to_string(),
+            "unknown_message_type",
+        ),
+        (json!({"type": "hand"}).to_string(), "malformed_request"),
+        (
+            json!({"type": "chat", "client_msg_id": "big", "text": "x".repeat(5000)}).to_string(),
+            "payload_too_large",
+        ),
+        (
+            json!({"type": "chat", "client_msg_id": "huge", "text": "x".repeat(70_000)})
+                .to_string(),
+            "payload_too_large",
+        ),
+        (
+            json!({"type": "offer", "to": "nobody", "sdp": "x"}).to_string(),
+            "peer_not_found",
+        ),
+        (
+            json!({"type": "join", "code": code, "display_name": "again"}).to_string(),
+            "out_of_state",
+        ),
+    ];
+    for (text, code) in cases {
+        w.send_text(text.clone()).await;
+        let e = w.recv_type("error").await;
+        assert_eq!(e["code"], code, "for {}", &text[..text.len().min(60)]);
+    }
+    // Flooding chat is refused past the per-connection rate.
+    let mut limited = false;
+    for i in 0..10 {
+        w.send(json!({"type": "chat", "client_msg_id": format!("f{i}"), "text": "flood"}))
+            .await;
+        let m = w.recv().await;
+        if m["type"] == "error" && m["code"] == "rate_limited" {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the chat flood hit the rate limit");
+    // The connection and the room still work, for it and for others.
+    w.send(json!({"type": "ping"})).await;
+    assert_eq!(w.recv_type("pong").await["type"], "pong");
+    a.send(json!({"type": "hand", "raised": true})).await;
+    assert_eq!(w.recv_type("hand").await["raised"], true);
+}

@@ -352,7 +352,11 @@ impl Task {
     }
 
     async fn apply(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
+        // Persist first, then tell: whoever hears of a change can already read it back.
+        let (stores, effects): (Vec<Effect>, Vec<Effect>) = effects
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Store(_)));
+        for effect in stores.into_iter().chain(effects) {
             match effect {
                 Effect::Send(to, msg) => self.send(&to, msg),
                 Effect::Welcome {

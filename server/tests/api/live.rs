@@ -232,3 +232,107 @@ async fn bad_input_gets_error_codes_and_the_connection_keeps_working() {
     a.send(json!({"type": "hand", "raised": true})).await;
     assert_eq!(w.recv_type("hand").await["raised"], true);
 }
+
+#[tokio::test]
+async fn reconnect_within_grace_resumes_and_gets_missed_chat_after_grace_peer_left() {
+    let s = TestServer::start().await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let code = s.create_meeting(&host, json!({"title": "Flaky"})).await;
+    let (mut h, _) = s.join_ws(&host, &code).await;
+    let (mut a, aw) = s.join_ws(&ann, &code).await;
+    h.recv_type("peer_joined").await;
+    a.send(json!({"type": "hand", "raised": true})).await;
+    h.recv_type("hand").await;
+    a.send(json!({"type": "chat", "client_msg_id": "a1", "text": "before the drop"}))
+        .await;
+    assert_eq!(a.recv_type("chat_ack").await["seq"], 1);
+    h.recv_type("chat").await;
+
+    drop(a); // the network goes away: no close handshake
+    h.send(json!({"type": "chat", "client_msg_id": "h1", "text": "while you were away"}))
+        .await;
+    h.recv_type("chat_ack").await;
+    h.expect_silence(400).await; // no peer_left within the grace period
+
+    let mut a2 = s.ws(&ann.access).await;
+    a2.send(json!({"type": "join", "code": code, "display_name": "ann", "resume_token": aw["resume_token"], "after_seq": 1})).await;
+    let w2 = a2.recv_type("welcome").await;
+    assert_eq!(w2["peer_id"], aw["peer_id"], "same peer id after resume");
+    assert_eq!(w2["last_seq"], 2);
+    let missed = a2.recv_type("chat").await;
+    assert_eq!(missed["message"]["text"], "while you were away");
+    // The others see no leave/join for a resume, and the raised hand is still there.
+    h.expect_silence(300).await;
+    let (mut c, cw) = s.join_ws(&s.register("cat").await, &code).await;
+    let ann_seen = cw["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == aw["peer_id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(ann_seen["hand_raised"], true);
+    // Signaling still reaches the resumed peer under its old id.
+    c.send(json!({"type": "offer", "to": aw["peer_id"], "sdp": "v=0"}))
+        .await;
+    assert_eq!(a2.recv_type("offer").await["from"], cw["peer_id"]);
+
+    // Dropped for longer than the grace period: everyone is told.
+    drop(a2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.advance(std::time::Duration::from_secs(31));
+    let left = h.recv_type("peer_left").await;
+    assert_eq!(left["peer_id"], aw["peer_id"]);
+}
+
+#[tokio::test]
+async fn waiting_room_admit_and_deny_over_websocket() {
+    let s = TestServer::start().await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let bob = s.register("bob").await;
+    let code = s
+        .create_meeting(&host, json!({"title": "Lobby", "waiting_room": true}))
+        .await;
+    let (mut h, _) = s.join_ws(&host, &code).await;
+
+    let mut a = s.ws(&ann.access).await;
+    a.send(json!({"type": "join", "code": code, "display_name": "Ann"}))
+        .await;
+    assert_eq!(a.recv().await["type"], "waiting");
+    let waiting = h.recv_type("waiting_peer").await;
+    assert_eq!(waiting["display_name"], "Ann");
+    // Waiting peers cannot chat.
+    a.send(json!({"type": "chat", "client_msg_id": "w", "text": "let me in"}))
+        .await;
+    assert_eq!(a.recv_type("error").await["code"], "out_of_state");
+
+    h.send(json!({"type": "admit", "peer": waiting["peer_id"]}))
+        .await;
+    let welcome = a.recv_type("welcome").await;
+    assert_eq!(welcome["peer_id"], waiting["peer_id"]);
+    assert_eq!(
+        h.recv_type("peer_joined").await["participant"]["peer_id"],
+        waiting["peer_id"]
+    );
+
+    let mut b = s.ws(&bob.access).await;
+    b.send(json!({"type": "join", "code": code, "display_name": "Bob"}))
+        .await;
+    assert_eq!(b.recv().await["type"], "waiting");
+    let bw = h.recv_type("waiting_peer").await;
+    // A plain participant cannot admit.
+    a.send(json!({"type": "admit", "peer": bw["peer_id"]}))
+        .await;
+    assert_eq!(a.recv_type("error").await["code"], "not_host");
+    h.send(json!({"type": "deny", "peer": bw["peer_id"]})).await;
+    assert_eq!(b.recv().await["type"], "denied");
+    assert!(b.closed().await);
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM participants WHERE user_id = $1")
+        .bind(&bob.id)
+        .fetch_one(&s.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "denied");
+}

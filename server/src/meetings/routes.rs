@@ -261,40 +261,10 @@ async fn join_meeting(
     };
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
-    if m.ended_at.is_some() {
-        return Err(AppError::new(
-            StatusCode::GONE,
-            ErrorCode::MeetingEnded,
-            "this meeting has ended",
-        ));
-    }
-    let role = if m.host_id == user_id {
-        Role::Host
-    } else {
-        m.role().unwrap_or(Role::Participant)
-    };
-    // Someone let in before keeps their place: no passcode or waiting room again.
-    let admitted_before = matches!(
-        m.status(),
-        Some(ParticipantStatus::Joined | ParticipantStatus::Left)
-    );
-    if m.status() == Some(ParticipantStatus::Denied) {
-        return Err(AppError::forbidden(
-            ErrorCode::NotParticipant,
-            "you were removed from this meeting",
-        ));
-    }
-    if !role.can_moderate() {
-        if m.locked != 0 {
-            return Err(AppError::forbidden(
-                ErrorCode::MeetingLocked,
-                "the host has locked this meeting",
-            ));
-        }
-        if let (Some(hash), false) = (&m.passcode_hash, admitted_before) {
-            check_passcode(&state, &m.id, user_id, hash, req.passcode).await?;
-        }
-    }
+    let Admission {
+        role,
+        admitted_before,
+    } = admission(&state, &m, user_id, req.passcode).await?;
     let waiting = m.waiting_room != 0 && !role.can_moderate() && !admitted_before;
     let status = if waiting {
         ParticipantStatus::Waiting
@@ -317,7 +287,61 @@ async fn join_meeting(
     }))
 }
 
-pub(crate) async fn check_passcode(
+/// Who may enter, as both REST join and the WebSocket join decide it.
+pub(crate) struct Admission {
+    pub role: Role,
+    /// Let in before (joined or left): no passcode, lock or waiting room again.
+    pub admitted_before: bool,
+}
+
+/// The checks every way into a meeting shares: not ended, not removed, not locked (for
+/// newcomers without a moderator role) and the passcode (for newcomers).
+pub(crate) async fn admission(
+    state: &AppState,
+    m: &MeetingRow,
+    user_id: &str,
+    passcode: Option<String>,
+) -> ApiResult<Admission> {
+    if m.ended_at.is_some() {
+        return Err(AppError::new(
+            StatusCode::GONE,
+            ErrorCode::MeetingEnded,
+            "this meeting has ended",
+        ));
+    }
+    if m.status() == Some(ParticipantStatus::Denied) {
+        return Err(AppError::forbidden(
+            ErrorCode::NotParticipant,
+            "you were removed from this meeting",
+        ));
+    }
+    let role = if m.host_id == user_id {
+        Role::Host
+    } else {
+        m.role().unwrap_or(Role::Participant)
+    };
+    let admitted_before = matches!(
+        m.status(),
+        Some(ParticipantStatus::Joined | ParticipantStatus::Left)
+    );
+    if !role.can_moderate() && !admitted_before {
+        if m.locked != 0 {
+            return Err(AppError::forbidden(
+                ErrorCode::MeetingLocked,
+                "the host has locked this meeting",
+            ));
+        }
+        if let Some(hash) = &m.passcode_hash {
+            check_passcode(state, &m.id, user_id, hash, passcode).await?;
+        }
+    }
+    Ok(Admission {
+        role,
+        admitted_before,
+    })
+}
+
+async fn check_passcode(
     state: &AppState,
     meeting_id: &str,
     user_id: &str,

@@ -10,7 +10,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use parley_shared::api::{ParticipantStatus, Role};
+use parley_shared::api::ParticipantStatus;
 use parley_shared::signal::{
     ClientMsg, ServerMsg, MAX_MESSAGE_BYTES, MAX_REACTION_BYTES, MAX_SDP_BYTES, SUBPROTOCOL,
 };
@@ -266,29 +266,12 @@ async fn join(
         .await
         .map_err(|_| fail(ErrorCode::Internal, "database unavailable"))?
         .ok_or_else(|| fail(ErrorCode::MeetingNotFound, "no meeting has that code"))?;
-    if m.ended_at.is_some() {
-        return Err(fail(ErrorCode::MeetingEnded, "this meeting has ended"));
-    }
-    if m.status() == Some(ParticipantStatus::Denied) {
-        return Err(fail(
-            ErrorCode::NotParticipant,
-            "you were removed from this meeting",
-        ));
-    }
-    let role = if m.host_id == user_id {
-        Role::Host
-    } else {
-        m.role().unwrap_or(Role::Participant)
-    };
-    let admitted_before = matches!(
-        m.status(),
-        Some(ParticipantStatus::Joined | ParticipantStatus::Left)
-    );
-    if let (Some(hash), false, false) = (&m.passcode_hash, admitted_before, role.can_moderate()) {
-        crate::meetings::routes::check_passcode(state, &m.id, user_id, hash, passcode)
-            .await
-            .map_err(|e| ServerMsg::error(e.code, e.message))?;
-    }
+    let crate::meetings::routes::Admission {
+        role,
+        admitted_before,
+    } = crate::meetings::routes::admission(state, &m, user_id, passcode)
+        .await
+        .map_err(|e| ServerMsg::error(e.code, e.message))?;
     // Make sure a participant row exists; the room sets its status.
     let status = m.status().unwrap_or(ParticipantStatus::Invited);
     meetings::upsert_participant_keep(&state.db.pool, &m.id, user_id, role, status, state.now_ms())

@@ -267,6 +267,13 @@ async fn locked_meeting_refuses_newcomers_but_not_the_host() {
     s.post(&format!("{base}/join"), Some(&late.access), json!({}))
         .await
         .expect_err(403, "meeting_locked");
+    // Someone let in before the lock may come back (the same rule as the live room).
+    s.post(&format!("{base}/leave"), Some(&early.access), json!({}))
+        .await
+        .expect(204);
+    s.post(&format!("{base}/join"), Some(&early.access), json!({}))
+        .await
+        .expect(200);
     s.post(&format!("{base}/join"), Some(&host.access), json!({}))
         .await
         .expect(200);

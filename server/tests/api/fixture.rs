@@ -73,7 +73,7 @@ pub struct TestUser {
     pub refresh: String,
 }
 
-async fn fresh_postgres_db(admin_url: &str) -> String {
+pub async fn fresh_postgres_db(admin_url: &str) -> String {
     let name = format!(
         "parley_test_{}",
         ulid::Ulid::new().to_string().to_lowercase()

@@ -5,6 +5,8 @@
 mod fixture;
 
 mod accounts;
+mod controls;
+mod crash;
 mod email_codes;
 mod limits;
 mod live;

@@ -3,8 +3,9 @@
 # everything is already there. Used by scripts/run.sh, scripts/test.sh and .ci/run.
 set -euo pipefail
 
-# Debian packages for the server, its tests (PostgreSQL) and the crates' C builds.
-PACKAGES=(build-essential pkg-config libssl-dev postgresql)
+# Debian packages for the crates' C builds (OpenSSL, D-Bus for the keychain), and the tests
+# (PostgreSQL; dbus + gnome-keyring for a throwaway Secret Service).
+PACKAGES=(build-essential pkg-config libssl-dev libdbus-1-dev postgresql dbus gnome-keyring)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,8 +1,12 @@
-//! Parley's call engine (no Tauri): the REST and signaling clients, the WebRTC mesh, media
-//! capture, codecs and playback, and the headless `parley-cli`.
+//! Parley's call engine (no Tauri): the REST and signaling clients, and the headless
+//! `parley-cli`. The WebRTC mesh and the media path (issue 4) come next.
 //!
-//! It is still empty: the server core comes first (issue 2); signaling and the CLI (issue 3)
-//! and the media path (issue 4) fill it in. It is a workspace member already so the layout,
-//! lints and CI cover it from the start.
+//! - [`rest`]: typed calls to the server's `/api`.
+//! - [`signaling`]: a live-meeting session over `/api/ws` that survives drops and restarts.
+//! - [`credentials`]: tokens in the OS keychain, or a private file when there is none.
+
+pub mod credentials;
+pub mod rest;
+pub mod signaling;
 
 pub use parley_shared as shared;

@@ -1,0 +1,387 @@
+//! `parley-cli` as a user or a script runs it: separate processes, each with its own home
+//! directory, against a real server on port 0. Two `join` processes chat with each other.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_server::clock::SystemClock;
+use parley_server::config::Config;
+use parley_server::Server;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+struct World {
+    server: Server,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.limits.register_per_ip = 100;
+    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+    World {
+        base: format!("http://{}", server.addr),
+        server,
+        _data: data,
+    }
+}
+
+/// One person at one machine: a home directory of their own, no keychain on the session bus
+/// unless the environment provides one.
+struct User {
+    home: tempfile::TempDir,
+    server: String,
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl User {
+    fn new(server: &str) -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+            server: server.to_string(),
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.home.path().join(".config")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley-cli"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.config_dir())
+            .env("PARLEY_SERVER", &self.server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(bus) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", bus);
+        }
+        cmd
+    }
+
+    /// Runs `parley-cli args…` to completion with `input` on stdin.
+    async fn run(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self.command(args).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("parley-cli finishes within 30 s")
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str], input: &str) -> String {
+        let out = self.run(args, input).await;
+        assert_eq!(out.code, 0, "{args:?} failed: {}", out.stderr);
+        out.stdout
+    }
+
+    async fn register(&self, name: &str) -> Output {
+        let email = format!("{name}@example.org");
+        let out = self
+            .run(
+                &["register", "--username", name, "--email", &email],
+                &format!("{name}-Str0ng-Passphrase\n"),
+            )
+            .await;
+        assert_eq!(out.code, 0, "register {name}: {}", out.stderr);
+        out
+    }
+
+    /// Starts `parley-cli join code` and waits until it is in the meeting.
+    async fn join(&self, code: &str) -> Joined {
+        let mut child = self.command(&["join", code]).spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut j = Joined {
+            child,
+            stdin,
+            stdout,
+        };
+        j.expect_line(|l| l.starts_with("* joined ")).await;
+        j
+    }
+}
+
+struct Joined {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Joined {
+    async fn type_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Reads stdout until a line satisfies `want` (10 s at most); returns it.
+    async fn expect_line(&mut self, want: impl Fn(&str) -> bool) -> String {
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = self.stdout.next_line().await.unwrap() {
+                if want(&line) {
+                    return Some(line);
+                }
+                seen.push(line);
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("expected line not printed; got {seen:?}"),
+        }
+    }
+
+    /// Closes stdin (end of input = leave) and returns the exit code.
+    async fn finish(mut self) -> i32 {
+        drop(self.stdin);
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("join exits within 10 s of end of input")
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn two_cli_processes_meet_and_chat() {
+    let w = world().await;
+    let ann = User::new(&w.base);
+    let bob = User::new(&w.base);
+    let out = ann.register("ann").await;
+    bob.register("bob").await;
+    // No keychain on this bus: the tokens went to a private file, and the user is told.
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        let file = ann.config_dir().join("parley/credentials.json");
+        assert!(
+            out.stderr.contains("no OS keychain reachable")
+                && out.stderr.contains(file.to_str().unwrap()),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+    assert!(
+        ann.ok(&["whoami"], "")
+            .await
+            .starts_with("ann (ann@example.org)"),
+        "whoami"
+    );
+
+    let code = ann.ok(&["meetings", "create", "Standup"], "").await;
+    let code = code.trim().to_string();
+    assert_eq!(code.len(), 14, "a meeting code: {code:?}");
+    assert!(ann.ok(&["meetings", "list"], "").await.contains(&code));
+    let show = ann.ok(&["meetings", "show", &code], "").await;
+    assert!(show.contains("title:        Standup") && show.contains("your role:    host"));
+
+    let mut a = ann.join(&code).await;
+    let mut b = bob.join(&code).await;
+    a.expect_line(|l| l == "* bob joined").await;
+    a.type_line("hello bob").await;
+    b.expect_line(|l| l == "ann: hello bob").await;
+    b.type_line("hi ann, all good").await;
+    a.expect_line(|l| l == "bob: hi ann, all good").await;
+    b.type_line("/hand").await;
+    a.expect_line(|l| l == "* bob raised a hand").await;
+    assert_eq!(b.finish().await, 0, "end of input leaves cleanly");
+    a.expect_line(|l| l == "* bob left").await;
+    assert_eq!(a.finish().await, 0);
+
+    // The history, in order, for both participants.
+    let want = "#1 ann: hello bob\n#2 bob: hi ann, all good\n";
+    assert_eq!(ann.ok(&["history", &code], "").await, want);
+    assert_eq!(bob.ok(&["history", &code], "").await, want);
+    let json = bob.ok(&["--json", "history", &code], "").await;
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["seq"].as_i64(), first["text"].as_str()),
+        (Some(1), Some("hello bob"))
+    );
+
+    // The host ends it from the meeting; a latecomer is told it is over (exit 6).
+    let mut a = ann.join(&code).await;
+    a.type_line("/end").await;
+    a.expect_line(|l| l == "* the meeting has ended").await;
+    assert_eq!(a.finish().await, 0, "ending it yourself is a normal exit");
+    let late = bob.run(&["join", &code], "").await;
+    assert_eq!(late.code, 6, "{}", late.stderr);
+    assert!(
+        late.stderr.contains("parley-cli: meeting_ended:"),
+        "{}",
+        late.stderr
+    );
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn exit_codes_and_errors_a_script_can_rely_on() {
+    let w = world().await;
+    let ann = User::new(&w.base);
+    let carol = User::new(&w.base);
+
+    // 3: not signed in; wrong password.
+    let out = carol.run(&["whoami"], "").await;
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr.starts_with("parley-cli: not_signed_in:"),
+        "{}",
+        out.stderr
+    );
+    ann.register("ann").await;
+    let out = carol.run(&["login", "ann"], "not-the-password\n").await;
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stderr.starts_with("parley-cli: invalid_credentials:"),
+        "{}",
+        out.stderr
+    );
+    // 0: the right one, then carol is ann on her machine too.
+    carol
+        .ok(&["login", "ann@example.org"], "ann-Str0ng-Passphrase\n")
+        .await;
+    assert!(carol.ok(&["whoami"], "").await.starts_with("ann "));
+    carol.ok(&["logout"], "").await;
+    assert_eq!(carol.run(&["whoami"], "").await.code, 3, "logout forgets");
+    carol.register("carol").await;
+
+    // 4: refused by the server, with its code: weak password, someone else's meeting.
+    let out = User::new(&w.base)
+        .run(
+            &[
+                "register",
+                "--username",
+                "dave",
+                "--email",
+                "dave@example.org",
+            ],
+            "password\n",
+        )
+        .await;
+    assert_eq!(out.code, 4);
+    assert!(
+        out.stderr.starts_with("parley-cli: password_"),
+        "{}",
+        out.stderr
+    );
+    let code = ann.ok(&["meetings", "create", "Private"], "").await;
+    let code = code.trim();
+    let out = carol.run(&["history", code], "").await;
+    assert_eq!(out.code, 4);
+    assert!(
+        out.stderr.starts_with("parley-cli: not_participant:"),
+        "{}",
+        out.stderr
+    );
+    let out = carol.run(&["meetings", "end", code], "").await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let out = carol.run(&["meetings", "show", "bcdf-ghjk-mnpq"], "").await;
+    assert_eq!(out.code, 4);
+    assert!(
+        out.stderr.starts_with("parley-cli: meeting_not_found:"),
+        "{}",
+        out.stderr
+    );
+
+    // 2: usage.
+    assert_eq!(carol.run(&["join", "not a code"], "").await.code, 2);
+    assert_eq!(carol.run(&["frobnicate"], "").await.code, 2);
+
+    // 4 for a refused join (passcode), 6 once the meeting is over.
+    let locked = ann
+        .ok(&["meetings", "create", "Guarded", "--passcode", "4321"], "")
+        .await;
+    let out = carol.run(&["join", locked.trim()], "").await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("passcode"), "{}", out.stderr);
+    ann.ok(&["meetings", "end", code], "").await;
+    let out = ann.run(&["join", code], "").await;
+    assert_eq!(out.code, 6, "{}", out.stderr);
+
+    // 5: nobody listening.
+    let nowhere = User::new("http://127.0.0.1:9");
+    let out = nowhere.run(&["login", "ann"], "x\n").await;
+    assert_eq!(out.code, 5);
+    assert!(
+        out.stderr.starts_with("parley-cli: unreachable:"),
+        "{}",
+        out.stderr
+    );
+
+    // The stored tokens never reach the output.
+    let file = std::fs::read_to_string(ann.config_dir().join("parley/credentials.json"))
+        .unwrap_or_default();
+    if let Some(at) = file.find("\"access_token\": \"") {
+        let token = &file[at + 17..at + 40];
+        let all = ann.run(&["meetings", "list"], "").await;
+        assert!(!all.stdout.contains(token) && !all.stderr.contains(token));
+    }
+    w.server.stop().await.unwrap();
+}
+
+/// Run by `scripts/test.sh` inside `dbus-run-session` with a throwaway, unlocked
+/// gnome-keyring (`PARLEY_TEST_KEYCHAIN=1`): the tokens go to the Secret Service, not a file.
+#[tokio::test]
+async fn tokens_live_in_the_keychain_when_one_answers() {
+    if std::env::var("PARLEY_TEST_KEYCHAIN").as_deref() != Ok("1") {
+        eprintln!("no throwaway keychain in this environment; scripts/test.sh runs this test");
+        return;
+    }
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "PARLEY_TEST_KEYCHAIN=1 needs a session bus"
+    );
+    let w = world().await;
+    let erin = User::new(&w.base);
+    let out = erin.register("erin").await;
+    assert!(
+        out.stderr.contains("tokens kept in the OS keychain"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !erin.config_dir().join("parley/credentials.json").exists(),
+        "nothing on disk"
+    );
+    // A new process finds the sign-in in the keychain.
+    assert!(erin.ok(&["whoami"], "").await.starts_with("erin "));
+    erin.ok(&["logout"], "").await;
+    assert_eq!(erin.run(&["whoami"], "").await.code, 3, "logout removes it");
+    w.server.stop().await.unwrap();
+}

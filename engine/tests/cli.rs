@@ -385,3 +385,43 @@ async fn tokens_live_in_the_keychain_when_one_answers() {
     assert_eq!(erin.run(&["whoami"], "").await.code, 3, "logout removes it");
     w.server.stop().await.unwrap();
 }
+
+/// The server restarts under two `join` processes: both come back by themselves, and a chat
+/// line typed while the server was down is delivered once, and stored once.
+#[tokio::test]
+async fn join_rides_out_a_server_restart() {
+    let w = world().await;
+    let addr = w.server.addr;
+    let config = w.server.state.config.clone();
+    let ann = User::new(&w.base);
+    let bob = User::new(&w.base);
+    ann.register("ann").await;
+    bob.register("bob").await;
+    let code = ann.ok(&["meetings", "create", "Bumpy"], "").await;
+    let code = code.trim().to_string();
+    let mut a = ann.join(&code).await;
+    let mut b = bob.join(&code).await;
+    a.expect_line(|l| l == "* bob joined").await;
+
+    w.server.stop().await.unwrap();
+    a.expect_line(|l| l == "* the server is restarting").await;
+    b.expect_line(|l| l == "* the server is restarting").await;
+    a.type_line("typed while the server was down").await;
+    let mut config = config;
+    config.listen = addr;
+    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+
+    a.expect_line(|l| l == format!("* back in {code}")).await;
+    b.expect_line(|l| l == format!("* back in {code}")).await;
+    b.expect_line(|l| l == "ann: typed while the server was down")
+        .await;
+    b.type_line("welcome back").await;
+    a.expect_line(|l| l == "bob: welcome back").await;
+    assert_eq!(b.finish().await, 0);
+    assert_eq!(a.finish().await, 0);
+    assert_eq!(
+        bob.ok(&["history", &code], "").await,
+        "#1 ann: typed while the server was down\n#2 bob: welcome back\n"
+    );
+    server.stop().await.unwrap();
+}

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::fixture::{fresh_postgres_db, POSTGRES_ENV};
 
-const BURST: usize = 300;
+const BURST: usize = 1000;
 
 /// A `parley-server` child process and the address it listens on.
 struct Proc {

@@ -46,6 +46,11 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// How long a dropped participant keeps their place in a live meeting.
     pub reconnect_grace_secs: u64,
+    /// The server pings each live-meeting socket this often.
+    pub ws_ping_secs: u64,
+    /// A live-meeting socket silent this long (no message, no pong) is closed; its peer keeps
+    /// its place for the grace period.
+    pub ws_idle_timeout_secs: u64,
     /// STUN servers handed to clients, e.g. `stun:stun.example.org:3478`.
     pub stun_urls: Vec<String>,
     /// TURN servers handed to clients, e.g. `turn:turn.example.org:3478?transport=udp`.
@@ -154,6 +159,8 @@ impl Default for Config {
             require_verified_email: false,
             smtp: None,
             reconnect_grace_secs: 30,
+            ws_ping_secs: 15,
+            ws_idle_timeout_secs: 45,
             stun_urls: Vec::new(),
             turn_urls: Vec::new(),
             turn_secret: None,

@@ -27,10 +27,6 @@ use crate::state::AppState;
 
 /// Frames larger than this end the connection (the protocol limit is answered with an error).
 const HARD_FRAME_LIMIT_BYTES: usize = 1024 * 1024;
-/// The server pings this often.
-const PING_EVERY: Duration = Duration::from_secs(15);
-/// A connection silent for this long is closed (its peer keeps its slot for the grace period).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -71,7 +67,10 @@ async fn run(state: AppState, auth: AuthUser, mut socket: WebSocket) {
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOX);
     let mut joined: Option<Joined> = None;
     let mut chat_limit = RateLimiter::new(state.config.limits.chat_per_sec.saturating_mul(2), 2);
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // Heartbeat: ping every `ws_ping_secs`; close after `ws_idle_timeout_secs` of silence
+    // (the peer keeps its slot for the grace period).
+    let idle_timeout = Duration::from_secs(state.config.ws_idle_timeout_secs.max(1));
+    let mut ping = tokio::time::interval(Duration::from_secs(state.config.ws_ping_secs.max(1)));
     let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -140,7 +139,7 @@ async fn run(state: AppState, auth: AuthUser, mut socket: WebSocket) {
                 }
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > IDLE_TIMEOUT {
+                if last_heard.elapsed() > idle_timeout {
                     tracing::info!("idle connection closed");
                     break;
                 }

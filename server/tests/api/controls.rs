@@ -307,3 +307,35 @@ async fn graceful_shutdown_tells_clients_and_keeps_acked_chat() {
     let want: Vec<String> = (0..20).map(|i| format!("last words {i}")).collect();
     assert_eq!(texts, want);
 }
+
+#[tokio::test]
+async fn heartbeat_keeps_answering_sockets_and_closes_silent_ones() {
+    let s = TestServer::with_config(|c| {
+        c.ws_ping_secs = 1;
+        c.ws_idle_timeout_secs = 2;
+    })
+    .await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let code = s.create_meeting(&host, json!({"title": "Heartbeat"})).await;
+    let (mut h, _) = s.join_ws(&host, &code).await;
+    let (mut a, aw) = s.join_ws(&ann, &code).await;
+    h.recv_type("peer_joined").await;
+
+    // The host's client reads (and so answers the server's pings); Ann's does not read at all.
+    h.expect_silence(3500).await;
+    assert!(a.closed().await, "a socket that never answers is closed");
+    h.send(json!({"type": "ping"})).await;
+    assert_eq!(
+        h.recv().await["type"],
+        "pong",
+        "an answering socket stays open"
+    );
+    // Ann's place is kept for the grace period: no peer_left, and she resumes as herself.
+    h.expect_silence(300).await;
+    let mut a2 = s.ws(&ann.access).await;
+    a2.send(json!({"type": "join", "code": code, "display_name": "ann",
+                   "resume_token": aw["resume_token"]}))
+        .await;
+    assert_eq!(a2.recv_type("welcome").await["peer_id"], aw["peer_id"]);
+}

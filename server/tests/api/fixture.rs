@@ -426,8 +426,10 @@ impl Ws {
     pub async fn next(&mut self, within: Duration) -> Option<Value> {
         use futures_util::StreamExt as _;
         use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let frame = tokio::time::timeout(within, self.inner.next())
+            // One deadline for the call: pings and pongs do not restart it.
+            let frame = tokio::time::timeout_at(deadline, self.inner.next())
                 .await
                 .ok()??;
             match frame {

@@ -3,9 +3,10 @@
 # everything is already there. Used by scripts/run.sh, scripts/test.sh and .ci/run.
 set -euo pipefail
 
-# Debian packages for the crates' C builds (OpenSSL, D-Bus for the keychain), and the tests
+# Debian packages for the crates' C builds (OpenSSL, D-Bus for the keychain, libvpx for VP8,
+# cmake for the bundled libopus), and the tests
 # (PostgreSQL; dbus + gnome-keyring for a throwaway Secret Service).
-PACKAGES=(build-essential pkg-config libssl-dev libdbus-1-dev postgresql dbus gnome-keyring)
+PACKAGES=(build-essential pkg-config cmake libssl-dev libdbus-1-dev libvpx-dev postgresql dbus gnome-keyring)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

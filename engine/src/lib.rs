@@ -6,6 +6,7 @@
 //! - [`credentials`]: tokens in the OS keychain, or a private file when there is none.
 
 pub mod credentials;
+pub mod media;
 pub mod rest;
 pub mod signaling;
 

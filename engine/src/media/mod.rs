@@ -1,0 +1,6 @@
+//! Media: raw frames, the synthetic camera, the VP8 codec, audio (tones, Opus, analysis).
+
+pub mod audio;
+pub mod frame;
+pub mod synthetic;
+pub mod vp8;

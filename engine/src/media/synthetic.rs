@@ -1,0 +1,171 @@
+//! The synthetic camera: a moving pattern with the frame number and the capture time written
+//! into the pixels as a row of black/white 16×16 blocks, so a receiver can check order, gaps
+//! and latency from the decoded image alone.
+
+use super::frame::I420Frame;
+
+/// Size of one stamp block; big enough to survive VP8 at low bitrates.
+const BLOCK: u32 = 16;
+/// 32 bits of frame number, 48 bits of capture time (ms), 8 bits of check.
+const BITS: u32 = 32 + 48 + 8;
+
+/// What a frame carries about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub frame: u32,
+    /// Capture time, milliseconds since the Unix epoch.
+    pub capture_ms: u64,
+}
+
+pub struct SyntheticVideo {
+    width: u32,
+    height: u32,
+    frame: u32,
+}
+
+impl SyntheticVideo {
+    /// `width` must leave room for the stamp: at least 16 blocks per row over 6 rows
+    /// (e.g. 320×240 and up).
+    pub fn new(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            frame: 0,
+        }
+    }
+
+    /// The next frame, stamped with `capture_ms`.
+    pub fn next_frame(&mut self, capture_ms: u64) -> I420Frame {
+        let mut f = I420Frame::black(self.width, self.height);
+        let (w, h) = (self.width, self.height);
+        let n = self.frame;
+        // A diagonal gradient that scrolls, and a bright square that moves across.
+        {
+            let y = f.y_plane_mut();
+            let top = stamp_rows(w) * BLOCK;
+            for row in top..h {
+                for col in 0..w {
+                    y[(row * w + col) as usize] = (16 + ((col + row + n * 4) % 200)) as u8;
+                }
+            }
+            let side = (h / 5).max(8);
+            let x0 = (n * 6) % w.saturating_sub(side).max(1);
+            let y0 = top + (n * 3) % (h - top).saturating_sub(side).max(1);
+            for row in y0..(y0 + side).min(h) {
+                for col in x0..(x0 + side).min(w) {
+                    y[(row * w + col) as usize] = 235;
+                }
+            }
+        }
+        write_stamp(
+            &mut f,
+            Stamp {
+                frame: n,
+                capture_ms,
+            },
+        );
+        self.frame = self.frame.wrapping_add(1);
+        f
+    }
+}
+
+fn stamp_rows(width: u32) -> u32 {
+    BITS.div_ceil((width / BLOCK).max(1))
+}
+
+fn check_byte(frame: u32, ms: u64) -> u8 {
+    let mut x = u64::from(frame) ^ ms.rotate_left(17) ^ 0xA5;
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (x >> 56) as u8
+}
+
+fn bits_of(s: Stamp) -> Vec<bool> {
+    let mut v = Vec::with_capacity(BITS as usize);
+    v.extend((0..32).rev().map(|i| s.frame >> i & 1 == 1));
+    v.extend((0..48).rev().map(|i| s.capture_ms >> i & 1 == 1));
+    let c = check_byte(s.frame, s.capture_ms);
+    v.extend((0..8).rev().map(|i| c >> i & 1 == 1));
+    v
+}
+
+fn write_stamp(f: &mut I420Frame, s: Stamp) {
+    let w = f.width;
+    let per_row = w / BLOCK;
+    let y = f.y_plane_mut();
+    for (i, bit) in bits_of(s).into_iter().enumerate() {
+        let (bx, by) = (i as u32 % per_row, i as u32 / per_row);
+        let v = if bit { 235 } else { 16 };
+        for row in by * BLOCK..(by + 1) * BLOCK {
+            for col in bx * BLOCK..(bx + 1) * BLOCK {
+                y[(row * w + col) as usize] = v;
+            }
+        }
+    }
+}
+
+/// Reads the stamp back from a (decoded) frame; `None` when the check byte does not match.
+pub fn read_stamp(f: &I420Frame) -> Option<Stamp> {
+    let per_row = f.width / BLOCK;
+    if per_row == 0 || stamp_rows(f.width) * BLOCK > f.height {
+        return None;
+    }
+    let bit = |i: u32| {
+        let (bx, by) = (i % per_row, i / per_row);
+        // The block's centre 8×8, averaged.
+        let mut sum = 0u32;
+        for row in by * BLOCK + 4..by * BLOCK + 12 {
+            for col in bx * BLOCK + 4..bx * BLOCK + 12 {
+                sum += u32::from(f.luma(col, row));
+            }
+        }
+        sum / 64 > 125
+    };
+    let mut frame = 0u32;
+    for i in 0..32 {
+        frame = frame << 1 | u32::from(bit(i));
+    }
+    let mut ms = 0u64;
+    for i in 32..80 {
+        ms = ms << 1 | u64::from(bit(i));
+    }
+    let mut check = 0u8;
+    for i in 80..88 {
+        check = check << 1 | u8::from(bit(i));
+    }
+    (check == check_byte(frame, ms)).then_some(Stamp {
+        frame,
+        capture_ms: ms,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_read_back_and_the_picture_moves() {
+        let mut s = SyntheticVideo::new(320, 240);
+        let a = s.next_frame(1_700_000_000_123);
+        let b = s.next_frame(1_700_000_000_156);
+        assert_eq!(
+            read_stamp(&a),
+            Some(Stamp {
+                frame: 0,
+                capture_ms: 1_700_000_000_123
+            })
+        );
+        assert_eq!(read_stamp(&b).unwrap().frame, 1);
+        assert_ne!(
+            a.data[320 * 200..],
+            b.data[320 * 200..],
+            "the picture moves"
+        );
+        assert_eq!(
+            read_stamp(&I420Frame::black(320, 240)),
+            None,
+            "no stamp, no reading"
+        );
+    }
+}

@@ -5,9 +5,11 @@
 //! - [`signaling`]: a live-meeting session over `/api/ws` that survives drops and restarts.
 //! - [`credentials`]: tokens in the OS keychain, or a private file when there is none.
 
+pub mod call;
 pub mod credentials;
 pub mod media;
 pub mod rest;
+pub mod rtc;
 pub mod signaling;
 
 pub use parley_shared as shared;

@@ -1,0 +1,319 @@
+//! The one module that touches the `webrtc` crate (0.17): peer connections with three
+//! transceivers from the start (audio, camera, screen) so media toggles never renegotiate,
+//! trickle ICE, RTCP read on every sender (PLI/FIR become keyframe requests, receiver reports
+//! become loss figures). Keeping it here lets a later webrtc release replace it in one place.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_shared::signal::{IceCandidate, IceServer};
+use parley_shared::PeerId;
+use tokio::sync::{mpsc, Mutex};
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{APIBuilder, API};
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::track::track_local::TrackLocal;
+
+pub use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState as LinkState;
+pub use webrtc::track::track_remote::TrackRemote;
+
+pub type RtcError = webrtc::Error;
+
+/// Which of the three media lines a track belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Camera,
+    Screen,
+}
+
+impl MediaKind {
+    pub fn track_id(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Camera => "camera",
+            MediaKind::Screen => "screen",
+        }
+    }
+
+    pub fn from_track_id(id: &str) -> Option<Self> {
+        match id {
+            "audio" => Some(MediaKind::Audio),
+            "camera" => Some(MediaKind::Camera),
+            "screen" => Some(MediaKind::Screen),
+            _ => None,
+        }
+    }
+}
+
+/// Network options.
+#[derive(Clone, Debug, Default)]
+pub struct RtcOptions {
+    /// Gather only loopback candidates (tests; never touches another interface).
+    pub loopback_only: bool,
+}
+
+/// Builds the `webrtc` API object: default codecs and interceptors (NACK, RTCP reports,
+/// TWCC), mDNS off, UDP over IPv4.
+pub fn build_api(opts: &RtcOptions) -> Result<API, RtcError> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    let mut settings = SettingEngine::default();
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    if opts.loopback_only {
+        settings.set_include_loopback_candidate(true);
+        settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
+    Ok(APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build())
+}
+
+/// Our outgoing tracks, shared by every peer connection (each medium is encoded once).
+#[derive(Clone)]
+pub struct LocalTracks {
+    audio: Arc<TrackLocalStaticSample>,
+    camera: Arc<TrackLocalStaticSample>,
+    screen: Arc<TrackLocalStaticSample>,
+}
+
+impl LocalTracks {
+    pub fn new(stream_id: &str) -> Self {
+        let cap = |mime: &str| RTCRtpCodecCapability {
+            mime_type: mime.to_owned(),
+            ..Default::default()
+        };
+        let track = |mime: &str, kind: MediaKind| {
+            Arc::new(TrackLocalStaticSample::new(
+                cap(mime),
+                kind.track_id().to_owned(),
+                stream_id.to_owned(),
+            ))
+        };
+        Self {
+            audio: track(MIME_TYPE_OPUS, MediaKind::Audio),
+            camera: track(MIME_TYPE_VP8, MediaKind::Camera),
+            screen: track(MIME_TYPE_VP8, MediaKind::Screen),
+        }
+    }
+
+    /// Sends one encoded frame (or Opus packet) of `kind` to every connected peer.
+    pub async fn write(&self, kind: MediaKind, data: Vec<u8>, duration: Duration) {
+        let track = match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Camera => &self.camera,
+            MediaKind::Screen => &self.screen,
+        };
+        let sample = Sample {
+            data: data.into(),
+            duration,
+            ..Default::default()
+        };
+        if let Err(e) = track.write_sample(&sample).await {
+            tracing::debug!(error = %e, ?kind, "sample not sent");
+        }
+    }
+}
+
+/// What a link reports.
+pub enum LinkEvent {
+    /// A local ICE candidate to trickle to the peer.
+    Ice(IceCandidate),
+    State(LinkState),
+    Track(MediaKind, Arc<TrackRemote>),
+    /// The peer asked for a keyframe (PLI/FIR).
+    KeyframeRequest,
+    /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
+    Loss(u8),
+}
+
+/// One peer connection to one remote peer.
+pub struct Link {
+    pc: Arc<RTCPeerConnection>,
+    remote_set: AtomicBool,
+    pending_ice: Mutex<Vec<RTCIceCandidateInit>>,
+}
+
+impl Link {
+    pub async fn new(
+        api: &API,
+        ice_servers: &[IceServer],
+        tracks: &LocalTracks,
+        peer: PeerId,
+        events: mpsc::Sender<(PeerId, LinkEvent)>,
+    ) -> Result<Self, RtcError> {
+        let config = RTCConfiguration {
+            ice_servers: ice_servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone().unwrap_or_default(),
+                    credential: s.credential.clone().unwrap_or_default(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let pc = Arc::new(api.new_peer_connection(config).await?);
+        for track in [&tracks.audio, &tracks.camera, &tracks.screen] {
+            let t = pc
+                .add_transceiver_from_track(
+                    Arc::clone(track) as Arc<dyn TrackLocal + Send + Sync>,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendrecv,
+                        send_encodings: vec![],
+                    }),
+                )
+                .await?;
+            // Keep reading RTCP: without it NACK and PLI do nothing.
+            let sender = t.sender().await;
+            let (ev, p) = (events.clone(), peer.clone());
+            tokio::spawn(async move {
+                while let Ok((packets, _)) = sender.read_rtcp().await {
+                    for pkt in packets {
+                        let any = pkt.as_any();
+                        if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                            let _ = ev.send((p.clone(), LinkEvent::KeyframeRequest)).await;
+                        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                            for r in &rr.reports {
+                                let _ =
+                                    ev.send((p.clone(), LinkEvent::Loss(r.fraction_lost))).await;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let (ev, p) = (events.clone(), peer.clone());
+        pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+            let (ev, p) = (ev.clone(), p.clone());
+            Box::pin(async move {
+                let Some(init) = c.and_then(|c| c.to_json().ok()) else {
+                    return;
+                };
+                let cand = IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                    username_fragment: init.username_fragment,
+                };
+                let _ = ev.send((p, LinkEvent::Ice(cand))).await;
+            })
+        }));
+        let (ev, p) = (events.clone(), peer.clone());
+        pc.on_peer_connection_state_change(Box::new(move |s: RTCPeerConnectionState| {
+            let (ev, p) = (ev.clone(), p.clone());
+            Box::pin(async move {
+                let _ = ev.send((p, LinkEvent::State(s))).await;
+            })
+        }));
+        let (ev, p) = (events, peer);
+        pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+            let (ev, p) = (ev.clone(), p.clone());
+            Box::pin(async move {
+                if let Some(kind) = MediaKind::from_track_id(&track.id()) {
+                    let _ = ev.send((p, LinkEvent::Track(kind, track))).await;
+                }
+            })
+        }));
+        Ok(Self {
+            pc,
+            remote_set: AtomicBool::new(false),
+            pending_ice: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Creates the offer (optionally restarting ICE) and returns its SDP.
+    pub async fn offer(&self, ice_restart: bool) -> Result<String, RtcError> {
+        let opts = ice_restart.then_some(
+            webrtc::peer_connection::offer_answer_options::RTCOfferOptions {
+                ice_restart: true,
+                ..Default::default()
+            },
+        );
+        let offer = self.pc.create_offer(opts).await?;
+        self.pc.set_local_description(offer.clone()).await?;
+        Ok(offer.sdp)
+    }
+
+    /// Takes the peer's offer and returns our answer's SDP.
+    pub async fn answer(&self, sdp: String) -> Result<String, RtcError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
+        self.flush_ice().await;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer.clone()).await?;
+        Ok(answer.sdp)
+    }
+
+    pub async fn accept_answer(&self, sdp: String) -> Result<(), RtcError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
+        self.flush_ice().await;
+        Ok(())
+    }
+
+    async fn flush_ice(&self) {
+        self.remote_set.store(true, Ordering::SeqCst);
+        let pending = std::mem::take(&mut *self.pending_ice.lock().await);
+        for c in pending {
+            if let Err(e) = self.pc.add_ice_candidate(c).await {
+                tracing::debug!(error = %e, "ice candidate refused");
+            }
+        }
+    }
+
+    /// Adds a remote candidate (held until the remote description is set).
+    pub async fn add_ice(&self, c: IceCandidate) {
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: c.username_fragment,
+        };
+        if self.remote_set.load(Ordering::SeqCst) {
+            if let Err(e) = self.pc.add_ice_candidate(init).await {
+                tracing::debug!(error = %e, "ice candidate refused");
+            }
+        } else {
+            self.pending_ice.lock().await.push(init);
+        }
+    }
+
+    /// Asks the sender of `ssrc` for a keyframe.
+    pub async fn request_keyframe(&self, ssrc: u32) {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        let _ = self.pc.write_rtcp(&[Box::new(pli)]).await;
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}

@@ -41,6 +41,8 @@ pub struct CallConfig {
     pub height: u32,
     pub fps: u32,
     pub video_kbps: u32,
+    /// Decode what arrives (off: received media is read and dropped, costing no CPU).
+    pub decode: bool,
     pub rtc: RtcOptions,
 }
 
@@ -53,6 +55,7 @@ impl Default for CallConfig {
             height: 480,
             fps: 30,
             video_kbps: 800,
+            decode: true,
             rtc: RtcOptions::default(),
         }
     }
@@ -120,6 +123,7 @@ impl Call {
             links: HashMap::new(),
             ice_servers: Vec::new(),
             keyframe,
+            decode: config.decode,
         };
         tokio::spawn(actor.run(cmd_rx));
         Ok(Self {
@@ -130,7 +134,18 @@ impl Call {
         })
     }
 
-    /// Sends a protocol message (chat, hand, host controls…).
+    /// Sends a chat message (delivered once, even across reconnects).
+    pub async fn chat(&self, text: String) {
+        let _ = self
+            .commands
+            .send(ClientMsg::Chat {
+                client_msg_id: String::new(),
+                text,
+            })
+            .await;
+    }
+
+    /// Sends a protocol message (hand, host controls…).
     pub async fn send(&self, msg: ClientMsg) {
         let _ = self.commands.send(msg).await;
     }
@@ -234,6 +249,7 @@ struct Actor {
     links: HashMap<PeerId, Arc<rtc::Link>>,
     ice_servers: Vec<IceServer>,
     keyframe: Arc<AtomicBool>,
+    decode: bool,
 }
 
 impl Actor {
@@ -388,6 +404,9 @@ impl Actor {
             }
             LinkEvent::KeyframeRequest => self.keyframe.store(true, Ordering::SeqCst),
             LinkEvent::Loss(_) => {}
+            LinkEvent::Track(_, track) if !self.decode => {
+                tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
+            }
             LinkEvent::Track(kind, track) => {
                 let link = self.links.get(&peer).cloned();
                 let out = self.out.clone();

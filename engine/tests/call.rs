@@ -146,6 +146,7 @@ async fn three_participants_see_and_hear_each_other() {
                 height: 240,
                 fps: 15,
                 video_kbps: 300,
+                decode: true,
                 rtc: RtcOptions {
                     loopback_only: true,
                 },

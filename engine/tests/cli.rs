@@ -20,12 +20,17 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut Config)) -> World {
     let data = tempfile::tempdir().unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.path().to_path_buf(),
         ..Config::default()
     };
+    tweak(&mut config);
     config.limits.register_per_ip = 100;
     let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
     World {
@@ -115,7 +120,13 @@ impl User {
 
     /// Starts `parley-cli join code` and waits until it is in the meeting.
     async fn join(&self, code: &str) -> Joined {
-        let mut child = self.command(&["join", code]).spawn().unwrap();
+        self.join_with(code, &[]).await
+    }
+
+    async fn join_with(&self, code: &str, extra: &[&str]) -> Joined {
+        let mut args = vec!["join", code];
+        args.extend_from_slice(extra);
+        let mut child = self.command(&args).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut j = Joined {
@@ -424,4 +435,141 @@ async fn join_rides_out_a_server_restart() {
         "#1 ann: typed while the server was down\n#2 bob: welcome back\n"
     );
     server.stop().await.unwrap();
+}
+
+/// Two CLI participants send synthetic video and tones to each other over WebRTC and record
+/// what they receive: the recordings hold the other's stamped frames and the other's tone.
+#[tokio::test]
+async fn cli_participants_exchange_and_record_media() {
+    let w = world().await;
+    let ann = User::new(&w.base);
+    let bob = User::new(&w.base);
+    ann.register("ann").await;
+    bob.register("bob").await;
+    let code = ann.ok(&["meetings", "create", "Media"], "").await;
+    let code = code.trim().to_string();
+    let (ann_rec, bob_rec) = (ann.home.path().join("rec"), bob.home.path().join("rec"));
+    let media = |tone: &'static str, dir: &Path| {
+        vec![
+            "--camera".to_string(),
+            "synthetic".into(),
+            "--mic".into(),
+            tone.into(),
+            "--record-dir".into(),
+            dir.to_str().unwrap().into(),
+            "--loopback-only".into(),
+        ]
+    };
+    let a_args = media("tone:500", &ann_rec);
+    let b_args = media("tone:1300", &bob_rec);
+    let a_refs: Vec<&str> = a_args.iter().map(String::as_str).collect();
+    let b_refs: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let mut a = ann.join_with(&code, &a_refs).await;
+    let b = bob.join_with(&code, &b_refs).await;
+    a.expect_line(|l| l == "* bob joined").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(b.finish().await, 0);
+    assert_eq!(a.finish().await, 0);
+
+    for (dir, from, tone, other_tone) in [
+        (&ann_rec, "bob", 1300.0, 500.0),
+        (&bob_rec, "ann", 500.0, 1300.0),
+    ] {
+        let csv = std::fs::read_to_string(dir.join("frames.csv")).unwrap();
+        let frames: Vec<u32> = csv
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with(&format!("{from},camera,")))
+            .filter_map(|l| l.split(',').nth(2)?.parse().ok())
+            .collect();
+        assert!(frames.len() >= 60, "{} frames from {from}", frames.len());
+        assert!(frames.windows(2).all(|w| w[1] > w[0]), "in order");
+        assert!(std::fs::read_dir(dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".pgm")));
+        let samples: Vec<f32> = hound::WavReader::open(dir.join(format!("{from}.wav")))
+            .unwrap()
+            .into_samples::<i16>()
+            .map(|s| f32::from(s.unwrap()) / 32768.0)
+            .collect();
+        assert!(samples.len() >= 48_000 * 2, "{} samples", samples.len());
+        let strength = parley_engine::media::audio::tone_strength;
+        assert!(
+            strength(&samples, tone, 20.0) > 0.5,
+            "{from}'s tone recorded"
+        );
+        assert!(
+            strength(&samples, other_tone, 20.0) < 0.05,
+            "no echo of our own"
+        );
+    }
+    w.server.stop().await.unwrap();
+}
+
+/// A participant's process is killed mid-call (SIGKILL, no goodbye): the other two keep
+/// their call going and, once the grace period is over, see it leave.
+#[tokio::test]
+async fn a_killed_participant_leaves_the_others_talking() {
+    let w = world_with(|c| c.reconnect_grace_secs = 2).await;
+    let names = ["ann", "bob", "cat"];
+    let users: Vec<User> = names.iter().map(|_| User::new(&w.base)).collect();
+    for (u, n) in users.iter().zip(names) {
+        u.register(n).await;
+    }
+    let code = users[0].ok(&["meetings", "create", "Survivors"], "").await;
+    let code = code.trim().to_string();
+    let rec = |i: usize| users[i].home.path().join("rec");
+    let mut procs = Vec::new();
+    for (i, tone) in ["tone:500", "tone:800", "tone:1200"].iter().enumerate() {
+        let dir = rec(i);
+        let args = [
+            "--camera",
+            "synthetic",
+            "--mic",
+            tone,
+            "--record-dir",
+            dir.to_str().unwrap(),
+            "--loopback-only",
+        ];
+        procs.push(users[i].join_with(&code, &args).await);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut cat = procs.pop().unwrap();
+    cat.child.start_kill().unwrap();
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    cat.child.wait().await.unwrap();
+    for p in procs.iter_mut() {
+        p.expect_line(|l| l == "* cat left").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut bob = procs.pop().unwrap();
+    let ann = procs.pop().unwrap();
+    bob.type_line("still here").await;
+    assert_eq!(ann.finish().await, 0);
+    assert_eq!(bob.finish().await, 0);
+
+    // Frames from each survivor kept arriving at the other well after the kill; cat's stopped.
+    for (i, other) in [(0, "bob"), (1, "ann")] {
+        let csv = std::fs::read_to_string(rec(i).join("frames.csv")).unwrap();
+        let captured_after = |from: &str| {
+            csv.lines()
+                .skip(1)
+                .filter(|l| l.starts_with(&format!("{from},camera,")))
+                .filter_map(|l| l.split(',').nth(3)?.parse::<u64>().ok())
+                .filter(|t| *t > killed_at + 1000)
+                .count()
+        };
+        assert!(
+            captured_after(other) >= 30,
+            "{} frames from {other} after the kill",
+            captured_after(other)
+        );
+        assert_eq!(captured_after("cat"), 0, "nothing from the dead peer");
+    }
+    w.server.stop().await.unwrap();
 }

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
 use parley_engine::credentials::{Credentials, Location, Store};
 use parley_engine::rest::{Api, ApiError};
 use parley_engine::signaling::{Closed, Event, JoinOptions, Roster, Session, TokenSource};
@@ -83,6 +84,19 @@ enum Command {
         /// Do not read stdin; stay until the meeting ends or Ctrl-C.
         #[arg(long)]
         listen: bool,
+        /// Send video: `synthetic` (a moving pattern stamped with frame number and time).
+        #[arg(long, value_name = "SOURCE")]
+        camera: Option<String>,
+        /// Send audio: `tone:HZ` (a sine tone) or `none`.
+        #[arg(long, value_name = "SOURCE")]
+        mic: Option<String>,
+        /// Write what arrives here: one WAV per peer, `frames.csv` (peer, kind, frame,
+        /// capture and arrival time), and a PGM snapshot of every 30th frame.
+        #[arg(long, value_name = "DIR")]
+        record_dir: Option<std::path::PathBuf>,
+        /// Gather only loopback ICE candidates (tests and single-machine demos).
+        #[arg(long)]
+        loopback_only: bool,
     },
     /// Print a meeting's chat history.
     History {
@@ -402,14 +416,19 @@ async fn run(cli: Cli) -> Res<()> {
             name,
             passcode,
             listen,
+            camera,
+            mic,
+            record_dir,
+            loopback_only,
         } => {
             let code = parse_code(&code)?;
+            let media = media_config(camera, mic, record_dir, loopback_only)?;
             let auth = Auth::load(&api, &store)?;
             let name = match name {
                 Some(n) => n,
                 None => auth.creds.lock().await.username.clone(),
             };
-            join(&api, auth, code, name, passcode, listen, json).await?;
+            join(&api, auth, code, name, passcode, listen, json, media).await?;
         }
     }
     Ok(())
@@ -517,6 +536,7 @@ const HELP: &str = "type to chat; commands: /who /hand /lower /react EMOJI /mute
 /promote NAME /admit NAME /deny NAME /lock /unlock /end /leave (start a chat line with // to send a literal /)";
 
 /// Sits in a meeting until it ends for us; returns the exit status.
+#[allow(clippy::too_many_arguments)]
 async fn join(
     api: &Api,
     auth: Arc<Auth>,
@@ -525,16 +545,21 @@ async fn join(
     passcode: Option<String>,
     listen: bool,
     json: bool,
+    media: Option<(CallConfig, Option<Recorder>)>,
 ) -> Res<()> {
-    let mut session = Session::start(
-        api.ws_url(),
-        Tokens(auth),
-        JoinOptions {
-            code: code.clone(),
-            display_name: name,
-            passcode,
-        },
-    );
+    let options = JoinOptions {
+        code: code.clone(),
+        display_name: name,
+        passcode,
+    };
+    let mut session = match media {
+        None => Conn::Plain(Session::start(api.ws_url(), Tokens(auth), options)),
+        Some((config, recorder)) => Conn::Media(
+            Call::start(api.ws_url(), Tokens(auth), options, config)
+                .map_err(|e| Failure::new(1, "media", e.to_string()))?,
+            recorder,
+        ),
+    };
     let (line_tx, mut lines) = tokio::sync::mpsc::channel::<Option<String>>(16);
     if !listen {
         tokio::spawn(async move {
@@ -553,9 +578,10 @@ async fn join(
     let mut ended_by_me = false;
     loop {
         tokio::select! {
-            ev = session.events.recv() => {
+            ev = session.next() => {
                 let Some(ev) = ev else { return Err(Failure::new(5, "lost", "the session stopped")) };
                 if let Event::Closed(c) = ev {
+                    session.finish();
                     if ended_by_me && c == Closed::MeetingEnded {
                         return Ok(());
                     }
@@ -576,8 +602,216 @@ async fn join(
     }
 }
 
+/// The meeting connection: signaling only, or a full call with media.
+enum Conn {
+    Plain(Session),
+    Media(Call, Option<Recorder>),
+}
+
+impl Conn {
+    /// The next meeting event; media events go to the recorder on the way.
+    async fn next(&mut self) -> Option<Event> {
+        match self {
+            Conn::Plain(s) => s.events.recv().await,
+            Conn::Media(call, rec) => loop {
+                match call.events.recv().await? {
+                    CallEvent::Signal(ev) => {
+                        if let (Some(r), Event::Server(msg)) = (rec.as_mut(), &ev) {
+                            r.roster.update(msg);
+                        }
+                        return Some(ev);
+                    }
+                    other => {
+                        if let Some(r) = rec.as_mut() {
+                            r.record(other);
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    async fn chat(&self, text: String) {
+        match self {
+            Conn::Plain(s) => {
+                s.chat(text).await;
+            }
+            Conn::Media(c, _) => c.chat(text).await,
+        }
+    }
+
+    async fn send(&self, msg: ClientMsg) {
+        match self {
+            Conn::Plain(s) => s.send(msg).await,
+            Conn::Media(c, _) => c.send(msg).await,
+        }
+    }
+
+    async fn leave(&self) {
+        match self {
+            Conn::Plain(s) => s.leave().await,
+            Conn::Media(c, _) => c.leave().await,
+        }
+    }
+
+    /// Flushes recordings.
+    fn finish(&mut self) {
+        if let Conn::Media(_, Some(r)) = self {
+            r.finish();
+        }
+    }
+}
+
+fn media_config(
+    camera: Option<String>,
+    mic: Option<String>,
+    record_dir: Option<std::path::PathBuf>,
+    loopback_only: bool,
+) -> Res<Option<(CallConfig, Option<Recorder>)>> {
+    if camera.is_none() && mic.is_none() && record_dir.is_none() {
+        return Ok(None);
+    }
+    let usage = |m: String| Failure::new(2, "invalid_media_source", m);
+    let camera = match camera.as_deref() {
+        None => None,
+        Some("synthetic") => Some(VideoSource::Synthetic),
+        Some(other) => {
+            return Err(usage(format!(
+                "camera {other:?}: this build sends `synthetic` only (device capture comes with the desktop media path)"
+            )))
+        }
+    };
+    let mic = match mic.as_deref() {
+        None | Some("none") => None,
+        Some(t) => match t
+            .strip_prefix("tone:")
+            .and_then(|hz| hz.parse::<f32>().ok())
+        {
+            Some(hz) if (20.0..=20_000.0).contains(&hz) => Some(AudioSource::Tone(hz)),
+            _ => return Err(usage(format!("mic {t:?}: use tone:HZ (20-20000) or none"))),
+        },
+    };
+    let recorder = match record_dir {
+        Some(dir) => {
+            Some(Recorder::new(dir).map_err(|e| Failure::new(1, "record_dir", e.to_string()))?)
+        }
+        None => None,
+    };
+    let config = CallConfig {
+        camera,
+        mic,
+        width: 640,
+        height: 480,
+        fps: 30,
+        video_kbps: 800,
+        decode: recorder.is_some(),
+        rtc: parley_engine::rtc::RtcOptions { loopback_only },
+    };
+    Ok(Some((config, recorder)))
+}
+
+/// Writes received media to a directory.
+struct Recorder {
+    dir: std::path::PathBuf,
+    roster: Roster,
+    wavs: std::collections::HashMap<String, hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    csv: std::io::BufWriter<std::fs::File>,
+    count: std::collections::HashMap<String, u64>,
+}
+
+impl Recorder {
+    fn new(dir: std::path::PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("frames.csv"))?);
+        writeln!(csv, "peer,kind,frame,capture_ms,received_ms,width,height")?;
+        Ok(Self {
+            dir,
+            roster: Roster::default(),
+            wavs: Default::default(),
+            csv,
+            count: Default::default(),
+        })
+    }
+
+    /// A file-name-safe label for a peer.
+    fn label(&self, peer: &parley_shared::PeerId) -> String {
+        self.roster
+            .name(peer)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
+    fn record(&mut self, ev: CallEvent) {
+        match ev {
+            CallEvent::Audio { peer, samples } => {
+                let label = self.label(&peer);
+                if !self.wavs.contains_key(&label) {
+                    let spec = hound::WavSpec {
+                        channels: 1,
+                        sample_rate: parley_engine::media::audio::SAMPLE_RATE,
+                        bits_per_sample: 16,
+                        sample_format: hound::SampleFormat::Int,
+                    };
+                    match hound::WavWriter::create(self.dir.join(format!("{label}.wav")), spec) {
+                        Ok(w) => {
+                            self.wavs.insert(label.clone(), w);
+                        }
+                        Err(e) => return eprintln!("parley-cli: record: {e}"),
+                    }
+                }
+                if let Some(w) = self.wavs.get_mut(&label) {
+                    for s in samples {
+                        let _ = w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16);
+                    }
+                }
+            }
+            CallEvent::Video { peer, kind, frame } => {
+                let label = self.label(&peer);
+                let kind = kind.track_id();
+                let stamp = parley_engine::media::synthetic::read_stamp(&frame);
+                let received = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    self.csv,
+                    "{label},{kind},{},{},{received},{},{}",
+                    stamp.map(|s| s.frame.to_string()).unwrap_or_default(),
+                    stamp.map(|s| s.capture_ms.to_string()).unwrap_or_default(),
+                    frame.width,
+                    frame.height
+                );
+                let n = self.count.entry(format!("{label}-{kind}")).or_insert(0);
+                if *n % 30 == 0 {
+                    let path = self.dir.join(format!("{label}-{kind}-{n:06}.pgm"));
+                    let mut bytes =
+                        format!("P5\n{} {}\n255\n", frame.width, frame.height).into_bytes();
+                    bytes.extend_from_slice(&frame.data[..(frame.width * frame.height) as usize]);
+                    let _ = std::fs::write(path, bytes);
+                }
+                *n += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        let _ = self.csv.flush();
+        for (_, w) in self.wavs.drain() {
+            let _ = w.finalize();
+        }
+    }
+}
+
 /// Acts on one line typed by the user.
-async fn command(session: &Session, roster: &Roster, line: String) {
+async fn command(session: &Conn, roster: &Roster, line: String) {
     let line = line.trim_end_matches('\r');
     if line.trim().is_empty() {
         return;

@@ -139,18 +139,7 @@ async fn three_participants_see_and_hear_each_other() {
                 display_name: name.to_string(),
                 passcode: None,
             },
-            CallConfig {
-                camera: Some(VideoSource::Synthetic),
-                mic: Some(AudioSource::Tone(*hz)),
-                width: 320,
-                height: 240,
-                fps: 15,
-                video_kbps: 300,
-                decode: true,
-                rtc: RtcOptions {
-                    loopback_only: true,
-                },
-            },
+            test_config(*hz),
         )
         .unwrap();
         calls.push(call);
@@ -231,5 +220,129 @@ async fn three_participants_see_and_hear_each_other() {
     for (call, _) in collected {
         call.leave().await;
     }
+    server.stop().await.unwrap();
+}
+
+/// Everything one participant received, with arrival times.
+async fn record(
+    mut events: tokio::sync::mpsc::Receiver<CallEvent>,
+    for_how_long: Duration,
+) -> Vec<(tokio::time::Instant, CallEvent)> {
+    let mut all = Vec::new();
+    let deadline = tokio::time::Instant::now() + for_how_long;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        all.push((tokio::time::Instant::now(), ev));
+    }
+    all
+}
+
+fn test_config(hz: f32) -> CallConfig {
+    CallConfig {
+        camera: Some(VideoSource::Synthetic),
+        mic: Some(AudioSource::Tone(hz)),
+        width: 320,
+        height: 240,
+        fps: 15,
+        video_kbps: 300,
+        decode: true,
+        rtc: RtcOptions {
+            loopback_only: true,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn camera_turns_off_and_on_without_renegotiation() {
+    let (server, _data) = server().await;
+    let api = Api::new(&format!("http://{}", server.addr));
+    let (_, ann_token) = user(&api, "ann").await;
+    let (_, bob_token) = user(&api, "bob").await;
+    let code = api
+        .create_meeting(
+            &ann_token,
+            &CreateMeetingRequest {
+                title: "Camera shy".into(),
+                passcode: None,
+                waiting_room: false,
+            },
+        )
+        .await
+        .unwrap()
+        .code;
+    let join = |name: &str| JoinOptions {
+        code: code.clone(),
+        display_name: name.into(),
+        passcode: None,
+    };
+    let mut ann = Call::start(
+        api.ws_url(),
+        StaticToken(ann_token),
+        join("ann"),
+        test_config(440.0),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bob = Call::start(
+        api.ws_url(),
+        StaticToken(bob_token),
+        join("bob"),
+        test_config(880.0),
+    )
+    .unwrap();
+    let start = tokio::time::Instant::now();
+    let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
+    let bob_events = std::mem::replace(&mut bob.events, tokio::sync::mpsc::channel(1).1);
+    let ann_log = tokio::spawn(record(ann_events, Duration::from_secs(9)));
+    let bob_log = tokio::spawn(record(bob_events, Duration::from_secs(9)));
+    // On for 3 s, off for 3 s, on again for 3 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ann.set_camera(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ann.set_camera(true);
+    let (ann_log, bob_log) = (ann_log.await.unwrap(), bob_log.await.unwrap());
+
+    let frames_between = |from_s: f32, to_s: f32| {
+        bob_log
+            .iter()
+            .filter(|(at, ev)| {
+                let t = at.duration_since(start).as_secs_f32();
+                matches!(ev, CallEvent::Video { .. }) && t >= from_s && t < to_s
+            })
+            .count()
+    };
+    let (before, during, after) = (
+        frames_between(1.5, 3.0),
+        frames_between(3.5, 6.0),
+        frames_between(7.0, 9.0),
+    );
+    assert!(before >= 15, "{before} frames before");
+    assert_eq!(during, 0, "no frames while the camera is off");
+    assert!(after >= 20, "{after} frames after turning it back on");
+    // Audio flowed the whole time.
+    let audio_while_off = bob_log
+        .iter()
+        .filter(|(at, ev)| {
+            let t = at.duration_since(start).as_secs_f32();
+            matches!(ev, CallEvent::Audio { .. }) && (3.5..6.0).contains(&t)
+        })
+        .count();
+    assert!(
+        audio_while_off >= 100,
+        "{audio_while_off} audio frames while the camera was off"
+    );
+    // One offer and one answer in the whole call: the toggles renegotiated nothing.
+    let count = |log: &[(tokio::time::Instant, CallEvent)], ty: fn(&ServerMsg) -> bool| {
+        log.iter()
+            .filter(|(_, ev)| matches!(ev, CallEvent::Signal(Event::Server(m)) if ty(m)))
+            .count()
+    };
+    assert_eq!(count(&ann_log, |m| matches!(m, ServerMsg::Offer { .. })), 1);
+    assert_eq!(
+        count(&bob_log, |m| matches!(m, ServerMsg::Answer { .. })),
+        1
+    );
+    assert_eq!(count(&bob_log, |m| matches!(m, ServerMsg::Offer { .. })), 0);
+    ann.leave().await;
+    bob.leave().await;
     server.stop().await.unwrap();
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
 use crate::media::frame::I420Frame;
+use crate::media::rate::RateSet;
 use crate::media::synthetic::SyntheticVideo;
 use crate::media::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use crate::rtc::{self, LinkEvent, LinkState, LocalTracks, MediaKind, RtcOptions, TrackRemote};
@@ -83,6 +84,7 @@ pub struct Call {
     commands: mpsc::Sender<ClientMsg>,
     pub events: mpsc::Receiver<CallEvent>,
     camera_on: Arc<AtomicBool>,
+    bitrate: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
 }
 
@@ -100,6 +102,8 @@ impl Call {
         let tracks = LocalTracks::new(&ulid::Ulid::new().to_string());
         let keyframe = Arc::new(AtomicBool::new(true));
         let bitrate = Arc::new(AtomicU32::new(config.video_kbps));
+        let video_bitrate = bitrate.clone();
+        let video_bitrate_out = bitrate.clone();
         let camera_on = Arc::new(AtomicBool::new(config.camera.is_some()));
         let stop = Arc::new(AtomicBool::new(false));
         if let Some(VideoSource::Synthetic) = config.camera {
@@ -107,7 +111,7 @@ impl Call {
                 tracks.clone(),
                 config.clone(),
                 keyframe.clone(),
-                bitrate.clone(),
+                video_bitrate,
                 camera_on.clone(),
                 stop.clone(),
             ));
@@ -124,12 +128,15 @@ impl Call {
             ice_servers: Vec::new(),
             keyframe,
             decode: config.decode,
+            rates: RateSet::new(config.video_kbps, 50, config.video_kbps.max(50)),
+            bitrate,
         };
         tokio::spawn(actor.run(cmd_rx));
         Ok(Self {
             commands,
             events,
             camera_on,
+            bitrate: video_bitrate_out,
             stop,
         })
     }
@@ -148,6 +155,11 @@ impl Call {
     /// Sends a protocol message (hand, host controls…).
     pub async fn send(&self, msg: ClientMsg) {
         let _ = self.commands.send(msg).await;
+    }
+
+    /// The video encoder's current target (kbit/s), as the congestion controller set it.
+    pub fn video_bitrate_kbps(&self) -> u32 {
+        self.bitrate.load(Ordering::Relaxed)
     }
 
     /// Turns the camera off or on; no renegotiation (the camera line stays, silent).
@@ -250,6 +262,9 @@ struct Actor {
     ice_servers: Vec<IceServer>,
     keyframe: Arc<AtomicBool>,
     decode: bool,
+    /// Per-peer send-rate estimates; the shared video encoder follows the lowest.
+    rates: RateSet<PeerId>,
+    bitrate: Arc<AtomicU32>,
 }
 
 impl Actor {
@@ -369,6 +384,8 @@ impl Actor {
                 if let Some(link) = self.links.remove(peer_id) {
                     link.close().await;
                 }
+                let kbps = self.rates.remove(peer_id);
+                self.bitrate.store(kbps, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -393,6 +410,8 @@ impl Actor {
                     if let Some(link) = self.links.remove(&peer) {
                         link.close().await;
                     }
+                    let kbps = self.rates.remove(&peer);
+                    self.bitrate.store(kbps, Ordering::Relaxed);
                 }
                 let _ = self
                     .out
@@ -403,7 +422,10 @@ impl Actor {
                     .await;
             }
             LinkEvent::KeyframeRequest => self.keyframe.store(true, Ordering::SeqCst),
-            LinkEvent::Loss(_) => {}
+            LinkEvent::Loss(fraction) => {
+                let kbps = self.rates.on_report(peer, fraction);
+                self.bitrate.store(kbps, Ordering::Relaxed);
+            }
             LinkEvent::Track(_, track) if !self.decode => {
                 tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
             }

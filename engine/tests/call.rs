@@ -218,6 +218,8 @@ async fn three_participants_see_and_hear_each_other() {
         all_latency.len()
     );
     for (call, _) in collected {
+        // A clean loopback path reports no loss: the controller leaves the rate alone.
+        assert_eq!(call.video_bitrate_kbps(), 300);
         call.leave().await;
     }
     server.stop().await.unwrap();

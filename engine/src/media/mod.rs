@@ -2,5 +2,6 @@
 
 pub mod audio;
 pub mod frame;
+pub mod rate;
 pub mod synthetic;
 pub mod vp8;

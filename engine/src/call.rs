@@ -128,6 +128,7 @@ impl Call {
             ice_servers: Vec::new(),
             keyframe,
             decode: config.decode,
+            rtc: config.rtc.clone(),
             rates: RateSet::new(config.video_kbps, 50, config.video_kbps.max(50)),
             bitrate,
         };
@@ -262,6 +263,7 @@ struct Actor {
     ice_servers: Vec<IceServer>,
     keyframe: Arc<AtomicBool>,
     decode: bool,
+    rtc: RtcOptions,
     /// Per-peer send-rate estimates; the shared video encoder follows the lowest.
     rates: RateSet<PeerId>,
     bitrate: Arc<AtomicU32>,
@@ -306,6 +308,7 @@ impl Actor {
         }
         match rtc::Link::new(
             &self.api,
+            &self.rtc,
             &self.ice_servers,
             &self.tracks,
             peer.clone(),

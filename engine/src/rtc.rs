@@ -70,6 +70,8 @@ impl MediaKind {
 pub struct RtcOptions {
     /// Gather only loopback candidates (tests; never touches another interface).
     pub loopback_only: bool,
+    /// Use only TURN-relayed candidates (every packet goes through the relay).
+    pub relay_only: bool,
 }
 
 /// Builds the `webrtc` API object: default codecs and interceptors (NACK, RTCP reports,
@@ -160,6 +162,7 @@ pub struct Link {
 impl Link {
     pub async fn new(
         api: &API,
+        opts: &RtcOptions,
         ice_servers: &[IceServer],
         tracks: &LocalTracks,
         peer: PeerId,
@@ -174,6 +177,11 @@ impl Link {
                     credential: s.credential.clone().unwrap_or_default(),
                 })
                 .collect(),
+            ice_transport_policy: if opts.relay_only {
+                webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy::Relay
+            } else {
+                Default::default()
+            },
             ..Default::default()
         };
         let pc = Arc::new(api.new_peer_connection(config).await?);

@@ -249,6 +249,7 @@ fn test_config(hz: f32) -> CallConfig {
         decode: true,
         rtc: RtcOptions {
             loopback_only: true,
+            relay_only: false,
         },
     }
 }

@@ -705,7 +705,10 @@ fn media_config(
         fps: 30,
         video_kbps: 800,
         decode: recorder.is_some(),
-        rtc: parley_engine::rtc::RtcOptions { loopback_only },
+        rtc: parley_engine::rtc::RtcOptions {
+            loopback_only,
+            relay_only: false,
+        },
     };
     Ok(Some((config, recorder)))
 }

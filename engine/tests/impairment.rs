@@ -1,0 +1,298 @@
+//! A call through a TURN relay (the `turn` crate, authenticating parley-server's TURN REST
+//! credentials the way coturn's `use-auth-secret` does) with a user-space impairment relay in
+//! front of it: 5 % random loss and 50 ms delay on every packet towards the participants.
+//! The kernel here has no `netem`, so the impairment is made in the test itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use hmac::Mac as _;
+use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
+use parley_engine::media::audio::tone_strength;
+use parley_engine::media::synthetic::read_stamp;
+use parley_engine::rest::Api;
+use parley_engine::rtc::RtcOptions;
+use parley_engine::signaling::{Event, JoinOptions, TokenSource};
+use parley_server::clock::SystemClock;
+use parley_server::config::Config;
+use parley_server::Server;
+use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
+use parley_shared::signal::ServerMsg;
+use rand::{Rng as _, SeedableRng as _};
+use tokio::net::UdpSocket;
+use webrtc::turn;
+
+const SECRET: &str = "impairment-test-turn-secret";
+
+struct StaticToken(String);
+
+impl TokenSource for StaticToken {
+    async fn token(&self, _refresh: bool) -> Result<String, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// coturn's `use-auth-secret`: username `expiry:user`, password base64(HMAC-SHA1(secret,
+/// username)), refused once `expiry` has passed.
+struct RestApiAuth;
+
+impl turn::auth::AuthHandler for RestApiAuth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        realm: &str,
+        _src: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        let expiry: u64 = username
+            .split(':')
+            .next()
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| turn::Error::Other("username is not expiry:user".into()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if expiry < now {
+            return Err(turn::Error::Other("expired credential".into()));
+        }
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(username.as_bytes());
+        let password =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        Ok(turn::auth::generate_auth_key(username, realm, &password))
+    }
+}
+
+async fn turn_server() -> (turn::server::Server, SocketAddr) {
+    let conn = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = conn.local_addr().unwrap();
+    let server = turn::server::Server::new(turn::server::config::ServerConfig {
+        conn_configs: vec![turn::server::config::ConnConfig {
+            conn,
+            relay_addr_generator: Box::new(
+                turn::relay::relay_static::RelayAddressGeneratorStatic {
+                    relay_address: "127.0.0.1".parse().unwrap(),
+                    address: "127.0.0.1".to_owned(),
+                    net: Arc::new(webrtc::util::vnet::net::Net::new(None)),
+                },
+            ),
+        }],
+        realm: "parley.test".to_owned(),
+        auth_handler: Arc::new(RestApiAuth),
+        channel_bind_timeout: Duration::from_secs(0),
+        alloc_close_notify: None,
+    })
+    .await
+    .unwrap();
+    (server, addr)
+}
+
+/// Counts of what the impairment relay did.
+#[derive(Default)]
+struct RelayStats {
+    forwarded: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A UDP relay in front of `upstream`: clients send to it as if it were the TURN server.
+/// Packets towards the clients are dropped with probability `loss` and delayed by `delay`
+/// (order kept); packets towards the server pass untouched, so every media packet crosses
+/// the impairment exactly once.
+async fn impairment_relay(
+    upstream: SocketAddr,
+    loss: f64,
+    delay: Duration,
+) -> (SocketAddr, Arc<RelayStats>) {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    let stats = Arc::new(RelayStats::default());
+    let st = stats.clone();
+    tokio::spawn(async move {
+        let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+        let mut buf = vec![0u8; 2048];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        // One ordered, delayed queue towards all clients.
+        let (down_tx, mut down_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, SocketAddr, Vec<u8>)>();
+        let f = front.clone();
+        tokio::spawn(async move {
+            while let Some((due, to, pkt)) = down_rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                let _ = f.send_to(&pkt, to).await;
+            }
+        });
+        while let Ok((n, client)) = front.recv_from(&mut buf).await {
+            let back = match backs.get(&client) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                    b.connect(upstream).await.unwrap();
+                    let (b2, tx) = (b.clone(), down_tx.clone());
+                    let st = st.clone();
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(rng.gen());
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 2048];
+                        while let Ok(n) = b2.recv(&mut buf).await {
+                            if rng.gen_bool(loss) {
+                                st.dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            st.forwarded.fetch_add(1, Ordering::Relaxed);
+                            let due = tokio::time::Instant::now() + delay;
+                            if tx.send((due, client, buf[..n].to_vec())).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    backs.insert(client, b.clone());
+                    b
+                }
+            };
+            let _ = back.send(&buf[..n]).await;
+        }
+    });
+    (addr, stats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
+    let (turn, turn_addr) = turn_server().await;
+    let (relay_addr, stats) = impairment_relay(turn_addr, 0.05, Duration::from_millis(50)).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_path_buf(),
+        turn_urls: vec![format!("turn:{relay_addr}?transport=udp")],
+        turn_secret: Some(SECRET.into()),
+        ..Config::default()
+    };
+    config.limits.register_per_ip = 100;
+    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+    let api = Api::new(&format!("http://{}", server.addr));
+    let mut tokens = Vec::new();
+    for name in ["ann", "bob"] {
+        let r = api
+            .register(&RegisterRequest {
+                username: name.into(),
+                email: format!("{name}@example.org"),
+                password: format!("{name}-Str0ng-Passphrase"),
+            })
+            .await
+            .unwrap();
+        tokens.push(r.tokens.unwrap().access_token);
+    }
+    let code = api
+        .create_meeting(
+            &tokens[0],
+            &CreateMeetingRequest {
+                title: "Rough line".into(),
+                passcode: None,
+                waiting_room: false,
+            },
+        )
+        .await
+        .unwrap()
+        .code;
+    let config = |hz| CallConfig {
+        camera: Some(VideoSource::Synthetic),
+        mic: Some(AudioSource::Tone(hz)),
+        width: 320,
+        height: 240,
+        fps: 30,
+        video_kbps: 400,
+        decode: true,
+        rtc: RtcOptions {
+            loopback_only: true,
+            relay_only: true,
+        },
+    };
+    let join = |name: &str| JoinOptions {
+        code: code.clone(),
+        display_name: name.into(),
+        passcode: None,
+    };
+    let ann = Call::start(
+        api.ws_url(),
+        StaticToken(tokens[0].clone()),
+        join("ann"),
+        config(523.0),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bob = Call::start(
+        api.ws_url(),
+        StaticToken(tokens[1].clone()),
+        join("bob"),
+        config(880.0),
+    )
+    .unwrap();
+
+    // Bob's view of Ann, over 12 s; the last 8 s are measured (the first 4 connect).
+    let start = tokio::time::Instant::now();
+    let mut ann_peer = None;
+    let mut frames: Vec<(f32, u32)> = Vec::new();
+    let mut audio: Vec<(f32, usize)> = Vec::new();
+    let mut samples: Vec<f32> = Vec::new();
+    let deadline = start + Duration::from_secs(12);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, bob.events.recv()).await {
+        let t = start.elapsed().as_secs_f32();
+        match ev {
+            CallEvent::Signal(Event::Server(ServerMsg::Welcome { participants, .. })) => {
+                ann_peer = participants.first().map(|p| p.peer_id.clone());
+            }
+            CallEvent::Video { peer, frame, .. } if Some(&peer) == ann_peer.as_ref() => {
+                if let Some(s) = read_stamp(&frame) {
+                    frames.push((t, s.frame));
+                }
+            }
+            CallEvent::Audio { peer, samples: s } if Some(&peer) == ann_peer.as_ref() => {
+                audio.push((t, s.len()));
+                if t >= 4.0 {
+                    samples.extend(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    let window = 8.0;
+    let fps = frames.iter().filter(|(t, _)| *t >= 4.0).count() as f32 / window;
+    let audio_secs = audio
+        .iter()
+        .filter(|(t, _)| *t >= 4.0)
+        .map(|(_, n)| *n)
+        .sum::<usize>() as f32
+        / 48_000.0;
+    let (fwd, drop) = (
+        stats.forwarded.load(Ordering::Relaxed),
+        stats.dropped.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "impaired call (5 % loss, 50 ms delay, TURN relay): {fps:.1} fps of 30 decoded, \
+         {audio_secs:.1} s of audio in {window} s, relay dropped {drop} of {} packets ({:.1} %)",
+        fwd + drop,
+        100.0 * drop as f64 / (fwd + drop).max(1) as f64
+    );
+    assert!(drop > 50, "the impairment really dropped packets");
+    assert!(fps >= 20.0, "video holds: {fps:.1} fps");
+    assert!(
+        frames.windows(2).all(|w| w[1].1 > w[0].1),
+        "frames in order"
+    );
+    assert!(
+        audio_secs >= window * 0.9,
+        "audio keeps playing: {audio_secs:.1} s"
+    );
+    assert!(
+        tone_strength(&samples, 523.0, 20.0) > 0.5,
+        "Ann's tone comes through"
+    );
+    ann.leave().await;
+    bob.leave().await;
+    server.stop().await.unwrap();
+    turn.close().await.unwrap();
+}

@@ -4,7 +4,7 @@
 //! peer never takes the call down: its link is closed and the others go on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
 use crate::media::frame::I420Frame;
 use crate::media::rate::RateSet;
+use crate::media::reorder::{Ordered, Reorder};
 use crate::media::synthetic::SyntheticVideo;
 use crate::media::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use crate::rtc::{self, LinkEvent, LinkState, LocalTracks, MediaKind, RtcOptions, TrackRemote};
@@ -103,6 +104,7 @@ impl Call {
         let keyframe = Arc::new(AtomicBool::new(true));
         let bitrate = Arc::new(AtomicU32::new(config.video_kbps));
         let video_bitrate = bitrate.clone();
+        let sent_packets = Arc::new(AtomicU64::new(0));
         let video_bitrate_out = bitrate.clone();
         let camera_on = Arc::new(AtomicBool::new(config.camera.is_some()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -112,6 +114,7 @@ impl Call {
                 config.clone(),
                 keyframe.clone(),
                 video_bitrate,
+                sent_packets.clone(),
                 camera_on.clone(),
                 stop.clone(),
             ));
@@ -131,6 +134,8 @@ impl Call {
             rtc: config.rtc.clone(),
             rates: RateSet::new(config.video_kbps, 50, config.video_kbps.max(50)),
             bitrate,
+            sent_packets,
+            loss: HashMap::new(),
         };
         tokio::spawn(actor.run(cmd_rx));
         Ok(Self {
@@ -192,6 +197,7 @@ async fn send_video(
     c: CallConfig,
     keyframe: Arc<AtomicBool>,
     bitrate: Arc<AtomicU32>,
+    sent_packets: Arc<AtomicU64>,
     on: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
@@ -209,6 +215,7 @@ async fn send_video(
         }
     };
     let period = Duration::from_secs(1) / c.fps.max(1);
+    let mut last_key = tokio::time::Instant::now() - Duration::from_secs(1);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !stop.load(Ordering::SeqCst) {
@@ -222,10 +229,18 @@ async fn send_video(
             let _ = enc.set_bitrate_kbps(want);
         }
         let frame = source.next_frame(now_ms());
-        let force = keyframe.swap(false, Ordering::SeqCst);
+        // Keyframes on request, but at most one a second: on a lossy or capped link every
+        // keyframe is large, and a storm of them would starve the picture.
+        let force = last_key.elapsed() >= Duration::from_millis(1000)
+            && keyframe.swap(false, Ordering::SeqCst);
+        if force {
+            last_key = tokio::time::Instant::now();
+        }
         match enc.encode(&frame, force) {
             Ok(out) => {
                 for e in out {
+                    // The packetizer cuts frames into ~1200-byte RTP packets.
+                    sent_packets.fetch_add(e.data.len().div_ceil(1200) as u64, Ordering::Relaxed);
                     tracks.write(MediaKind::Camera, e.data, period).await;
                 }
             }
@@ -267,13 +282,26 @@ struct Actor {
     /// Per-peer send-rate estimates; the shared video encoder follows the lowest.
     rates: RateSet<PeerId>,
     bitrate: Arc<AtomicU32>,
+    /// Video packets sent so far (all peers get the same packets).
+    sent_packets: Arc<AtomicU64>,
+    /// Per peer, this second: the packets it NACKed (a packet is NACKed again every 100 ms
+    /// until it arrives, so they are counted once each), and the worst receiver-report loss.
+    loss: HashMap<PeerId, (std::collections::HashSet<u16>, u8)>,
 }
 
 impl Actor {
     async fn run(mut self, mut commands: mpsc::Receiver<ClientMsg>) {
         let (link_tx, mut link_rx) = mpsc::channel::<(PeerId, LinkEvent)>(256);
+        let mut rate_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut sent_before = 0u64;
         loop {
             tokio::select! {
+                _ = rate_tick.tick() => {
+                    let sent = self.sent_packets.load(Ordering::Relaxed);
+                    let period = sent.saturating_sub(sent_before).max(1);
+                    sent_before = sent;
+                    self.update_rates(period);
+                }
                 ev = self.session.events.recv() => {
                     let Some(ev) = ev else { break };
                     let closed = matches!(ev, Event::Closed(_));
@@ -394,6 +422,19 @@ impl Actor {
         }
     }
 
+    /// Once a second: each connected peer's loss (NACKed share of the video packets sent, or
+    /// its receiver reports, whichever is worse) drives its rate estimate; the shared encoder
+    /// follows the lowest. NACKs count loss before retransmission hides it.
+    fn update_rates(&mut self, packets_sent: u64) {
+        let peers: Vec<PeerId> = self.links.keys().cloned().collect();
+        for peer in peers {
+            let (nacked, rr) = self.loss.remove(&peer).unwrap_or_default();
+            let nack_fraction = (nacked.len() as u64 * 256 / packets_sent).min(255) as u8;
+            self.rates.on_report(peer, nack_fraction.max(rr));
+        }
+        self.bitrate.store(self.rates.target(), Ordering::Relaxed);
+    }
+
     async fn on_link(&mut self, peer: PeerId, ev: LinkEvent) {
         match ev {
             LinkEvent::Ice(candidate) => {
@@ -426,8 +467,11 @@ impl Actor {
             }
             LinkEvent::KeyframeRequest => self.keyframe.store(true, Ordering::SeqCst),
             LinkEvent::Loss(fraction) => {
-                let kbps = self.rates.on_report(peer, fraction);
-                self.bitrate.store(kbps, Ordering::Relaxed);
+                let e = self.loss.entry(peer).or_default();
+                e.1 = e.1.max(fraction);
+            }
+            LinkEvent::Nacked(seqs) => {
+                self.loss.entry(peer).or_default().0.extend(seqs);
             }
             LinkEvent::Track(_, track) if !self.decode => {
                 tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
@@ -512,67 +556,71 @@ async fn receive_video(
     };
     let ssrc = track.ssrc();
     let mut buf: Vec<u8> = Vec::new();
-    let mut last_seq: Option<u16> = None;
     let mut broken = false;
     let mut need_keyframe = true;
     let mut last_pli = tokio::time::Instant::now() - Duration::from_secs(10);
+    // Hold out-of-order packets up to 300 ms so NACK retransmissions (the NACK interceptor
+    // batches every 100 ms, then a round trip) can fill holes; only a loss costs this wait.
+    let mut reorder = Reorder::new(Duration::from_millis(300), 1024);
     while let Ok((pkt, _)) = track.read_rtp().await {
         let seq = pkt.header.sequence_number;
-        if let Some(prev) = last_seq {
-            let gap = seq.wrapping_sub(prev);
-            if gap == 0 || gap > 0x8000 {
+        for item in reorder.push(seq, pkt, std::time::Instant::now()) {
+            let pkt = match item {
+                Ordered::Gap => {
+                    // A packet is gone for good: its frame is lost, and the frames after it
+                    // reference it, so decoding resumes at the next keyframe.
+                    broken = true;
+                    need_keyframe = true;
+                    continue;
+                }
+                Ordered::Packet(p) => p,
+            };
+            let mut vp8 = webrtc::rtp::codecs::vp8::Vp8Packet::default();
+            let Ok(payload) = vp8.depacketize(&pkt.payload) else {
+                broken = true;
+                continue;
+            };
+            if vp8.s == 1 && vp8.pid == 0 {
+                // Start of a new frame.
+                buf.clear();
+                broken = false;
+            }
+            buf.extend_from_slice(&payload);
+            if !pkt.header.marker {
                 continue;
             }
-            if gap != 1 {
-                broken = true;
-            }
-        }
-        last_seq = Some(seq);
-        let mut vp8 = webrtc::rtp::codecs::vp8::Vp8Packet::default();
-        let Ok(payload) = vp8.depacketize(&pkt.payload) else {
-            broken = true;
-            continue;
-        };
-        if vp8.s == 1 && vp8.pid == 0 {
-            // Start of a new frame.
-            buf.clear();
-            broken = false;
-        }
-        buf.extend_from_slice(&payload);
-        if !pkt.header.marker {
-            continue;
-        }
-        let is_key = buf.first().is_some_and(|b| b & 1 == 0);
-        if broken || (need_keyframe && !is_key) {
-            need_keyframe = true;
-            if last_pli.elapsed() > Duration::from_millis(300) {
-                if let Some(l) = &link {
-                    l.request_keyframe(ssrc).await;
+            let is_key = buf.first().is_some_and(|b| b & 1 == 0);
+            if broken || (need_keyframe && !is_key) {
+                need_keyframe = true;
+                if last_pli.elapsed() > Duration::from_millis(1000) {
+                    if let Some(l) = &link {
+                        l.request_keyframe(ssrc).await;
+                    }
+                    last_pli = tokio::time::Instant::now();
                 }
-                last_pli = tokio::time::Instant::now();
+                buf.clear();
+                continue;
             }
-            buf.clear();
-            continue;
-        }
-        match dec.decode(&buf) {
-            Ok(frames) => {
-                need_keyframe = false;
-                for f in frames {
-                    let ev = CallEvent::Video {
-                        peer: peer.clone(),
-                        kind,
-                        frame: Arc::new(f),
-                    };
-                    if out.send(ev).await.is_err() {
-                        return;
+            match dec.decode(&buf) {
+                Ok(frames) => {
+                    need_keyframe = false;
+                    for f in frames {
+                        let ev = CallEvent::Video {
+                            peer: peer.clone(),
+                            kind,
+                            frame: Arc::new(f),
+                        };
+                        if out.send(ev).await.is_err() {
+                            return;
+                        }
                     }
                 }
+                Err(e) => {
+                    tracing::debug!(error = %e, "undecodable frame");
+                    need_keyframe = true;
+                }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "undecodable frame");
-                need_keyframe = true;
-            }
+            buf.clear();
         }
-        buf.clear();
     }
 }

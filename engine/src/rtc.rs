@@ -27,6 +27,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
@@ -150,6 +151,8 @@ pub enum LinkEvent {
     KeyframeRequest,
     /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
     Loss(u8),
+    /// The peer asked for these packets (sequence numbers) again: lost on the way.
+    Nacked(Vec<u16>),
 }
 
 /// One peer connection to one remote peer.
@@ -204,6 +207,17 @@ impl Link {
                         let any = pkt.as_any();
                         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                             let _ = ev.send((p.clone(), LinkEvent::KeyframeRequest)).await;
+                        } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                            let mut lost = Vec::new();
+                            for pair in &nack.nacks {
+                                lost.push(pair.packet_id);
+                                for bit in 0..16u16 {
+                                    if pair.lost_packets >> bit & 1 == 1 {
+                                        lost.push(pair.packet_id.wrapping_add(bit + 1));
+                                    }
+                                }
+                            }
+                            let _ = ev.send((p.clone(), LinkEvent::Nacked(lost))).await;
                         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                             for r in &rr.reports {
                                 let _ =

@@ -29,6 +29,10 @@ use webrtc::turn;
 
 const SECRET: &str = "impairment-test-turn-secret";
 
+/// The measurements are about the network, not about two calls fighting over two cores:
+/// the tests in this file run one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct StaticToken(String);
 
 impl TokenSource for StaticToken {
@@ -99,15 +103,25 @@ struct RelayStats {
     dropped: AtomicU64,
 }
 
+/// How the relay treats packets towards the participants.
+#[derive(Clone, Copy)]
+struct Impairment {
+    loss: f64,
+    delay: Duration,
+    /// A per-participant rate cap (bits/s) with a 50 ms queue, like `tc tbf`.
+    cap_bps: Option<u64>,
+}
+
 /// A UDP relay in front of `upstream`: clients send to it as if it were the TURN server.
 /// Packets towards the clients are dropped with probability `loss` and delayed by `delay`
 /// (order kept); packets towards the server pass untouched, so every media packet crosses
 /// the impairment exactly once.
-async fn impairment_relay(
-    upstream: SocketAddr,
-    loss: f64,
-    delay: Duration,
-) -> (SocketAddr, Arc<RelayStats>) {
+async fn impairment_relay(upstream: SocketAddr, imp: Impairment) -> (SocketAddr, Arc<RelayStats>) {
+    let Impairment {
+        loss,
+        delay,
+        cap_bps,
+    } = imp;
     let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let addr = front.local_addr().unwrap();
     let stats = Arc::new(RelayStats::default());
@@ -116,34 +130,52 @@ async fn impairment_relay(
         let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut buf = vec![0u8; 2048];
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        // One ordered, delayed queue towards all clients.
-        let (down_tx, mut down_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, SocketAddr, Vec<u8>)>();
-        let f = front.clone();
-        tokio::spawn(async move {
-            while let Some((due, to, pkt)) = down_rx.recv().await {
-                tokio::time::sleep_until(due).await;
-                let _ = f.send_to(&pkt, to).await;
-            }
-        });
         while let Ok((n, client)) = front.recv_from(&mut buf).await {
             let back = match backs.get(&client) {
                 Some(b) => b.clone(),
                 None => {
                     let b = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
                     b.connect(upstream).await.unwrap();
-                    let (b2, tx) = (b.clone(), down_tx.clone());
+                    // One ordered, delayed queue towards this client.
+                    let (tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel::<(
+                        tokio::time::Instant,
+                        SocketAddr,
+                        Vec<u8>,
+                    )>();
+                    let f = front.clone();
+                    tokio::spawn(async move {
+                        while let Some((due, to, pkt)) = down_rx.recv().await {
+                            tokio::time::sleep_until(due).await;
+                            let _ = f.send_to(&pkt, to).await;
+                        }
+                    });
+                    let b2 = b.clone();
                     let st = st.clone();
                     let mut rng = rand::rngs::StdRng::seed_from_u64(rng.gen());
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 2048];
+                        // The cap: the link is busy until `free_at`; a packet that would wait
+                        // more than 50 ms in the queue is dropped (tail drop).
+                        let mut free_at = tokio::time::Instant::now();
                         while let Ok(n) = b2.recv(&mut buf).await {
-                            if rng.gen_bool(loss) {
+                            let now = tokio::time::Instant::now();
+                            let mut send_at = now;
+                            if let Some(bps) = cap_bps {
+                                let start = free_at.max(now);
+                                if start - now > Duration::from_millis(50) {
+                                    st.dropped.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                                free_at =
+                                    start + Duration::from_secs_f64(n as f64 * 8.0 / bps as f64);
+                                send_at = free_at;
+                            }
+                            if loss > 0.0 && rng.gen_bool(loss) {
                                 st.dropped.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
                             st.forwarded.fetch_add(1, Ordering::Relaxed);
-                            let due = tokio::time::Instant::now() + delay;
+                            let due = send_at + delay;
                             if tx.send((due, client, buf[..n].to_vec())).is_err() {
                                 return;
                             }
@@ -159,10 +191,19 @@ async fn impairment_relay(
     (addr, stats)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
+/// A two-person call whose media crosses the TURN relay behind the impairment.
+struct Harness {
+    ann: Call,
+    bob: Call,
+    stats: Arc<RelayStats>,
+    server: Server,
+    turn: turn::server::Server,
+    _data: tempfile::TempDir,
+}
+
+async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32) -> Harness {
     let (turn, turn_addr) = turn_server().await;
-    let (relay_addr, stats) = impairment_relay(turn_addr, 0.05, Duration::from_millis(50)).await;
+    let (relay_addr, stats) = impairment_relay(turn_addr, imp).await;
     let data = tempfile::tempdir().unwrap();
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -201,10 +242,10 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
     let config = |hz| CallConfig {
         camera: Some(VideoSource::Synthetic),
         mic: Some(AudioSource::Tone(hz)),
-        width: 320,
-        height: 240,
+        width,
+        height,
         fps: 30,
-        video_kbps: 400,
+        video_kbps,
         decode: true,
         rtc: RtcOptions {
             loopback_only: true,
@@ -224,52 +265,92 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut bob = Call::start(
+    let bob = Call::start(
         api.ws_url(),
         StaticToken(tokens[1].clone()),
         join("bob"),
         config(880.0),
     )
     .unwrap();
+    Harness {
+        ann,
+        bob,
+        stats,
+        server,
+        turn,
+        _data: data,
+    }
+}
 
-    // Bob's view of Ann, over 12 s; the last 8 s are measured (the first 4 connect).
+impl Harness {
+    async fn stop(self) {
+        self.ann.leave().await;
+        self.bob.leave().await;
+        self.server.stop().await.unwrap();
+        self.turn.close().await.unwrap();
+    }
+}
+
+/// What Bob received from Ann: (seconds since start, frame number) and (seconds, samples).
+#[derive(Default)]
+struct BobSaw {
+    frames: Vec<(f32, u32)>,
+    audio: Vec<(f32, Vec<f32>)>,
+    /// (seconds, Ann's encoder target in kbit/s), sampled as events arrive.
+    ann_kbps: Vec<(f32, u32)>,
+}
+
+async fn watch(h: &mut Harness, for_how_long: Duration) -> BobSaw {
     let start = tokio::time::Instant::now();
     let mut ann_peer = None;
-    let mut frames: Vec<(f32, u32)> = Vec::new();
-    let mut audio: Vec<(f32, usize)> = Vec::new();
-    let mut samples: Vec<f32> = Vec::new();
-    let deadline = start + Duration::from_secs(12);
-    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, bob.events.recv()).await {
+    let mut saw = BobSaw::default();
+    let deadline = start + for_how_long;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, h.bob.events.recv()).await {
         let t = start.elapsed().as_secs_f32();
+        if saw.ann_kbps.last().is_none_or(|(last, _)| t - last >= 0.25) {
+            saw.ann_kbps.push((t, h.ann.video_bitrate_kbps()));
+        }
         match ev {
             CallEvent::Signal(Event::Server(ServerMsg::Welcome { participants, .. })) => {
                 ann_peer = participants.first().map(|p| p.peer_id.clone());
             }
             CallEvent::Video { peer, frame, .. } if Some(&peer) == ann_peer.as_ref() => {
                 if let Some(s) = read_stamp(&frame) {
-                    frames.push((t, s.frame));
+                    saw.frames.push((t, s.frame));
                 }
             }
-            CallEvent::Audio { peer, samples: s } if Some(&peer) == ann_peer.as_ref() => {
-                audio.push((t, s.len()));
-                if t >= 4.0 {
-                    samples.extend(s);
-                }
+            CallEvent::Audio { peer, samples } if Some(&peer) == ann_peer.as_ref() => {
+                saw.audio.push((t, samples));
             }
             _ => {}
         }
     }
+    saw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let imp = Impairment {
+        loss: 0.05,
+        delay: Duration::from_millis(50),
+        cap_bps: None,
+    };
+    let mut h = impaired_call(imp, 320, 240, 400).await;
+    // 12 s; the last 8 s are measured (the first 4 connect).
+    let saw = watch(&mut h, Duration::from_secs(12)).await;
     let window = 8.0;
-    let fps = frames.iter().filter(|(t, _)| *t >= 4.0).count() as f32 / window;
-    let audio_secs = audio
+    let fps = saw.frames.iter().filter(|(t, _)| *t >= 4.0).count() as f32 / window;
+    let late: Vec<f32> = saw
+        .audio
         .iter()
         .filter(|(t, _)| *t >= 4.0)
-        .map(|(_, n)| *n)
-        .sum::<usize>() as f32
-        / 48_000.0;
+        .flat_map(|(_, s)| s.iter().copied())
+        .collect();
+    let audio_secs = late.len() as f32 / 48_000.0;
     let (fwd, drop) = (
-        stats.forwarded.load(Ordering::Relaxed),
-        stats.dropped.load(Ordering::Relaxed),
+        h.stats.forwarded.load(Ordering::Relaxed),
+        h.stats.dropped.load(Ordering::Relaxed),
     );
     eprintln!(
         "impaired call (5 % loss, 50 ms delay, TURN relay): {fps:.1} fps of 30 decoded, \
@@ -280,7 +361,7 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
     assert!(drop > 50, "the impairment really dropped packets");
     assert!(fps >= 20.0, "video holds: {fps:.1} fps");
     assert!(
-        frames.windows(2).all(|w| w[1].1 > w[0].1),
+        saw.frames.windows(2).all(|w| w[1].1 > w[0].1),
         "frames in order"
     );
     assert!(
@@ -288,11 +369,45 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
         "audio keeps playing: {audio_secs:.1} s"
     );
     assert!(
-        tone_strength(&samples, 523.0, 20.0) > 0.5,
+        tone_strength(&late, 523.0, 20.0) > 0.5,
         "Ann's tone comes through"
     );
-    ann.leave().await;
-    bob.leave().await;
-    server.stop().await.unwrap();
-    turn.close().await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sender_backs_off_under_a_300_kbit_cap_and_video_keeps_moving() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let imp = Impairment {
+        loss: 0.0,
+        delay: Duration::from_millis(20),
+        cap_bps: Some(300_000),
+    };
+    let mut h = impaired_call(imp, 320, 240, 800).await;
+    let saw = watch(&mut h, Duration::from_secs(16)).await;
+    // The first time Ann's encoder target is below the cap, counted from when frames flow.
+    let flowing = saw
+        .frames
+        .first()
+        .map(|(t, _)| *t)
+        .expect("some frames arrive");
+    let below = saw
+        .ann_kbps
+        .iter()
+        .find(|(t, k)| *t >= flowing && *k < 300)
+        .map(|(t, _)| t - flowing);
+    let final_kbps = saw.ann_kbps.last().map(|(_, k)| *k).unwrap_or(0);
+    let last_fps = saw.frames.iter().filter(|(t, _)| *t >= 12.0).count() as f32 / 4.0;
+    eprintln!(
+        "300 kbit/s cap: encoder target below the cap {below:?} s after video started \
+         (from 800), {final_kbps} kbit/s at the end; {last_fps:.1} fps decoded in the last 4 s"
+    );
+    let below = below.expect("the sender never went below the cap");
+    assert!(below <= 10.0, "took {below:.1} s");
+    assert!(last_fps >= 5.0, "video keeps moving: {last_fps:.1} fps");
+    assert!(
+        saw.frames.windows(2).all(|w| w[1].1 > w[0].1),
+        "frames in order"
+    );
+    h.stop().await;
 }

@@ -3,5 +3,6 @@
 pub mod audio;
 pub mod frame;
 pub mod rate;
+pub mod reorder;
 pub mod synthetic;
 pub mod vp8;

@@ -43,9 +43,16 @@ impl SyntheticVideo {
         {
             let y = f.y_plane_mut();
             let top = stamp_rows(w) * BLOCK;
+            // Plus sensor-like noise, so the encoder has real work (and a real bitrate) as
+            // with a camera; a flat pattern would compress to almost nothing.
+            let mut seed = n.wrapping_mul(0x9E37_79B9) | 1;
             for row in top..h {
                 for col in 0..w {
-                    y[(row * w + col) as usize] = (16 + ((col + row + n * 4) % 200)) as u8;
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    let noise = seed & 1;
+                    y[(row * w + col) as usize] = (12 + ((col + row + n * 4) % 200) + noise) as u8;
                 }
             }
             let side = (h / 5).max(8);

@@ -83,7 +83,7 @@ impl Vp8Encoder {
         cfg.rc_end_usage = vpx::vpx_rc_mode::VPX_CBR;
         cfg.rc_target_bitrate = c.bitrate_kbps;
         cfg.rc_min_quantizer = 4;
-        cfg.rc_max_quantizer = 56;
+        cfg.rc_max_quantizer = 63;
         cfg.rc_undershoot_pct = 95;
         cfg.rc_overshoot_pct = 5;
         cfg.rc_buf_sz = 1000;

@@ -86,6 +86,7 @@ pub struct Call {
     pub events: mpsc::Receiver<CallEvent>,
     camera_on: Arc<AtomicBool>,
     bitrate: Arc<AtomicU32>,
+    sent_bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -105,6 +106,7 @@ impl Call {
         let bitrate = Arc::new(AtomicU32::new(config.video_kbps));
         let video_bitrate = bitrate.clone();
         let sent_packets = Arc::new(AtomicU64::new(0));
+        let sent_bytes = Arc::new(AtomicU64::new(0));
         let video_bitrate_out = bitrate.clone();
         let camera_on = Arc::new(AtomicBool::new(config.camera.is_some()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -115,6 +117,7 @@ impl Call {
                 keyframe.clone(),
                 video_bitrate,
                 sent_packets.clone(),
+                sent_bytes.clone(),
                 camera_on.clone(),
                 stop.clone(),
             ));
@@ -143,6 +146,7 @@ impl Call {
             events,
             camera_on,
             bitrate: video_bitrate_out,
+            sent_bytes,
             stop,
         })
     }
@@ -166,6 +170,11 @@ impl Call {
     /// The video encoder's current target (kbit/s), as the congestion controller set it.
     pub fn video_bitrate_kbps(&self) -> u32 {
         self.bitrate.load(Ordering::Relaxed)
+    }
+
+    /// Encoded video bytes sent so far (what the encoder produced, before RTP overhead).
+    pub fn video_bytes_sent(&self) -> u64 {
+        self.sent_bytes.load(Ordering::Relaxed)
     }
 
     /// Turns the camera off or on; no renegotiation (the camera line stays, silent).
@@ -192,12 +201,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn send_video(
     tracks: LocalTracks,
     c: CallConfig,
     keyframe: Arc<AtomicBool>,
     bitrate: Arc<AtomicU32>,
     sent_packets: Arc<AtomicU64>,
+    sent_bytes: Arc<AtomicU64>,
     on: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
@@ -241,6 +252,7 @@ async fn send_video(
                 for e in out {
                     // The packetizer cuts frames into ~1200-byte RTP packets.
                     sent_packets.fetch_add(e.data.len().div_ceil(1200) as u64, Ordering::Relaxed);
+                    sent_bytes.fetch_add(e.data.len() as u64, Ordering::Relaxed);
                     tracks.write(MediaKind::Camera, e.data, period).await;
                 }
             }

@@ -2,30 +2,20 @@
 //! real WebRTC (ICE, DTLS-SRTP), VP8 and Opus, checked from the decoded pixels and samples.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod common;
+
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{meeting, user, StaticToken};
 use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
 use parley_engine::media::audio::tone_strength;
 use parley_engine::media::synthetic::read_stamp;
 use parley_engine::rest::Api;
 use parley_engine::rtc::{MediaKind, RtcOptions};
-use parley_engine::signaling::{Event, JoinOptions, TokenSource};
-use parley_server::clock::SystemClock;
-use parley_server::config::Config;
+use parley_engine::signaling::{Event, JoinOptions};
 use parley_server::Server;
-use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
 use parley_shared::signal::ServerMsg;
-use parley_shared::MeetingCode;
-
-struct StaticToken(String);
-
-impl TokenSource for StaticToken {
-    async fn token(&self, _refresh: bool) -> Result<String, String> {
-        Ok(self.0.clone())
-    }
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -35,29 +25,7 @@ fn now_ms() -> u64 {
 }
 
 async fn server() -> (Server, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.limits.register_per_ip = 100;
-    (
-        Server::start(config, Arc::new(SystemClock)).await.unwrap(),
-        data,
-    )
-}
-
-async fn user(api: &Api, name: &str) -> (String, String) {
-    let r = api
-        .register(&RegisterRequest {
-            username: name.into(),
-            email: format!("{name}@example.org"),
-            password: format!("{name}-Str0ng-Passphrase"),
-        })
-        .await
-        .unwrap();
-    (r.user.id.to_string(), r.tokens.unwrap().access_token)
+    common::server_with(|_| {}).await
 }
 
 /// What one participant received, by sender user id.
@@ -117,18 +85,7 @@ async fn three_participants_see_and_hear_each_other() {
     for (name, _) in people {
         users.push(user(&api, name).await);
     }
-    let code: MeetingCode = api
-        .create_meeting(
-            &users[0].1,
-            &CreateMeetingRequest {
-                title: "Three-way".into(),
-                passcode: None,
-                waiting_room: false,
-            },
-        )
-        .await
-        .unwrap()
-        .code;
+    let code = meeting(&api, &users[0].1, "Three-way").await;
     let mut calls = Vec::new();
     for (i, (name, hz)) in people.iter().enumerate() {
         let call = Call::start(
@@ -260,18 +217,7 @@ async fn camera_turns_off_and_on_without_renegotiation() {
     let api = Api::new(&format!("http://{}", server.addr));
     let (_, ann_token) = user(&api, "ann").await;
     let (_, bob_token) = user(&api, "bob").await;
-    let code = api
-        .create_meeting(
-            &ann_token,
-            &CreateMeetingRequest {
-                title: "Camera shy".into(),
-                passcode: None,
-                waiting_room: false,
-            },
-        )
-        .await
-        .unwrap()
-        .code;
+    let code = meeting(&api, &ann_token, "Camera shy").await;
     let join = |name: &str| JoinOptions {
         code: code.clone(),
         display_name: name.into(),

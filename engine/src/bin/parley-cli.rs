@@ -555,8 +555,10 @@ async fn join(
     let mut session = match media {
         None => Conn::Plain(Session::start(api.ws_url(), Tokens(auth), options)),
         Some((config, recorder)) => Conn::Media(
-            Call::start(api.ws_url(), Tokens(auth), options, config)
-                .map_err(|e| Failure::new(1, "media", e.to_string()))?,
+            Box::new(
+                Call::start(api.ws_url(), Tokens(auth), options, config)
+                    .map_err(|e| Failure::new(1, "media", e.to_string()))?,
+            ),
             recorder,
         ),
     };
@@ -605,7 +607,7 @@ async fn join(
 /// The meeting connection: signaling only, or a full call with media.
 enum Conn {
     Plain(Session),
-    Media(Call, Option<Recorder>),
+    Media(Box<Call>, Option<Recorder>),
 }
 
 impl Conn {

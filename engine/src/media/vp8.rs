@@ -105,14 +105,18 @@ impl Vp8Encoder {
         })?;
         // SAFETY: initialised by the successful call above.
         let mut ctx = unsafe { ctx.assume_init() };
-        // SAFETY: VP8E_SET_CPUUSED takes one int argument.
-        let _ = unsafe {
-            vpx::vpx_codec_control_(
-                &mut ctx,
-                vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int,
-                8 as c_int,
-            )
-        };
+        // Realtime speed, and keyframes of at most 3× an average frame (as WebRTC does): on a
+        // capped link a full-size keyframe after every loss would starve the picture.
+        for (id, value) in [
+            (vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED, 8),
+            (
+                vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
+                300,
+            ),
+        ] {
+            // SAFETY: both controls take one int argument.
+            let _ = unsafe { vpx::vpx_codec_control_(&mut ctx, id as c_int, value as c_int) };
+        }
         Ok(Self {
             ctx,
             cfg,
@@ -360,5 +364,46 @@ mod tests {
     fn garbage_is_an_error_not_a_crash() {
         let mut dec = Vp8Decoder::new().unwrap();
         assert!(dec.decode(&[0xde, 0xad, 0xbe, 0xef, 1, 2, 3]).is_err());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod rate_tests {
+    use super::*;
+    use crate::media::synthetic::SyntheticVideo;
+
+    /// kbit/s the encoder produces over `frames` frames at 30 fps.
+    fn produced(enc: &mut Vp8Encoder, src: &mut SyntheticVideo, frames: u32) -> f64 {
+        let mut bytes = 0usize;
+        for i in 0..frames {
+            for e in enc.encode(&src.next_frame(u64::from(i)), false).unwrap() {
+                bytes += e.data.len();
+            }
+        }
+        bytes as f64 * 8.0 / 1000.0 / (f64::from(frames) / 30.0)
+    }
+
+    #[test]
+    fn output_follows_the_target_bitrate() {
+        let mut src = SyntheticVideo::new(320, 240);
+        let mut enc = Vp8Encoder::new(EncoderConfig {
+            width: 320,
+            height: 240,
+            fps: 30,
+            bitrate_kbps: 800,
+        })
+        .unwrap();
+        let high = produced(&mut enc, &mut src, 90);
+        enc.set_bitrate_kbps(150).unwrap();
+        produced(&mut enc, &mut src, 30);
+        let low = produced(&mut enc, &mut src, 90);
+        eprintln!("vp8 output: {high:.0} kbit/s at target 800, {low:.0} at target 150");
+        assert!(low < 200.0, "{low:.0} kbit/s at a 150 target");
+        // A keyframe on demand stays within a few average frames (150 kbit/s / 30 fps ≈ 625 B).
+        let key = enc.encode(&src.next_frame(0), true).unwrap();
+        let size = key.iter().map(|e| e.data.len()).sum::<usize>();
+        eprintln!("vp8 keyframe at 150 kbit/s: {size} bytes");
+        assert!(size < 8 * 625, "keyframe of {size} bytes");
     }
 }

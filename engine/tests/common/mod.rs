@@ -1,0 +1,65 @@
+//! Shared by the engine's call tests: a real server on port 0 and signed-up users.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test binary uses a part
+
+use std::sync::Arc;
+
+use parley_engine::rest::Api;
+use parley_engine::signaling::TokenSource;
+use parley_server::clock::SystemClock;
+use parley_server::config::Config;
+use parley_server::Server;
+use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
+use parley_shared::MeetingCode;
+
+/// An access token that never changes (the tests are shorter than its lifetime).
+pub struct StaticToken(pub String);
+
+impl TokenSource for StaticToken {
+    async fn token(&self, _refresh: bool) -> Result<String, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// A server on 127.0.0.1:0 with a temporary data dir, after `tweak`.
+pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> (Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.limits.register_per_ip = 100;
+    tweak(&mut config);
+    (
+        Server::start(config, Arc::new(SystemClock)).await.unwrap(),
+        data,
+    )
+}
+
+/// Signs `name` up; returns (user id, access token).
+pub async fn user(api: &Api, name: &str) -> (String, String) {
+    let r = api
+        .register(&RegisterRequest {
+            username: name.into(),
+            email: format!("{name}@example.org"),
+            password: format!("{name}-Str0ng-Passphrase"),
+        })
+        .await
+        .unwrap();
+    (r.user.id.to_string(), r.tokens.unwrap().access_token)
+}
+
+/// A meeting hosted by the owner of `token`.
+pub async fn meeting(api: &Api, token: &str, title: &str) -> MeetingCode {
+    api.create_meeting(
+        token,
+        &CreateMeetingRequest {
+            title: title.into(),
+            passcode: None,
+            waiting_room: false,
+        },
+    )
+    .await
+    .unwrap()
+    .code
+}

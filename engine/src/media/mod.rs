@@ -1,6 +1,7 @@
 //! Media: raw frames, the synthetic camera, the VP8 codec, audio (tones, Opus, analysis).
 
 pub mod audio;
+pub mod devices;
 pub mod frame;
 pub mod rate;
 pub mod reorder;

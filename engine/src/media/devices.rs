@@ -1,0 +1,285 @@
+//! Real devices: microphones and speakers through cpal (ALSA on Linux, so PulseAudio and
+//! PipeWire work through their ALSA plugins), cameras through nokhwa. Capture and playback run
+//! on their own threads (cpal streams may not move between threads); audio is 48 kHz mono in
+//! 20 ms frames, the unit the rest of the engine uses.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
+use tokio::sync::mpsc;
+
+use super::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("no camera found")]
+    NoCamera,
+    #[error("camera: {0}")]
+    Camera(String),
+    #[error("no {0} device found")]
+    NoAudioDevice(&'static str),
+    #[error("no {kind} device called {name:?} (available: {available})")]
+    UnknownAudioDevice {
+        kind: &'static str,
+        name: String,
+        available: String,
+    },
+    #[error("audio: {0}")]
+    Audio(String),
+}
+
+/// The cameras nokhwa can see (empty when there are none).
+pub fn cameras() -> Result<Vec<String>, DeviceError> {
+    let list = nokhwa::query(nokhwa::utils::ApiBackend::Auto)
+        .map_err(|e| DeviceError::Camera(e.to_string()))?;
+    Ok(list.into_iter().map(|c| c.human_name()).collect())
+}
+
+/// Opens the first camera, or says clearly that there is none.
+pub fn first_camera() -> Result<String, DeviceError> {
+    cameras()?.into_iter().next().ok_or(DeviceError::NoCamera)
+}
+
+fn name(d: &cpal::Device) -> String {
+    d.description()
+        .map(|desc| desc.name().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Microphones (input devices) by name.
+pub fn audio_inputs() -> Vec<String> {
+    cpal::default_host()
+        .input_devices()
+        .map(|ds| ds.map(|d| name(&d)).collect())
+        .unwrap_or_default()
+}
+
+/// Speakers (output devices) by name.
+pub fn audio_outputs() -> Vec<String> {
+    cpal::default_host()
+        .output_devices()
+        .map(|ds| ds.map(|d| name(&d)).collect())
+        .unwrap_or_default()
+}
+
+fn pick(input: bool, wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
+    let host = cpal::default_host();
+    let kind = if input { "microphone" } else { "speaker" };
+    match wanted {
+        None | Some("default") => if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        }
+        .ok_or(DeviceError::NoAudioDevice(kind)),
+        Some(w) => {
+            let devices: Vec<cpal::Device> = if input {
+                host.input_devices()
+                    .map(|d| d.collect())
+                    .unwrap_or_default()
+            } else {
+                host.output_devices()
+                    .map(|d| d.collect())
+                    .unwrap_or_default()
+            };
+            let names: Vec<String> = devices.iter().map(name).collect();
+            devices.into_iter().find(|d| name(d) == w).ok_or_else(|| {
+                DeviceError::UnknownAudioDevice {
+                    kind,
+                    name: w.to_string(),
+                    available: names.join(", "),
+                }
+            })
+        }
+    }
+}
+
+fn mono_48k() -> cpal::StreamConfig {
+    cpal::StreamConfig {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        // 10 ms buffers.
+        buffer_size: cpal::BufferSize::Fixed(480),
+    }
+}
+
+/// A running microphone. Dropping it stops the capture.
+pub struct Mic {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Mic {
+    /// Starts capturing from `device` (None: the default); 20 ms frames arrive on the receiver.
+    pub fn start(device: Option<&str>) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
+        let device = pick(true, device)?;
+        let (frames_tx, frames_rx) = mpsc::channel::<Vec<f32>>(50);
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
+        std::thread::Builder::new()
+            .name("parley-mic".into())
+            .spawn(move || {
+                let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES * 2);
+                let stream = device.build_input_stream(
+                    mono_48k(),
+                    move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                        pending.extend_from_slice(data);
+                        while pending.len() >= FRAME_SAMPLES {
+                            let frame: Vec<f32> = pending.drain(..FRAME_SAMPLES).collect();
+                            // A full queue means nobody reads fast enough: drop, never block
+                            // the audio thread.
+                            let _ = frames_tx.try_send(frame);
+                        }
+                    },
+                    |e| tracing::warn!(error = %e, "microphone stream error"),
+                    None,
+                );
+                let stream = match stream.map_err(|e| DeviceError::Audio(e.to_string())) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                // Streams may start paused.
+                if let Err(e) = stream.play() {
+                    let _ = ready_tx.send(Err(DeviceError::Audio(e.to_string())));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
+                // Keep the stream alive until the Mic is dropped.
+                let _ = stop_rx.recv();
+            })
+            .map_err(|e| DeviceError::Audio(e.to_string()))?;
+        ready_rx
+            .recv()
+            .map_err(|_| DeviceError::Audio("microphone thread ended".into()))??;
+        Ok((Mic { _stop: stop_tx }, frames_rx))
+    }
+}
+
+/// Mixes every remote participant's decoded audio for the speaker: one queue per source,
+/// summed sample by sample; a source that runs dry contributes silence (a gap, not a stall).
+#[derive(Clone, Default)]
+pub struct Mixer {
+    inner: Arc<Mutex<BTreeMap<String, VecDeque<f32>>>>,
+}
+
+/// Most audio a source may queue before old samples are dropped (200 ms): bounds latency.
+const MAX_QUEUED: usize = SAMPLE_RATE as usize / 5;
+
+impl Mixer {
+    /// Queues `samples` from `source`.
+    pub fn push(&self, source: &str, samples: &[f32]) {
+        let mut all = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let q = all.entry(source.to_string()).or_default();
+        q.extend(samples.iter().copied());
+        if q.len() > MAX_QUEUED {
+            let extra = q.len() - MAX_QUEUED;
+            q.drain(..extra);
+        }
+    }
+
+    /// Forgets a source (e.g. the peer left).
+    pub fn remove(&self, source: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(source);
+    }
+
+    /// Fills `out` with the mix.
+    pub fn fill(&self, out: &mut [f32]) {
+        out.fill(0.0);
+        let n = out.len();
+        let mut all = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for q in all.values_mut() {
+            for (o, s) in out.iter_mut().zip(q.drain(..q.len().min(n))) {
+                *o += s;
+            }
+        }
+        for o in out.iter_mut() {
+            *o = o.clamp(-1.0, 1.0);
+        }
+    }
+}
+
+/// A running speaker playing a [`Mixer`]. Dropping it stops playback.
+pub struct Speaker {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Speaker {
+    pub fn start(device: Option<&str>, mixer: Mixer) -> Result<Speaker, DeviceError> {
+        let device = pick(false, device)?;
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
+        std::thread::Builder::new()
+            .name("parley-speaker".into())
+            .spawn(move || {
+                let stream = device.build_output_stream(
+                    mono_48k(),
+                    move |out: &mut [f32], _: &cpal::OutputCallbackInfo| mixer.fill(out),
+                    |e| tracing::warn!(error = %e, "speaker stream error"),
+                    None,
+                );
+                let stream = match stream.map_err(|e| DeviceError::Audio(e.to_string())) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if let Err(e) = stream.play() {
+                    let _ = ready_tx.send(Err(DeviceError::Audio(e.to_string())));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
+                let _ = stop_rx.recv();
+            })
+            .map_err(|e| DeviceError::Audio(e.to_string()))?;
+        ready_rx
+            .recv()
+            .map_err(|_| DeviceError::Audio("speaker thread ended".into()))??;
+        Ok(Speaker { _stop: stop_tx })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mixer_sums_sources_and_fills_gaps_with_silence() {
+        let m = Mixer::default();
+        m.push("a", &[0.25; 4]);
+        m.push("b", &[0.5; 2]);
+        let mut out = [9.0f32; 4];
+        m.fill(&mut out);
+        assert_eq!(out, [0.75, 0.75, 0.25, 0.25]);
+        m.fill(&mut out);
+        assert_eq!(out, [0.0; 4], "dry sources are silent");
+        m.push("a", &[0.9; 2]);
+        m.push("b", &[0.9; 2]);
+        m.fill(&mut out[..2]);
+        assert_eq!(out[..2], [1.0, 1.0], "clipped, not wrapped");
+        m.push("a", &vec![0.1; MAX_QUEUED + 100]);
+        m.remove("a");
+        m.fill(&mut out);
+        assert_eq!(out, [0.0; 4]);
+    }
+
+    #[test]
+    fn no_camera_is_a_clear_error() {
+        // This machine (and CI) has no camera: the list is empty and opening says so.
+        match first_camera() {
+            Err(DeviceError::NoCamera) => {}
+            Err(DeviceError::Camera(e)) => panic!("enumeration itself failed: {e}"),
+            other => {
+                // A developer machine with a camera: the list names it.
+                assert!(!cameras().unwrap_or_default().is_empty(), "{other:?}");
+            }
+        }
+        assert_eq!(DeviceError::NoCamera.to_string(), "no camera found");
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test Parley has: formatting, clippy, the unit and integration tests on
-# SQLite, the keychain test inside a private D-Bus session with a throwaway gnome-keyring, then
+# SQLite, the keychain test inside a private D-Bus session with a throwaway gnome-keyring, the
+# audio-device test inside a private PulseAudio with virtual devices, then
 # the same server integration suite on a throwaway PostgreSQL on 127.0.0.1.
 # Installs what it needs first (scripts/deps.sh). `.ci/run` calls exactly this.
 set -euo pipefail
@@ -23,6 +24,9 @@ cargo test --workspace --locked
 echo "== keychain: parley-cli against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-engine --test cli --locked keychain
+
+echo "== real audio path: parley-cli through a private PulseAudio"
+scripts/pulse.sh cargo test -p parley-engine --test cli --locked tone_into
 
 echo "== integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh

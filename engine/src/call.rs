@@ -13,6 +13,7 @@ use parley_shared::PeerId;
 use tokio::sync::mpsc;
 
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
+use crate::media::devices::{DeviceError, Mic, Mixer, Speaker};
 use crate::media::frame::I420Frame;
 use crate::media::rate::RateSet;
 use crate::media::reorder::{Ordered, Reorder};
@@ -33,12 +34,16 @@ pub enum VideoSource {
 pub enum AudioSource {
     /// A sine tone at this frequency (Hz).
     Tone(f32),
+    /// A microphone (None: the system default).
+    Device(Option<String>),
 }
 
 #[derive(Clone, Debug)]
 pub struct CallConfig {
     pub camera: Option<VideoSource>,
     pub mic: Option<AudioSource>,
+    /// Play what arrives on this speaker ("default" for the system default).
+    pub speaker: Option<String>,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -53,6 +58,7 @@ impl Default for CallConfig {
         Self {
             camera: None,
             mic: None,
+            speaker: None,
             width: 640,
             height: 480,
             fps: 30,
@@ -80,8 +86,26 @@ pub enum CallEvent {
     Audio { peer: PeerId, samples: Vec<f32> },
 }
 
+/// The audio devices a call holds open.
+#[derive(Default)]
+struct Devices {
+    mic: Option<Mic>,
+    speaker: Option<Speaker>,
+}
+
+/// Why a call could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("webrtc: {0}")]
+    Rtc(#[from] rtc::RtcError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
 /// A running call. Dropping it leaves the meeting.
 pub struct Call {
+    /// Open microphone and speaker; dropped (closed) with the call.
+    _devices: Devices,
     commands: mpsc::Sender<ClientMsg>,
     pub events: mpsc::Receiver<CallEvent>,
     camera_on: Arc<AtomicBool>,
@@ -96,7 +120,7 @@ impl Call {
         tokens: T,
         join: JoinOptions,
         config: CallConfig,
-    ) -> Result<Self, rtc::RtcError> {
+    ) -> Result<Self, CallError> {
         let api = Arc::new(rtc::build_api(&config.rtc)?);
         let session = Session::start(ws_url, tokens, join);
         let (out, events) = mpsc::channel(1024);
@@ -122,9 +146,26 @@ impl Call {
                 stop.clone(),
             ));
         }
-        if let Some(AudioSource::Tone(hz)) = config.mic {
-            tokio::spawn(send_tone(tracks.clone(), hz, stop.clone()));
+        let mut devices = Devices::default();
+        match &config.mic {
+            Some(AudioSource::Tone(hz)) => {
+                tokio::spawn(send_tone(tracks.clone(), *hz, stop.clone()));
+            }
+            Some(AudioSource::Device(name)) => {
+                let (mic, frames) = Mic::start(name.as_deref())?;
+                devices.mic = Some(mic);
+                tokio::spawn(send_mic(tracks.clone(), frames, stop.clone()));
+            }
+            None => {}
         }
+        let mixer = match &config.speaker {
+            Some(name) => {
+                let mixer = Mixer::default();
+                devices.speaker = Some(Speaker::start(Some(name), mixer.clone())?);
+                Some(mixer)
+            }
+            None => None,
+        };
         let actor = Actor {
             api,
             tracks,
@@ -133,8 +174,9 @@ impl Call {
             links: HashMap::new(),
             ice_servers: Vec::new(),
             keyframe,
-            decode: config.decode,
+            decode: config.decode || mixer.is_some(),
             rtc: config.rtc.clone(),
+            mixer,
             rates: RateSet::new(config.video_kbps, 50, config.video_kbps.max(50)),
             bitrate,
             sent_packets,
@@ -142,6 +184,7 @@ impl Call {
         };
         tokio::spawn(actor.run(cmd_rx));
         Ok(Self {
+            _devices: devices,
             commands,
             events,
             camera_on,
@@ -281,6 +324,30 @@ async fn send_tone(tracks: LocalTracks, hz: f32, stop: Arc<AtomicBool>) {
     }
 }
 
+async fn send_mic(
+    tracks: LocalTracks,
+    mut frames: mpsc::Receiver<Vec<f32>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut enc = match OpusEncoder::new(32_000) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "no audio encoder");
+            return;
+        }
+    };
+    while let Some(frame) = frames.recv().await {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(packet) = enc.encode(&frame) {
+            tracks
+                .write(MediaKind::Audio, packet, Duration::from_millis(20))
+                .await;
+        }
+    }
+}
+
 struct Actor {
     api: Arc<webrtc::api::API>,
     tracks: LocalTracks,
@@ -291,6 +358,8 @@ struct Actor {
     keyframe: Arc<AtomicBool>,
     decode: bool,
     rtc: RtcOptions,
+    /// Where received audio is played, when a speaker is on.
+    mixer: Option<Mixer>,
     /// Per-peer send-rate estimates; the shared video encoder follows the lowest.
     rates: RateSet<PeerId>,
     bitrate: Arc<AtomicU32>,
@@ -429,6 +498,9 @@ impl Actor {
                 }
                 let kbps = self.rates.remove(peer_id);
                 self.bitrate.store(kbps, Ordering::Relaxed);
+                if let Some(m) = &self.mixer {
+                    m.remove(&peer_id.0);
+                }
             }
             _ => {}
         }
@@ -493,7 +565,7 @@ impl Actor {
                 let out = self.out.clone();
                 match kind {
                     MediaKind::Audio => {
-                        tokio::spawn(receive_audio(peer, track, out));
+                        tokio::spawn(receive_audio(peer, track, out, self.mixer.clone()));
                     }
                     MediaKind::Camera | MediaKind::Screen => {
                         tokio::spawn(receive_video(peer, kind, track, link, out));
@@ -504,7 +576,12 @@ impl Actor {
     }
 }
 
-async fn receive_audio(peer: PeerId, track: Arc<TrackRemote>, out: mpsc::Sender<CallEvent>) {
+async fn receive_audio(
+    peer: PeerId,
+    track: Arc<TrackRemote>,
+    out: mpsc::Sender<CallEvent>,
+    mixer: Option<Mixer>,
+) {
     let Ok(mut dec) = OpusDecoder::new() else {
         return;
     };
@@ -537,6 +614,9 @@ async fn receive_audio(peer: PeerId, track: Arc<TrackRemote>, out: mpsc::Sender<
                 } else {
                     samples
                 };
+                if let Some(m) = &mixer {
+                    m.push(&peer.0, &samples);
+                }
                 if out
                     .send(CallEvent::Audio {
                         peer: peer.clone(),

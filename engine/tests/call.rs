@@ -199,6 +199,7 @@ fn test_config(hz: f32) -> CallConfig {
     CallConfig {
         camera: Some(VideoSource::Synthetic),
         mic: Some(AudioSource::Tone(hz)),
+        speaker: None,
         width: 320,
         height: 240,
         fps: 15,

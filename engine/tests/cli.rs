@@ -77,8 +77,15 @@ impl User {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(bus) = std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
-            cmd.env("DBUS_SESSION_BUS_ADDRESS", bus);
+        // The session's keychain and sound server, when the environment provides them.
+        for var in [
+            "DBUS_SESSION_BUS_ADDRESS",
+            "XDG_RUNTIME_DIR",
+            "PULSE_SERVER",
+        ] {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
         }
         cmd
     }
@@ -124,9 +131,15 @@ impl User {
     }
 
     async fn join_with(&self, code: &str, extra: &[&str]) -> Joined {
+        self.join_env(code, extra, &[]).await
+    }
+
+    async fn join_env(&self, code: &str, extra: &[&str], env: &[(&str, &str)]) -> Joined {
         let mut args = vec!["join", code];
         args.extend_from_slice(extra);
-        let mut child = self.command(&args).spawn().unwrap();
+        let mut cmd = self.command(&args);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut j = Joined {
@@ -571,5 +584,105 @@ async fn a_killed_participant_leaves_the_others_talking() {
         );
         assert_eq!(captured_after("cat"), 0, "nothing from the dead peer");
     }
+    w.server.stop().await.unwrap();
+}
+
+/// Records `seconds` of a PulseAudio source as 48 kHz mono samples.
+async fn record_pulse(source: &str, seconds: f32) -> Vec<f32> {
+    let mut child = Command::new("parec")
+        .args([
+            "-d",
+            source,
+            "--rate=48000",
+            "--channels=1",
+            "--format=s16le",
+            "--latency-msec=20",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("parec (pulseaudio-utils)");
+    let mut out = child.stdout.take().unwrap();
+    let want = (48_000.0 * seconds) as usize * 2;
+    let mut bytes = vec![0u8; want];
+    use tokio::io::AsyncReadExt as _;
+    tokio::time::timeout(
+        Duration::from_secs_f32(seconds + 5.0),
+        out.read_exact(&mut bytes),
+    )
+    .await
+    .expect("recording in time")
+    .unwrap();
+    child.start_kill().ok();
+    bytes
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect()
+}
+
+/// The real audio path, run by `scripts/test.sh` inside `scripts/pulse.sh` (a private
+/// PulseAudio with null sinks for speakers and virtual mics): a 660 Hz tone played into Ann's
+/// virtual microphone is captured by cpal, sent, decoded by Bob and played on Bob's virtual
+/// speaker, where it is recorded and found.
+#[tokio::test]
+async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
+    if std::env::var("PARLEY_TEST_PULSE").as_deref() != Ok("1") {
+        eprintln!("no private PulseAudio here; scripts/test.sh runs this test in scripts/pulse.sh");
+        return;
+    }
+    let w = world().await;
+    let (ann, bob) = (User::new(&w.base), User::new(&w.base));
+    ann.register("ann").await;
+    bob.register("bob").await;
+    let code = ann.ok(&["meetings", "create", "Sound check"], "").await;
+    let code = code.trim().to_string();
+    let sine = std::process::Command::new("pactl")
+        .args([
+            "load-module",
+            "module-sine",
+            "sink=micfeed_a",
+            "frequency=660",
+        ])
+        .output()
+        .expect("pactl");
+    assert!(
+        sine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sine.stderr)
+    );
+
+    let mut a = ann
+        .join_env(
+            &code,
+            &["--mic", "default", "--loopback-only"],
+            &[("PULSE_SOURCE", "virtmic_a"), ("PULSE_SINK", "spk_a")],
+        )
+        .await;
+    let b = bob
+        .join_env(
+            &code,
+            &["--speaker", "default", "--loopback-only"],
+            &[("PULSE_SOURCE", "virtmic_b"), ("PULSE_SINK", "spk_b")],
+        )
+        .await;
+    a.expect_line(|l| l == "* bob joined").await;
+    // Connect, and let cpal's first input callback arrive (it can take about a second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_bob = record_pulse("spk_b.monitor", 3.0).await;
+    let at_ann = record_pulse("spk_a.monitor", 1.0).await;
+    assert_eq!(b.finish().await, 0);
+    assert_eq!(a.finish().await, 0);
+
+    let strength = parley_engine::media::audio::tone_strength;
+    let rms = parley_engine::media::audio::rms;
+    eprintln!(
+        "pulse path: 660 Hz at Bob's speaker strength {:.2}, rms {:.3}; Ann's speaker rms {:.4}",
+        strength(&at_bob, 660.0, 15.0),
+        rms(&at_bob),
+        rms(&at_ann)
+    );
+    assert!(rms(&at_bob) > 0.01, "Bob's speaker plays something");
+    assert!(strength(&at_bob, 660.0, 15.0) > 0.5, "and it is Ann's tone");
+    assert!(rms(&at_ann) < 0.001, "Ann's own speaker stays silent");
     w.server.stop().await.unwrap();
 }

@@ -210,6 +210,7 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
     let config = |hz| CallConfig {
         camera: Some(VideoSource::Synthetic),
         mic: Some(AudioSource::Tone(hz)),
+        speaker: None,
         width,
         height,
         fps: 30,

@@ -87,9 +87,13 @@ enum Command {
         /// Send video: `synthetic` (a moving pattern stamped with frame number and time).
         #[arg(long, value_name = "SOURCE")]
         camera: Option<String>,
-        /// Send audio: `tone:HZ` (a sine tone) or `none`.
+        /// Send audio: `default` (the system microphone), a device name from `devices`,
+        /// `tone:HZ` (a sine tone) or `none`.
         #[arg(long, value_name = "SOURCE")]
         mic: Option<String>,
+        /// Play the others: `default` or a device name from `devices`.
+        #[arg(long, value_name = "DEVICE")]
+        speaker: Option<String>,
         /// Write what arrives here: one WAV per peer, `frames.csv` (peer, kind, frame,
         /// capture and arrival time), and a PGM snapshot of every 30th frame.
         #[arg(long, value_name = "DIR")]
@@ -98,6 +102,8 @@ enum Command {
         #[arg(long)]
         loopback_only: bool,
     },
+    /// List cameras, microphones and speakers.
+    Devices,
     /// Print a meeting's chat history.
     History {
         code: String,
@@ -390,6 +396,36 @@ async fn run(cli: Cli) -> Res<()> {
             }
         }
         Command::Meetings(cmd) => meetings(&api, &store, json, cmd).await?,
+        Command::Devices => {
+            use parley_engine::media::devices;
+            let cameras = match devices::cameras() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("parley-cli: cameras: {e}");
+                    Vec::new()
+                }
+            };
+            let (mics, speakers) = (devices::audio_inputs(), devices::audio_outputs());
+            if json {
+                out_json(&serde_json::json!({
+                    "cameras": cameras, "microphones": mics, "speakers": speakers
+                }));
+            } else {
+                for (what, list) in [
+                    ("cameras", &cameras),
+                    ("microphones", &mics),
+                    ("speakers", &speakers),
+                ] {
+                    println!("{what}:");
+                    if list.is_empty() {
+                        println!("  (none)");
+                    }
+                    for d in list {
+                        println!("  {d}");
+                    }
+                }
+            }
+        }
         Command::History { code, after_seq } => {
             let code = parse_code(&code)?;
             let auth = Auth::load(&api, &store)?;
@@ -418,11 +454,12 @@ async fn run(cli: Cli) -> Res<()> {
             listen,
             camera,
             mic,
+            speaker,
             record_dir,
             loopback_only,
         } => {
             let code = parse_code(&code)?;
-            let media = media_config(camera, mic, record_dir, loopback_only)?;
+            let media = media_config(camera, mic, speaker, record_dir, loopback_only)?;
             let auth = Auth::load(&api, &store)?;
             let name = match name {
                 Some(n) => n,
@@ -557,7 +594,7 @@ async fn join(
         Some((config, recorder)) => Conn::Media(
             Box::new(
                 Call::start(api.ws_url(), Tokens(auth), options, config)
-                    .map_err(|e| Failure::new(1, "media", e.to_string()))?,
+                    .map_err(|e| Failure::new(1, "media_device", e.to_string()))?,
             ),
             recorder,
         ),
@@ -667,10 +704,11 @@ impl Conn {
 fn media_config(
     camera: Option<String>,
     mic: Option<String>,
+    speaker: Option<String>,
     record_dir: Option<std::path::PathBuf>,
     loopback_only: bool,
 ) -> Res<Option<(CallConfig, Option<Recorder>)>> {
-    if camera.is_none() && mic.is_none() && record_dir.is_none() {
+    if camera.is_none() && mic.is_none() && speaker.is_none() && record_dir.is_none() {
         return Ok(None);
     }
     let usage = |m: String| Failure::new(2, "invalid_media_source", m);
@@ -685,13 +723,17 @@ fn media_config(
     };
     let mic = match mic.as_deref() {
         None | Some("none") => None,
-        Some(t) => match t
-            .strip_prefix("tone:")
-            .and_then(|hz| hz.parse::<f32>().ok())
-        {
-            Some(hz) if (20.0..=20_000.0).contains(&hz) => Some(AudioSource::Tone(hz)),
-            _ => return Err(usage(format!("mic {t:?}: use tone:HZ (20-20000) or none"))),
-        },
+        Some("default") => Some(AudioSource::Device(None)),
+        Some(t) if t.starts_with("tone:") => {
+            match t
+                .strip_prefix("tone:")
+                .and_then(|hz| hz.parse::<f32>().ok())
+            {
+                Some(hz) if (20.0..=20_000.0).contains(&hz) => Some(AudioSource::Tone(hz)),
+                _ => return Err(usage(format!("mic {t:?}: use tone:HZ with HZ in 20-20000"))),
+            }
+        }
+        Some(device) => Some(AudioSource::Device(Some(device.to_string()))),
     };
     let recorder = match record_dir {
         Some(dir) => {
@@ -702,6 +744,7 @@ fn media_config(
     let config = CallConfig {
         camera,
         mic,
+        speaker,
         width: 640,
         height: 480,
         fps: 30,

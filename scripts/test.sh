@@ -26,7 +26,7 @@ scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-engine --test cli --locked keychain
 
 echo "== real audio path: parley-cli through a private PulseAudio"
-scripts/pulse.sh cargo test -p parley-engine --test cli --locked tone_into
+scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- tone_into echo_cancellation
 
 echo "== integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh

@@ -12,6 +12,7 @@ use parley_shared::signal::{ClientMsg, IceServer, ServerMsg};
 use parley_shared::PeerId;
 use tokio::sync::mpsc;
 
+use crate::media::aec::VoiceProcessor;
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
 use crate::media::devices::{DeviceError, Mic, Mixer, Speaker};
 use crate::media::frame::I420Frame;
@@ -44,6 +45,8 @@ pub struct CallConfig {
     pub mic: Option<AudioSource>,
     /// Play what arrives on this speaker ("default" for the system default).
     pub speaker: Option<String>,
+    /// Echo cancellation, noise suppression and gain control on a device microphone.
+    pub voice_processing: bool,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -59,6 +62,7 @@ impl Default for CallConfig {
             camera: None,
             mic: None,
             speaker: None,
+            voice_processing: true,
             width: 640,
             height: 480,
             fps: 30,
@@ -147,12 +151,18 @@ impl Call {
             ));
         }
         let mut devices = Devices::default();
+        let uses_mic = matches!(config.mic, Some(AudioSource::Device(_)));
+        let voice = if config.voice_processing && uses_mic {
+            Some(VoiceProcessor::new().map_err(|e| DeviceError::Audio(e.to_string()))?)
+        } else {
+            None
+        };
         match &config.mic {
             Some(AudioSource::Tone(hz)) => {
                 tokio::spawn(send_tone(tracks.clone(), *hz, stop.clone()));
             }
             Some(AudioSource::Device(name)) => {
-                let (mic, frames) = Mic::start(name.as_deref())?;
+                let (mic, frames) = Mic::start(name.as_deref(), voice.clone())?;
                 devices.mic = Some(mic);
                 tokio::spawn(send_mic(tracks.clone(), frames, stop.clone()));
             }
@@ -161,7 +171,7 @@ impl Call {
         let mixer = match &config.speaker {
             Some(name) => {
                 let mixer = Mixer::default();
-                devices.speaker = Some(Speaker::start(Some(name), mixer.clone())?);
+                devices.speaker = Some(Speaker::start(Some(name), mixer.clone(), voice.clone())?);
                 Some(mixer)
             }
             None => None,

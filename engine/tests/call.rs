@@ -200,6 +200,7 @@ fn test_config(hz: f32) -> CallConfig {
         camera: Some(VideoSource::Synthetic),
         mic: Some(AudioSource::Tone(hz)),
         speaker: None,
+        voice_processing: false,
         width: 320,
         height: 240,
         fps: 15,

@@ -686,3 +686,155 @@ async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
     assert!(rms(&at_ann) < 0.001, "Ann's own speaker stays silent");
     w.server.stop().await.unwrap();
 }
+
+/// One echo measurement: Ann's tone plays on Bob's speaker, a PulseAudio loopback carries
+/// Bob's speaker into Bob's microphone (the room), and Ann records what comes back from Bob.
+/// Returns, over one second of the second half of Bob's stream at Ann, the level of Ann's
+/// 660 Hz (the echo) and of Bob's 300 Hz voice.
+async fn echo_back_to_ann(w: &World, bob_args: &[&str]) -> (f32, f32) {
+    let (ann, bob) = (User::new(&w.base), User::new(&w.base));
+    let suffix = ulid::Ulid::new().to_string().to_lowercase();
+    let (an, bn) = (
+        format!("ann{}", &suffix[20..]),
+        format!("bob{}", &suffix[20..]),
+    );
+    ann.register(&an).await;
+    bob.register(&bn).await;
+    let code = ann.ok(&["meetings", "create", "Echo"], "").await;
+    let code = code.trim().to_string();
+    let rec = ann.home.path().join("rec");
+    let mut a = ann
+        .join_env(
+            &code,
+            &[
+                "--mic",
+                "default",
+                "--raw-mic",
+                "--record-dir",
+                rec.to_str().unwrap(),
+                "--loopback-only",
+            ],
+            &[("PULSE_SOURCE", "virtmic_a"), ("PULSE_SINK", "spk_a")],
+        )
+        .await;
+    // Bob talks: 300 Hz in 240 ms bursts (speech-like; a steady tone is noise to the
+    // suppressor), played into his microphone feed.
+    let voice = bob.home.path().join("voice.wav");
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut wav = hound::WavWriter::create(&voice, spec).unwrap();
+        let mut tone = parley_engine::media::audio::Tone::new(300.0, 0.3);
+        for i in 0..(14 * 50) {
+            let frame = tone.next_frame();
+            let on = (i / 12) % 2 == 0;
+            for s in frame {
+                wav.write_sample(if on { (s * 32767.0) as i16 } else { 0 })
+                    .unwrap();
+            }
+        }
+        wav.finalize().unwrap();
+    }
+    let mut talking = Command::new("paplay")
+        .args(["-d", "micfeed_b", voice.to_str().unwrap()])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("paplay");
+    let mut args = vec![
+        "--mic",
+        "default",
+        "--speaker",
+        "default",
+        "--loopback-only",
+    ];
+    args.extend_from_slice(bob_args);
+    let b = bob
+        .join_env(
+            &code,
+            &args,
+            &[("PULSE_SOURCE", "virtmic_b"), ("PULSE_SINK", "spk_b")],
+        )
+        .await;
+    a.expect_line(|l| l == format!("* {bn} joined")).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(b.finish().await, 0);
+    assert_eq!(a.finish().await, 0);
+    talking.start_kill().ok();
+    let samples: Vec<f32> = hound::WavReader::open(rec.join(format!("{bn}.wav")))
+        .unwrap()
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    assert!(
+        samples.len() > 48_000 * 4,
+        "{} samples from Bob",
+        samples.len()
+    );
+    // One second from the second half (after the canceller has converged).
+    let tail = &samples[samples.len() / 2..samples.len() / 2 + 48_000];
+    (
+        parley_engine::media::audio::tone_level(tail, 660.0, 3.0),
+        parley_engine::media::audio::tone_level(tail, 300.0, 3.0),
+    )
+}
+
+/// The echo half of the real audio path (run inside scripts/pulse.sh): with Bob's echo
+/// cancellation off, Ann hears her own tone come back; with it on, far less.
+#[tokio::test]
+async fn echo_cancellation_keeps_the_speaker_out_of_the_microphone() {
+    if std::env::var("PARLEY_TEST_PULSE").as_deref() != Ok("1") {
+        eprintln!("no private PulseAudio here; scripts/test.sh runs this test in scripts/pulse.sh");
+        return;
+    }
+    let w = world().await;
+    let pactl = |args: &[&str]| {
+        let out = std::process::Command::new("pactl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    pactl(&[
+        "load-module",
+        "module-sine",
+        "sink=micfeed_a",
+        "frequency=660",
+    ]);
+    // The room: Bob's speaker leaks into Bob's microphone.
+    pactl(&[
+        "load-module",
+        "module-loopback",
+        "source=spk_b.monitor",
+        "sink=micfeed_b",
+        "latency_msec=40",
+    ]);
+    let (echo_raw, voice_raw) = echo_back_to_ann(&w, &["--raw-mic"]).await;
+    let (echo_aec, voice_aec) = echo_back_to_ann(&w, &[]).await;
+    let db = |x: f32, y: f32| 20.0 * (x.max(1e-6) / y.max(1e-6)).log10();
+    eprintln!(
+        "echo at Ann: 660 Hz echo {echo_raw:.4} without processing, {echo_aec:.5} with echo \
+         cancellation (+ noise suppression, gain control) = {:.1} dB less; Bob's 300 Hz voice \
+         {voice_raw:.4} / {voice_aec:.4} ({:+.1} dB)",
+        db(echo_raw, echo_aec),
+        db(voice_aec, voice_raw)
+    );
+    assert!(
+        echo_raw > 0.05,
+        "without cancellation the echo really comes back ({echo_raw})"
+    );
+    assert!(voice_raw > 0.02, "Bob's voice reaches Ann ({voice_raw})");
+    assert!(
+        db(echo_raw, echo_aec) >= 20.0,
+        "echo cancellation removes at least 20 dB"
+    );
+    assert!(db(voice_aec, voice_raw) >= -10.0, "and keeps Bob's voice");
+    w.server.stop().await.unwrap();
+}

@@ -211,6 +211,7 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
         camera: Some(VideoSource::Synthetic),
         mic: Some(AudioSource::Tone(hz)),
         speaker: None,
+        voice_processing: false,
         width,
         height,
         fps: 30,

@@ -94,6 +94,9 @@ enum Command {
         /// Play the others: `default` or a device name from `devices`.
         #[arg(long, value_name = "DEVICE")]
         speaker: Option<String>,
+        /// Turn off echo cancellation, noise suppression and gain control on the microphone.
+        #[arg(long)]
+        raw_mic: bool,
         /// Write what arrives here: one WAV per peer, `frames.csv` (peer, kind, frame,
         /// capture and arrival time), and a PGM snapshot of every 30th frame.
         #[arg(long, value_name = "DIR")]
@@ -455,11 +458,16 @@ async fn run(cli: Cli) -> Res<()> {
             camera,
             mic,
             speaker,
+            raw_mic,
             record_dir,
             loopback_only,
         } => {
             let code = parse_code(&code)?;
-            let media = media_config(camera, mic, speaker, record_dir, loopback_only)?;
+            let media =
+                media_config(camera, mic, speaker, record_dir, loopback_only)?.map(|(mut c, r)| {
+                    c.voice_processing = !raw_mic;
+                    (c, r)
+                });
             let auth = Auth::load(&api, &store)?;
             let name = match name {
                 Some(n) => n,
@@ -745,6 +753,7 @@ fn media_config(
         camera,
         mic,
         speaker,
+        voice_processing: true,
         width: 640,
         height: 480,
         fps: 30,

@@ -128,6 +128,34 @@ pub fn tone_strength(samples: &[f32], freq_hz: f32, tolerance_hz: f32) -> f32 {
     peak / max
 }
 
+/// The amplitude of the component at `freq_hz` (±`tolerance_hz`), as a sine of that
+/// amplitude would show it: 0.3 for `Tone::new(f, 0.3)`. An absolute level, for comparing
+/// recordings.
+pub fn tone_level(samples: &[f32], freq_hz: f32, tolerance_hz: f32) -> f32 {
+    let n = samples.len().min(1 << 18);
+    if n < 1024 {
+        return 0.0;
+    }
+    let bins = |f: f32| (f * n as f32 / SAMPLE_RATE as f32).round() as i64;
+    let (lo, hi) = (
+        bins(freq_hz - tolerance_hz).max(1),
+        bins(freq_hz + tolerance_hz),
+    );
+    // A direct DFT over the few bins in range (no padding, Hann window, coherent gain 0.5).
+    let mut best = 0f32;
+    for k in lo..=hi {
+        let (mut re, mut im) = (0f32, 0f32);
+        for (i, s) in samples[..n].iter().enumerate() {
+            let w = 0.5 - 0.5 * (TAU * i as f32 / n as f32).cos();
+            let ph = TAU * k as f32 * i as f32 / n as f32;
+            re += s * w * ph.cos();
+            im -= s * w * ph.sin();
+        }
+        best = best.max((re * re + im * im).sqrt() * 2.0 / (0.5 * n as f32));
+    }
+    best
+}
+
 /// Root-mean-square level.
 pub fn rms(samples: &[f32]) -> f32 {
     if samples.is_empty() {
@@ -169,5 +197,7 @@ mod tests {
         assert!(a > 0.5 && b > 0.5, "both tones present: {a} {b}");
         assert!(none < 0.05, "no tone where none was played: {none}");
         assert!(rms(&out) > 0.1);
+        let level = tone_level(&out[..48_000], 440.0, 5.0);
+        assert!((0.2..0.4).contains(&level), "≈ 0.3: {level}");
     }
 }

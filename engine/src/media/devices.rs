@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
 use tokio::sync::mpsc;
 
+use super::aec::{Framer, VoiceProcessor};
 use super::audio::{FRAME_SAMPLES, SAMPLE_RATE};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +112,11 @@ pub struct Mic {
 
 impl Mic {
     /// Starts capturing from `device` (None: the default); 20 ms frames arrive on the receiver.
-    pub fn start(device: Option<&str>) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
+    /// With `voice`, every frame passes echo cancellation, noise suppression and gain control.
+    pub fn start(
+        device: Option<&str>,
+        voice: Option<VoiceProcessor>,
+    ) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
         let device = pick(true, device)?;
         let (frames_tx, frames_rx) = mpsc::channel::<Vec<f32>>(50);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
@@ -120,10 +125,18 @@ impl Mic {
             .name("parley-mic".into())
             .spawn(move || {
                 let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES * 2);
+                let mut framer = Framer::default();
+                let mut voice = voice;
                 let stream = device.build_input_stream(
                     mono_48k(),
                     move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                        pending.extend_from_slice(data);
+                        match voice.as_mut() {
+                            Some(v) => {
+                                let clean = framer.push(data, |f| v.capture(f));
+                                pending.extend_from_slice(&clean);
+                            }
+                            None => pending.extend_from_slice(data),
+                        }
                         while pending.len() >= FRAME_SAMPLES {
                             let frame: Vec<f32> = pending.drain(..FRAME_SAMPLES).collect();
                             // A full queue means nobody reads fast enough: drop, never block
@@ -210,16 +223,29 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    pub fn start(device: Option<&str>, mixer: Mixer) -> Result<Speaker, DeviceError> {
+    /// With `voice`, what is played becomes the echo canceller's far-end reference.
+    pub fn start(
+        device: Option<&str>,
+        mixer: Mixer,
+        voice: Option<VoiceProcessor>,
+    ) -> Result<Speaker, DeviceError> {
         let device = pick(false, device)?;
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
         std::thread::Builder::new()
             .name("parley-speaker".into())
             .spawn(move || {
+                let mut voice = voice;
+                let mut framer = Framer::default();
                 let stream = device.build_output_stream(
                     mono_48k(),
-                    move |out: &mut [f32], _: &cpal::OutputCallbackInfo| mixer.fill(out),
+                    move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                        mixer.fill(out);
+                        if let Some(v) = voice.as_mut() {
+                            // The reference is a copy: playback itself is untouched.
+                            framer.push(out, |f| v.render(f));
+                        }
+                    },
                     |e| tracing::warn!(error = %e, "speaker stream error"),
                     None,
                 );

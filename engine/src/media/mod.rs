@@ -1,5 +1,6 @@
 //! Media: raw frames, the synthetic camera, the VP8 codec, audio (tones, Opus, analysis).
 
+pub mod aec;
 pub mod audio;
 pub mod devices;
 pub mod frame;

@@ -645,8 +645,22 @@ async fn join(
                 }
             },
             _ = tokio::signal::ctrl_c() => session.leave().await,
+            _ = terminated() => session.leave().await,
         }
     }
+}
+
+/// Resolves on SIGTERM (Unix), so `kill` leaves the meeting cleanly too.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 /// The meeting connection: signaling only, or a full call with media.

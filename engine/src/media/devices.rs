@@ -105,6 +105,37 @@ fn mono_48k() -> cpal::StreamConfig {
     }
 }
 
+/// Builds a cpal stream on a thread of its own (streams may not move between threads), starts
+/// it (streams may start paused) and keeps it until the returned sender is dropped. Waits
+/// until the stream runs or has failed.
+fn run_stream(
+    name: &str,
+    build: impl FnOnce() -> Result<cpal::Stream, cpal::Error> + Send + 'static,
+) -> Result<std::sync::mpsc::Sender<()>, DeviceError> {
+    let audio = |e: &dyn std::fmt::Display| DeviceError::Audio(e.to_string());
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let started = build().and_then(|stream| stream.play().map(|()| stream));
+            match started {
+                Ok(_stream) => {
+                    let _ = ready_tx.send(Ok(()));
+                    let _ = stop_rx.recv();
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(audio(&e)));
+                }
+            }
+        })
+        .map_err(|e| audio(&e))?;
+    ready_rx
+        .recv()
+        .map_err(|_| DeviceError::Audio(format!("{name} thread ended")))??;
+    Ok(stop_tx)
+}
+
 /// A running microphone. Dropping it stops the capture.
 pub struct Mic {
     _stop: std::sync::mpsc::Sender<()>,
@@ -119,55 +150,32 @@ impl Mic {
     ) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
         let device = pick(true, device)?;
         let (frames_tx, frames_rx) = mpsc::channel::<Vec<f32>>(50);
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
-        std::thread::Builder::new()
-            .name("parley-mic".into())
-            .spawn(move || {
-                let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES * 2);
-                let mut framer = Framer::default();
-                let mut voice = voice;
-                let stream = device.build_input_stream(
-                    mono_48k(),
-                    move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                        match voice.as_mut() {
-                            Some(v) => {
-                                let clean = framer.push(data, |f| v.capture(f));
-                                pending.extend_from_slice(&clean);
-                            }
-                            None => pending.extend_from_slice(data),
+        let stop = run_stream("parley-mic", move || {
+            let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES * 2);
+            let mut framer = Framer::default();
+            let mut voice = voice;
+            device.build_input_stream(
+                mono_48k(),
+                move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                    match voice.as_mut() {
+                        Some(v) => {
+                            let clean = framer.push(data, |f| v.capture(f));
+                            pending.extend_from_slice(&clean);
                         }
-                        while pending.len() >= FRAME_SAMPLES {
-                            let frame: Vec<f32> = pending.drain(..FRAME_SAMPLES).collect();
-                            // A full queue means nobody reads fast enough: drop, never block
-                            // the audio thread.
-                            let _ = frames_tx.try_send(frame);
-                        }
-                    },
-                    |e| tracing::warn!(error = %e, "microphone stream error"),
-                    None,
-                );
-                let stream = match stream.map_err(|e| DeviceError::Audio(e.to_string())) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
+                        None => pending.extend_from_slice(data),
                     }
-                };
-                // Streams may start paused.
-                if let Err(e) = stream.play() {
-                    let _ = ready_tx.send(Err(DeviceError::Audio(e.to_string())));
-                    return;
-                }
-                let _ = ready_tx.send(Ok(()));
-                // Keep the stream alive until the Mic is dropped.
-                let _ = stop_rx.recv();
-            })
-            .map_err(|e| DeviceError::Audio(e.to_string()))?;
-        ready_rx
-            .recv()
-            .map_err(|_| DeviceError::Audio("microphone thread ended".into()))??;
-        Ok((Mic { _stop: stop_tx }, frames_rx))
+                    while pending.len() >= FRAME_SAMPLES {
+                        let frame: Vec<f32> = pending.drain(..FRAME_SAMPLES).collect();
+                        // A full queue means nobody reads fast enough: drop, never block
+                        // the audio thread.
+                        let _ = frames_tx.try_send(frame);
+                    }
+                },
+                |e| tracing::warn!(error = %e, "microphone stream error"),
+                None,
+            )
+        })?;
+        Ok((Mic { _stop: stop }, frames_rx))
     }
 }
 
@@ -230,44 +238,23 @@ impl Speaker {
         voice: Option<VoiceProcessor>,
     ) -> Result<Speaker, DeviceError> {
         let device = pick(false, device)?;
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), DeviceError>>();
-        std::thread::Builder::new()
-            .name("parley-speaker".into())
-            .spawn(move || {
-                let mut voice = voice;
-                let mut framer = Framer::default();
-                let stream = device.build_output_stream(
-                    mono_48k(),
-                    move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                        mixer.fill(out);
-                        if let Some(v) = voice.as_mut() {
-                            // The reference is a copy: playback itself is untouched.
-                            framer.push(out, |f| v.render(f));
-                        }
-                    },
-                    |e| tracing::warn!(error = %e, "speaker stream error"),
-                    None,
-                );
-                let stream = match stream.map_err(|e| DeviceError::Audio(e.to_string())) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
+        let stop = run_stream("parley-speaker", move || {
+            let mut voice = voice;
+            let mut framer = Framer::default();
+            device.build_output_stream(
+                mono_48k(),
+                move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                    mixer.fill(out);
+                    if let Some(v) = voice.as_mut() {
+                        // The reference is a copy: playback itself is untouched.
+                        framer.push(out, |f| v.render(f));
                     }
-                };
-                if let Err(e) = stream.play() {
-                    let _ = ready_tx.send(Err(DeviceError::Audio(e.to_string())));
-                    return;
-                }
-                let _ = ready_tx.send(Ok(()));
-                let _ = stop_rx.recv();
-            })
-            .map_err(|e| DeviceError::Audio(e.to_string()))?;
-        ready_rx
-            .recv()
-            .map_err(|_| DeviceError::Audio("speaker thread ended".into()))??;
-        Ok(Speaker { _stop: stop_tx })
+                },
+                |e| tracing::warn!(error = %e, "speaker stream error"),
+                None,
+            )
+        })?;
+        Ok(Speaker { _stop: stop })
     }
 }
 

@@ -5,12 +5,12 @@ set -euo pipefail
 
 # Debian packages for the crates' C builds (OpenSSL, D-Bus for the keychain, libvpx for VP8,
 # libclang for nokhwa's V4L2 bindings, ALSA for cpal, WebRTC audio processing for echo cancellation,
-# cmake for the bundled libopus), and the tests
+# cmake for the bundled libopus, PipeWire/Wayland/GBM/XCB-RandR for xcap's screen capture), and the tests
 # (PostgreSQL; dbus + gnome-keyring for a throwaway Secret Service; PulseAudio with null sinks
-# standing in for sound hardware).
+# standing in for sound hardware; Xvfb as a screen to share).
 PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev libdbus-1-dev libvpx-dev libasound2-dev
-  libwebrtc-audio-processing-dev
-  postgresql dbus gnome-keyring pulseaudio pulseaudio-utils libasound2-plugins)
+  libwebrtc-audio-processing-dev libpipewire-0.3-dev libwayland-dev libgbm-dev libxcb-randr0-dev
+  postgresql dbus gnome-keyring pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth x11-utils)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

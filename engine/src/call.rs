@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parley_shared::signal::{ClientMsg, IceServer, ServerMsg};
+use parley_shared::signal::{ClientMsg, IceServer, MediaState, ServerMsg};
 use parley_shared::PeerId;
 use tokio::sync::mpsc;
 
 use crate::media::aec::VoiceProcessor;
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
+use crate::media::capture::{CameraCapture, ScreenCapture, ScreenTarget, VideoCapture};
 use crate::media::devices::{DeviceError, Mic, Mixer, Speaker};
 use crate::media::frame::I420Frame;
 use crate::media::rate::RateSet;
@@ -28,6 +29,8 @@ use crate::signaling::{Event, JoinOptions, Session, TokenSource};
 pub enum VideoSource {
     /// The moving, stamped test pattern.
     Synthetic,
+    /// A camera by id or name (None: the first one).
+    Camera(Option<String>),
 }
 
 /// Where outgoing audio comes from.
@@ -51,6 +54,11 @@ pub struct CallConfig {
     pub height: u32,
     pub fps: u32,
     pub video_kbps: u32,
+    /// Screen sharing: frame rate, most bits per second, and widest picture sent (wider
+    /// screens are scaled down).
+    pub screen_fps: u32,
+    pub screen_kbps: u32,
+    pub screen_max_width: u32,
     /// Decode what arrives (off: received media is read and dropped, costing no CPU).
     pub decode: bool,
     pub rtc: RtcOptions,
@@ -67,6 +75,9 @@ impl Default for CallConfig {
             height: 480,
             fps: 30,
             video_kbps: 800,
+            screen_fps: 15,
+            screen_kbps: 1500,
+            screen_max_width: 1920,
             decode: true,
             rtc: RtcOptions::default(),
         }
@@ -88,6 +99,18 @@ pub enum CallEvent {
     },
     /// 20 ms of decoded audio from a peer (48 kHz mono).
     Audio { peer: PeerId, samples: Vec<f32> },
+    /// A local device stopped working (unplugged camera, closed shared window…); what it fed
+    /// is off until another is chosen.
+    DeviceLost { device: Device, error: String },
+}
+
+/// Local devices, as [`CallEvent::DeviceLost`] names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Camera,
+    Screen,
+    Microphone,
+    Speaker,
 }
 
 /// The audio devices a call holds open.
@@ -97,7 +120,7 @@ struct Devices {
     speaker: Option<Speaker>,
 }
 
-/// Why a call could not start.
+/// Why a call could not start, or a command could not be carried out.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("webrtc: {0}")]
@@ -106,76 +129,110 @@ pub enum CallError {
     Device(#[from] DeviceError),
 }
 
+/// Control of one outgoing video track, shared by its capture thread, the call and the actor.
+struct VideoCtl {
+    kind: MediaKind,
+    /// Sending (off: the thread idles, the track stays negotiated).
+    on: AtomicBool,
+    /// Ends the capture thread.
+    stop: AtomicBool,
+    keyframe: AtomicBool,
+    bitrate: AtomicU32,
+}
+
+/// The outgoing video tracks now running, shared by [`Call`] and the actor.
+#[derive(Default)]
+struct Senders {
+    camera: Option<Arc<VideoCtl>>,
+    screen: Option<Arc<VideoCtl>>,
+}
+
+type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the video threads count for the congestion controller and the stats.
+#[derive(Default)]
+struct SendStats {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+}
+
 /// A running call. Dropping it leaves the meeting.
 pub struct Call {
-    /// Open microphone and speaker; dropped (closed) with the call.
-    _devices: Devices,
+    devices: std::sync::Mutex<Devices>,
     commands: mpsc::Sender<ClientMsg>,
     pub events: mpsc::Receiver<CallEvent>,
-    camera_on: Arc<AtomicBool>,
-    bitrate: Arc<AtomicU32>,
-    sent_bytes: Arc<AtomicU64>,
+    out: mpsc::Sender<CallEvent>,
+    config: CallConfig,
+    tracks: LocalTracks,
+    senders: Shared<Senders>,
+    stats: Arc<SendStats>,
+    voice: Option<VoiceProcessor>,
+    mixer: Option<Mixer>,
+    mic_on: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
 impl Call {
-    pub fn start<T: TokenSource>(
+    pub async fn start<T: TokenSource>(
         ws_url: String,
         tokens: T,
         join: JoinOptions,
         config: CallConfig,
     ) -> Result<Self, CallError> {
         let api = Arc::new(rtc::build_api(&config.rtc)?);
-        let session = Session::start(ws_url, tokens, join);
         let (out, events) = mpsc::channel(1024);
-        let (commands, cmd_rx) = mpsc::channel(64);
         let tracks = LocalTracks::new(&ulid::Ulid::new().to_string());
-        let keyframe = Arc::new(AtomicBool::new(true));
-        let bitrate = Arc::new(AtomicU32::new(config.video_kbps));
-        let video_bitrate = bitrate.clone();
-        let sent_packets = Arc::new(AtomicU64::new(0));
-        let sent_bytes = Arc::new(AtomicU64::new(0));
-        let video_bitrate_out = bitrate.clone();
-        let camera_on = Arc::new(AtomicBool::new(config.camera.is_some()));
+        let stats = Arc::new(SendStats::default());
+        let senders: Shared<Senders> = Default::default();
         let stop = Arc::new(AtomicBool::new(false));
-        if let Some(VideoSource::Synthetic) = config.camera {
-            tokio::spawn(send_video(
-                tracks.clone(),
-                config.clone(),
-                keyframe.clone(),
-                video_bitrate,
-                sent_packets.clone(),
-                sent_bytes.clone(),
-                camera_on.clone(),
-                stop.clone(),
-            ));
-        }
-        let mut devices = Devices::default();
+        let mic_on = Arc::new(AtomicBool::new(true));
         let uses_mic = matches!(config.mic, Some(AudioSource::Device(_)));
         let voice = if config.voice_processing && uses_mic {
             Some(VoiceProcessor::new().map_err(|e| DeviceError::Audio(e.to_string()))?)
         } else {
             None
         };
+        let mixer = config.speaker.as_ref().map(|_| Mixer::default());
+        let mut call = Self {
+            devices: Default::default(),
+            commands: mpsc::channel(1).0,
+            events,
+            out: out.clone(),
+            config: config.clone(),
+            tracks: tracks.clone(),
+            senders: senders.clone(),
+            stats: stats.clone(),
+            voice,
+            mixer: mixer.clone(),
+            mic_on,
+            stop,
+        };
+        // Devices first: a missing camera or microphone is an error before anyone is called.
+        if let Some(source) = &config.camera {
+            call.start_camera(source.clone()).await?;
+        }
         match &config.mic {
             Some(AudioSource::Tone(hz)) => {
-                tokio::spawn(send_tone(tracks.clone(), *hz, stop.clone()));
+                tokio::spawn(send_tone(
+                    tracks.clone(),
+                    *hz,
+                    call.mic_on.clone(),
+                    call.stop.clone(),
+                ));
             }
-            Some(AudioSource::Device(name)) => {
-                let (mic, frames) = Mic::start(name.as_deref(), voice.clone())?;
-                devices.mic = Some(mic);
-                tokio::spawn(send_mic(tracks.clone(), frames, stop.clone()));
-            }
+            Some(AudioSource::Device(name)) => call.select_mic(name.as_deref())?,
             None => {}
         }
-        let mixer = match &config.speaker {
-            Some(name) => {
-                let mixer = Mixer::default();
-                devices.speaker = Some(Speaker::start(Some(name), mixer.clone(), voice.clone())?);
-                Some(mixer)
-            }
-            None => None,
-        };
+        if let Some(name) = &config.speaker {
+            call.select_speaker(Some(name))?;
+        }
+        let session = Session::start(ws_url, tokens, join);
+        let (commands, cmd_rx) = mpsc::channel(64);
+        call.commands = commands;
         let actor = Actor {
             api,
             tracks,
@@ -183,25 +240,22 @@ impl Call {
             out,
             links: HashMap::new(),
             ice_servers: Vec::new(),
-            keyframe,
+            senders,
             decode: config.decode || mixer.is_some(),
             rtc: config.rtc.clone(),
             mixer,
-            rates: RateSet::new(config.video_kbps, 50, config.video_kbps.max(50)),
-            bitrate,
-            sent_packets,
+            rates: RateSet::new(
+                config.video_kbps,
+                50,
+                config.video_kbps + config.screen_kbps,
+            ),
+            video_kbps: config.video_kbps,
+            screen_kbps: config.screen_kbps,
+            stats,
             loss: HashMap::new(),
         };
         tokio::spawn(actor.run(cmd_rx));
-        Ok(Self {
-            _devices: devices,
-            commands,
-            events,
-            camera_on,
-            bitrate: video_bitrate_out,
-            sent_bytes,
-            stop,
-        })
+        Ok(call)
     }
 
     /// Sends a chat message (delivered once, even across reconnects).
@@ -220,19 +274,189 @@ impl Call {
         let _ = self.commands.send(msg).await;
     }
 
-    /// The video encoder's current target (kbit/s), as the congestion controller set it.
+    /// The camera encoder's current target (kbit/s), as the congestion controller set it.
     pub fn video_bitrate_kbps(&self) -> u32 {
-        self.bitrate.load(Ordering::Relaxed)
+        lock(&self.senders)
+            .camera
+            .as_ref()
+            .map(|c| c.bitrate.load(Ordering::Relaxed))
+            .unwrap_or(0)
     }
 
-    /// Encoded video bytes sent so far (what the encoder produced, before RTP overhead).
+    /// Encoded video bytes sent so far (what the encoders produced, before RTP overhead).
     pub fn video_bytes_sent(&self) -> u64 {
-        self.sent_bytes.load(Ordering::Relaxed)
+        self.stats.bytes.load(Ordering::Relaxed)
+    }
+
+    /// What this participant sends, as the others are told.
+    pub fn media_state(&self) -> MediaState {
+        let s = lock(&self.senders);
+        let on = |c: &Option<Arc<VideoCtl>>| {
+            c.as_ref()
+                .is_some_and(|c| c.on.load(Ordering::SeqCst) && !c.stop.load(Ordering::SeqCst))
+        };
+        MediaState {
+            audio: self.config.mic.is_some() && self.mic_on.load(Ordering::SeqCst),
+            video: on(&s.camera),
+            screen: on(&s.screen),
+        }
+    }
+
+    async fn announce(&self) {
+        let state = self.media_state();
+        let _ = self.commands.send(ClientMsg::MediaState(state)).await;
     }
 
     /// Turns the camera off or on; no renegotiation (the camera line stays, silent).
-    pub fn set_camera(&self, on: bool) {
-        self.camera_on.store(on, Ordering::SeqCst);
+    pub async fn set_camera(&self, on: bool) {
+        if let Some(c) = &lock(&self.senders).camera {
+            c.on.store(on, Ordering::SeqCst);
+        }
+        self.announce().await;
+    }
+
+    /// Mutes or unmutes the microphone (muted: nothing is sent).
+    pub async fn set_mic(&self, on: bool) {
+        self.mic_on.store(on, Ordering::SeqCst);
+        self.announce().await;
+    }
+
+    /// Switches the camera (the synthetic source or a device by id or name) while in the
+    /// call; the new one starts with a keyframe, nobody renegotiates.
+    pub async fn select_camera(&self, source: VideoSource) -> Result<(), CallError> {
+        let was_on = lock(&self.senders)
+            .camera
+            .as_ref()
+            .is_none_or(|c| c.on.load(Ordering::SeqCst));
+        self.start_camera(source).await?;
+        if let Some(c) = &lock(&self.senders).camera {
+            c.on.store(was_on, Ordering::SeqCst);
+        }
+        self.announce().await;
+        Ok(())
+    }
+
+    async fn start_camera(&self, source: VideoSource) -> Result<(), CallError> {
+        let c = &self.config;
+        let (w, h, fps) = (c.width, c.height, c.fps);
+        let make: SourceFactory = match source {
+            VideoSource::Synthetic => {
+                Box::new(move || Ok(Box::new(SyntheticVideo::new(w, h)) as Box<dyn VideoCapture>))
+            }
+            VideoSource::Camera(name) => Box::new(move || {
+                Ok(Box::new(CameraCapture::open(name.as_deref(), w, h, fps)?)
+                    as Box<dyn VideoCapture>)
+            }),
+        };
+        let bitrate = self.video_bitrate_kbps();
+        let bitrate = if bitrate == 0 { c.video_kbps } else { bitrate };
+        let ctl = self
+            .start_video(MediaKind::Camera, make, fps, bitrate)
+            .await?;
+        if let Some(old) = lock(&self.senders).camera.replace(ctl) {
+            old.stop.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Starts sharing a monitor or window (replacing any share running); the screen line was
+    /// negotiated with the call, so this only starts sending on it.
+    pub async fn start_screen(&self, target: ScreenTarget) -> Result<(), CallError> {
+        let max_width = self.config.screen_max_width;
+        let make: SourceFactory = Box::new(move || {
+            Ok(Box::new(ScreenCapture::open(&target, max_width)?) as Box<dyn VideoCapture>)
+        });
+        let ctl = self
+            .start_video(
+                MediaKind::Screen,
+                make,
+                self.config.screen_fps,
+                self.config.screen_kbps,
+            )
+            .await?;
+        if let Some(old) = lock(&self.senders).screen.replace(ctl) {
+            old.stop.store(true, Ordering::SeqCst);
+        }
+        self.announce().await;
+        Ok(())
+    }
+
+    /// Stops sharing.
+    pub async fn stop_screen(&self) {
+        if let Some(old) = lock(&self.senders).screen.take() {
+            old.stop.store(true, Ordering::SeqCst);
+        }
+        self.announce().await;
+    }
+
+    /// Starts a capture and encode thread for `kind`; returns once the source is open (or
+    /// says why it could not be).
+    async fn start_video(
+        &self,
+        kind: MediaKind,
+        make: SourceFactory,
+        fps: u32,
+        kbps: u32,
+    ) -> Result<Arc<VideoCtl>, DeviceError> {
+        let ctl = Arc::new(VideoCtl {
+            kind,
+            on: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+            keyframe: AtomicBool::new(true),
+            bitrate: AtomicU32::new(kbps),
+        });
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let job = VideoJob {
+            ctl: ctl.clone(),
+            fps,
+            tracks: self.tracks.clone(),
+            stats: self.stats.clone(),
+            events: self.out.clone(),
+            call_stop: self.stop.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        let thread_err = |e: std::io::Error| DeviceError::Camera(e.to_string());
+        std::thread::Builder::new()
+            .name(format!("parley-{}", kind.track_id()))
+            .spawn(move || match make() {
+                Ok(source) => {
+                    let _ = ready_tx.send(Ok(()));
+                    job.run(source);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(thread_err)?;
+        ready_rx
+            .await
+            .map_err(|_| DeviceError::Camera("capture thread ended".into()))??;
+        Ok(ctl)
+    }
+
+    /// Switches the microphone (None or "default": the system default) while in the call.
+    pub fn select_mic(&self, name: Option<&str>) -> Result<(), CallError> {
+        let (mic, frames) = Mic::start(name, self.voice.clone())?;
+        // The old microphone closes when replaced; its sender task ends with its channel.
+        lock(&self.devices).mic = Some(mic);
+        tokio::spawn(send_mic(
+            self.tracks.clone(),
+            frames,
+            self.mic_on.clone(),
+            self.stop.clone(),
+        ));
+        Ok(())
+    }
+
+    /// Switches the speaker while in the call (the mix goes on where it left off).
+    pub fn select_speaker(&self, name: Option<&str>) -> Result<(), CallError> {
+        let Some(mixer) = &self.mixer else {
+            return Ok(());
+        };
+        let mut devices = lock(&self.devices);
+        devices.speaker = None; // close the old one first: some devices allow one stream
+        devices.speaker = Some(Speaker::start(name, mixer.clone(), self.voice.clone())?);
+        Ok(())
     }
 
     pub async fn leave(&self) {
@@ -244,6 +468,10 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        let s = lock(&self.senders);
+        for c in [&s.camera, &s.screen].into_iter().flatten() {
+            c.stop.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -254,67 +482,103 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send_video(
+type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn VideoCapture>, DeviceError> + Send>;
+
+/// One outgoing video track's capture → I420 → VP8 → RTP loop, on a thread of its own
+/// (capture APIs block; encoding would hold up the async runtime).
+struct VideoJob {
+    ctl: Arc<VideoCtl>,
+    fps: u32,
     tracks: LocalTracks,
-    c: CallConfig,
-    keyframe: Arc<AtomicBool>,
-    bitrate: Arc<AtomicU32>,
-    sent_packets: Arc<AtomicU64>,
-    sent_bytes: Arc<AtomicU64>,
-    on: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut source = SyntheticVideo::new(c.width, c.height);
-    let mut enc = match Vp8Encoder::new(EncoderConfig {
-        width: c.width,
-        height: c.height,
-        fps: c.fps,
-        bitrate_kbps: c.video_kbps,
-    }) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "no video encoder");
-            return;
-        }
-    };
-    let period = Duration::from_secs(1) / c.fps.max(1);
-    let mut last_key = tokio::time::Instant::now() - Duration::from_secs(1);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while !stop.load(Ordering::SeqCst) {
-        tick.tick().await;
-        if !on.load(Ordering::SeqCst) {
-            keyframe.store(true, Ordering::SeqCst); // restart with a keyframe
-            continue;
-        }
-        let want = bitrate.load(Ordering::Relaxed);
-        if want != enc.bitrate_kbps() {
-            let _ = enc.set_bitrate_kbps(want);
-        }
-        let frame = source.next_frame(now_ms());
-        // Keyframes on request, but at most one a second: on a lossy or capped link every
-        // keyframe is large, and a storm of them would starve the picture.
-        let force = last_key.elapsed() >= Duration::from_millis(1000)
-            && keyframe.swap(false, Ordering::SeqCst);
-        if force {
-            last_key = tokio::time::Instant::now();
-        }
-        match enc.encode(&frame, force) {
-            Ok(out) => {
-                for e in out {
-                    // The packetizer cuts frames into ~1200-byte RTP packets.
-                    sent_packets.fetch_add(e.data.len().div_ceil(1200) as u64, Ordering::Relaxed);
-                    sent_bytes.fetch_add(e.data.len() as u64, Ordering::Relaxed);
-                    tracks.write(MediaKind::Camera, e.data, period).await;
-                }
+    stats: Arc<SendStats>,
+    events: mpsc::Sender<CallEvent>,
+    call_stop: Arc<AtomicBool>,
+    rt: tokio::runtime::Handle,
+}
+
+impl VideoJob {
+    fn run(self, mut source: Box<dyn VideoCapture>) {
+        let ctl = &self.ctl;
+        let period = Duration::from_secs(1) / self.fps.max(1);
+        let mut enc: Option<Vp8Encoder> = None;
+        let mut next = std::time::Instant::now();
+        let mut last_key = std::time::Instant::now() - Duration::from_secs(1);
+        while !ctl.stop.load(Ordering::SeqCst) && !self.call_stop.load(Ordering::SeqCst) {
+            let now = std::time::Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
             }
-            Err(e) => tracing::warn!(error = %e, "encode failed"),
+            // Late frames are skipped, not bunched up.
+            next = (next + period).max(std::time::Instant::now());
+            if !ctl.on.load(Ordering::SeqCst) {
+                ctl.keyframe.store(true, Ordering::SeqCst); // restart with a keyframe
+                continue;
+            }
+            let frame = match source.capture(now_ms()) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = ?ctl.kind, "capture stopped");
+                    ctl.on.store(false, Ordering::SeqCst);
+                    let device = match ctl.kind {
+                        MediaKind::Screen => Device::Screen,
+                        _ => Device::Camera,
+                    };
+                    let ev = CallEvent::DeviceLost {
+                        device,
+                        error: e.to_string(),
+                    };
+                    let _ = self.events.try_send(ev);
+                    return;
+                }
+            };
+            // (Re)create the encoder for the frame's size: a shared window can be resized.
+            let size = (frame.width, frame.height);
+            if enc.as_ref().is_none_or(|e| e.size() != size) {
+                enc = match Vp8Encoder::new(EncoderConfig {
+                    width: size.0,
+                    height: size.1,
+                    fps: self.fps,
+                    bitrate_kbps: ctl.bitrate.load(Ordering::Relaxed),
+                }) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no video encoder");
+                        return;
+                    }
+                };
+            }
+            let Some(enc) = enc.as_mut() else { return };
+            let want = ctl.bitrate.load(Ordering::Relaxed);
+            if want != enc.bitrate_kbps() {
+                let _ = enc.set_bitrate_kbps(want);
+            }
+            // Keyframes on request, but at most one a second: on a lossy or capped link every
+            // keyframe is large, and a storm of them would starve the picture.
+            let force = last_key.elapsed() >= Duration::from_millis(1000)
+                && ctl.keyframe.swap(false, Ordering::SeqCst);
+            if force {
+                last_key = std::time::Instant::now();
+            }
+            match enc.encode(&frame, force) {
+                Ok(out) => {
+                    for e in out {
+                        // The packetizer cuts frames into ~1200-byte RTP packets.
+                        let packets = e.data.len().div_ceil(1200) as u64;
+                        self.stats.packets.fetch_add(packets, Ordering::Relaxed);
+                        self.stats
+                            .bytes
+                            .fetch_add(e.data.len() as u64, Ordering::Relaxed);
+                        self.rt
+                            .block_on(self.tracks.write(ctl.kind, e.data, period));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "encode failed"),
+            }
         }
     }
 }
 
-async fn send_tone(tracks: LocalTracks, hz: f32, stop: Arc<AtomicBool>) {
+async fn send_tone(tracks: LocalTracks, hz: f32, on: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
     let mut tone = Tone::new(hz, 0.3);
     let mut enc = match OpusEncoder::new(32_000) {
         Ok(e) => e,
@@ -326,7 +590,11 @@ async fn send_tone(tracks: LocalTracks, hz: f32, stop: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while !stop.load(Ordering::SeqCst) {
         tick.tick().await;
-        if let Ok(packet) = enc.encode(&tone.next_frame()) {
+        let frame = tone.next_frame();
+        if !on.load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Ok(packet) = enc.encode(&frame) {
             tracks
                 .write(MediaKind::Audio, packet, Duration::from_millis(20))
                 .await;
@@ -337,6 +605,7 @@ async fn send_tone(tracks: LocalTracks, hz: f32, stop: Arc<AtomicBool>) {
 async fn send_mic(
     tracks: LocalTracks,
     mut frames: mpsc::Receiver<Vec<f32>>,
+    on: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) {
     let mut enc = match OpusEncoder::new(32_000) {
@@ -349,6 +618,9 @@ async fn send_mic(
     while let Some(frame) = frames.recv().await {
         if stop.load(Ordering::SeqCst) {
             return;
+        }
+        if !on.load(Ordering::Relaxed) {
+            continue;
         }
         if let Ok(packet) = enc.encode(&frame) {
             tracks
@@ -363,22 +635,37 @@ struct Actor {
     tracks: LocalTracks,
     session: Session,
     out: mpsc::Sender<CallEvent>,
-    links: HashMap<PeerId, Arc<rtc::Link>>,
+    links: HashMap<PeerId, PeerLink>,
     ice_servers: Vec<IceServer>,
-    keyframe: Arc<AtomicBool>,
+    senders: Shared<Senders>,
     decode: bool,
     rtc: RtcOptions,
     /// Where received audio is played, when a speaker is on.
     mixer: Option<Mixer>,
-    /// Per-peer send-rate estimates; the shared video encoder follows the lowest.
+    /// Per-peer send-rate estimates for all our video; the shared encoders follow the lowest.
     rates: RateSet<PeerId>,
-    bitrate: Arc<AtomicU32>,
-    /// Video packets sent so far (all peers get the same packets).
-    sent_packets: Arc<AtomicU64>,
+    video_kbps: u32,
+    screen_kbps: u32,
+    stats: Arc<SendStats>,
     /// Per peer, this second: the packets it NACKed (a packet is NACKed again every 100 ms
     /// until it arrives, so they are counted once each), and the worst receiver-report loss.
-    loss: HashMap<PeerId, (std::collections::HashSet<u16>, u8)>,
+    loss: HashMap<PeerId, (std::collections::HashSet<(MediaKind, u16)>, u8)>,
 }
+
+/// One remote peer's connection and how it is being kept alive.
+struct PeerLink {
+    link: Arc<rtc::Link>,
+    /// We sent the first offer (we joined after them), so we drive recovery.
+    offerer: bool,
+    /// ICE restarts tried since the link last connected.
+    restarts: u32,
+    /// Fresh connections made since the link last connected.
+    rebuilds: u32,
+}
+
+/// After a failure: one ICE restart, then new peer connections (a "rejoin" of the media),
+/// this many times, before the peer is given up (the meeting itself goes on).
+const MAX_REBUILDS: u32 = 3;
 
 impl Actor {
     async fn run(mut self, mut commands: mpsc::Receiver<ClientMsg>) {
@@ -388,7 +675,7 @@ impl Actor {
         loop {
             tokio::select! {
                 _ = rate_tick.tick() => {
-                    let sent = self.sent_packets.load(Ordering::Relaxed);
+                    let sent = self.stats.packets.load(Ordering::Relaxed);
                     let period = sent.saturating_sub(sent_before).max(1);
                     sent_before = sent;
                     self.update_rates(period);
@@ -404,7 +691,7 @@ impl Actor {
                         break;
                     }
                 }
-                Some((peer, ev)) = link_rx.recv() => self.on_link(peer, ev).await,
+                Some((peer, ev)) = link_rx.recv() => self.on_link(peer, ev, &link_tx).await,
                 cmd = commands.recv() => match cmd {
                     Some(ClientMsg::Leave) | None => self.session.leave().await,
                     Some(ClientMsg::Chat { text, .. }) => { self.session.chat(text).await; }
@@ -412,19 +699,25 @@ impl Actor {
                 },
             }
         }
-        for (_, link) in self.links.drain() {
-            link.close().await;
+        for (_, l) in self.links.drain() {
+            l.link.close().await;
         }
     }
 
-    async fn link(
+    /// Makes a new peer connection to `peer`, replacing (and closing) any old one.
+    async fn new_link(
         &mut self,
         peer: &PeerId,
+        offerer: bool,
         link_tx: &mpsc::Sender<(PeerId, LinkEvent)>,
     ) -> Option<Arc<rtc::Link>> {
-        if let Some(l) = self.links.get(peer) {
-            return Some(l.clone());
-        }
+        let (restarts, rebuilds) = match self.links.remove(peer) {
+            Some(old) => {
+                old.link.close().await;
+                (old.restarts, old.rebuilds)
+            }
+            None => (0, 0),
+        };
         match rtc::Link::new(
             &self.api,
             &self.rtc,
@@ -436,14 +729,37 @@ impl Actor {
         .await
         {
             Ok(l) => {
-                let l = Arc::new(l);
-                self.links.insert(peer.clone(), l.clone());
-                Some(l)
+                let link = Arc::new(l);
+                self.links.insert(
+                    peer.clone(),
+                    PeerLink {
+                        link: link.clone(),
+                        offerer,
+                        restarts,
+                        rebuilds,
+                    },
+                );
+                Some(link)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create a peer connection");
                 None
             }
+        }
+    }
+
+    /// Sends `peer` an offer on `link` (an ICE restart when `restart`).
+    async fn send_offer(&mut self, peer: &PeerId, link: &rtc::Link, restart: bool) {
+        match link.offer(restart).await {
+            Ok(sdp) => {
+                self.session
+                    .send(ClientMsg::Offer {
+                        to: peer.clone(),
+                        sdp,
+                    })
+                    .await
+            }
+            Err(e) => tracing::warn!(error = %e, "offer failed"),
         }
     }
 
@@ -460,23 +776,19 @@ impl Actor {
                     if self.links.contains_key(&p.peer_id) {
                         continue;
                     }
-                    if let Some(link) = self.link(&p.peer_id, link_tx).await {
-                        match link.offer(false).await {
-                            Ok(sdp) => {
-                                self.session
-                                    .send(ClientMsg::Offer {
-                                        to: p.peer_id.clone(),
-                                        sdp,
-                                    })
-                                    .await
-                            }
-                            Err(e) => tracing::warn!(error = %e, "offer failed"),
-                        }
+                    if let Some(link) = self.new_link(&p.peer_id, true, link_tx).await {
+                        self.send_offer(&p.peer_id, &link, false).await;
                     }
                 }
             }
             ServerMsg::Offer { from, sdp } => {
-                if let Some(link) = self.link(from, link_tx).await {
+                // An offer on a live link is an ICE restart; one from a new peer connection
+                // (another DTLS fingerprint) replaces ours.
+                let link = match self.links.get(from) {
+                    Some(l) if l.link.same_session(sdp).await => Some(l.link.clone()),
+                    _ => self.new_link(from, false, link_tx).await,
+                };
+                if let Some(link) = link {
                     match link.answer(sdp.clone()).await {
                         Ok(sdp) => {
                             self.session
@@ -491,23 +803,23 @@ impl Actor {
                 }
             }
             ServerMsg::Answer { from, sdp } => {
-                if let Some(link) = self.links.get(from) {
-                    if let Err(e) = link.accept_answer(sdp.clone()).await {
+                if let Some(l) = self.links.get(from) {
+                    if let Err(e) = l.link.accept_answer(sdp.clone()).await {
                         tracing::warn!(error = %e, "answer refused");
                     }
                 }
             }
             ServerMsg::Ice { from, candidate } => {
-                if let Some(link) = self.links.get(from) {
-                    link.add_ice(candidate.clone()).await;
+                if let Some(l) = self.links.get(from) {
+                    l.link.add_ice(candidate.clone()).await;
                 }
             }
             ServerMsg::PeerLeft { peer_id } => {
-                if let Some(link) = self.links.remove(peer_id) {
-                    link.close().await;
+                if let Some(l) = self.links.remove(peer_id) {
+                    l.link.close().await;
                 }
-                let kbps = self.rates.remove(peer_id);
-                self.bitrate.store(kbps, Ordering::Relaxed);
+                self.rates.remove(peer_id);
+                self.apply_rates();
                 if let Some(m) = &self.mixer {
                     m.remove(&peer_id.0);
                 }
@@ -517,8 +829,8 @@ impl Actor {
     }
 
     /// Once a second: each connected peer's loss (NACKed share of the video packets sent, or
-    /// its receiver reports, whichever is worse) drives its rate estimate; the shared encoder
-    /// follows the lowest. NACKs count loss before retransmission hides it.
+    /// its receiver reports, whichever is worse) drives its rate estimate; the shared encoders
+    /// follow the lowest. NACKs count loss before retransmission hides it.
     fn update_rates(&mut self, packets_sent: u64) {
         let peers: Vec<PeerId> = self.links.keys().cloned().collect();
         for peer in peers {
@@ -526,10 +838,81 @@ impl Actor {
             let nack_fraction = (nacked.len() as u64 * 256 / packets_sent).min(255) as u8;
             self.rates.on_report(peer, nack_fraction.max(rr));
         }
-        self.bitrate.store(self.rates.target(), Ordering::Relaxed);
+        self.apply_rates();
     }
 
-    async fn on_link(&mut self, peer: PeerId, ev: LinkEvent) {
+    /// Splits the estimate between camera and screen: a share gets two thirds (text needs
+    /// the bits more than a face), the camera the rest; each within its own ceiling.
+    fn apply_rates(&mut self) {
+        let total = self.rates.target();
+        let s = lock(&self.senders);
+        let sharing = s
+            .screen
+            .as_ref()
+            .is_some_and(|c| !c.stop.load(Ordering::Relaxed));
+        let camera_on = s
+            .camera
+            .as_ref()
+            .is_some_and(|c| c.on.load(Ordering::Relaxed));
+        let (camera, screen) = match (sharing, camera_on) {
+            (true, true) => {
+                let screen = (total * 2 / 3).min(self.screen_kbps);
+                (total.saturating_sub(screen).min(self.video_kbps), screen)
+            }
+            (true, false) => (self.video_kbps.min(total), total.min(self.screen_kbps)),
+            _ => (total.min(self.video_kbps), self.screen_kbps.min(total)),
+        };
+        if let Some(c) = &s.camera {
+            c.bitrate.store(camera.max(30), Ordering::Relaxed);
+        }
+        if let Some(c) = &s.screen {
+            c.bitrate.store(screen.max(30), Ordering::Relaxed);
+        }
+    }
+
+    fn request_keyframes(&self, kind: Option<MediaKind>) {
+        let s = lock(&self.senders);
+        for c in [&s.camera, &s.screen].into_iter().flatten() {
+            if kind.is_none_or(|k| k == c.kind) {
+                c.keyframe.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A link failed: the side that offered restarts ICE once, then builds new connections
+    /// (up to [`MAX_REBUILDS`] times); the other side waits for its offer.
+    async fn recover(&mut self, peer: PeerId, link_tx: &mpsc::Sender<(PeerId, LinkEvent)>) {
+        let Some(l) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if !l.offerer {
+            return;
+        }
+        if l.restarts == 0 {
+            l.restarts = 1;
+            let link = l.link.clone();
+            tracing::info!("media connection failed: restarting ICE");
+            self.send_offer(&peer, &link, true).await;
+        } else if l.rebuilds < MAX_REBUILDS {
+            l.rebuilds += 1;
+            tracing::info!("ICE restart failed: new peer connection");
+            if let Some(link) = self.new_link(&peer, true, link_tx).await {
+                self.send_offer(&peer, &link, false).await;
+            }
+        } else if let Some(l) = self.links.remove(&peer) {
+            tracing::warn!("media connection lost for good");
+            l.link.close().await;
+            self.rates.remove(&peer);
+            self.apply_rates();
+        }
+    }
+
+    async fn on_link(
+        &mut self,
+        peer: PeerId,
+        ev: LinkEvent,
+        link_tx: &mpsc::Sender<(PeerId, LinkEvent)>,
+    ) {
         match ev {
             LinkEvent::Ice(candidate) => {
                 self.session
@@ -542,14 +925,13 @@ impl Actor {
             LinkEvent::State(state) => {
                 if state == LinkState::Connected {
                     // A new receiver needs a keyframe to start decoding.
-                    self.keyframe.store(true, Ordering::SeqCst);
+                    self.request_keyframes(None);
+                    if let Some(l) = self.links.get_mut(&peer) {
+                        (l.restarts, l.rebuilds) = (0, 0);
+                    }
                 }
                 if state == LinkState::Failed {
-                    if let Some(link) = self.links.remove(&peer) {
-                        link.close().await;
-                    }
-                    let kbps = self.rates.remove(&peer);
-                    self.bitrate.store(kbps, Ordering::Relaxed);
+                    self.recover(peer.clone(), link_tx).await;
                 }
                 let _ = self
                     .out
@@ -559,19 +941,20 @@ impl Actor {
                     })
                     .await;
             }
-            LinkEvent::KeyframeRequest => self.keyframe.store(true, Ordering::SeqCst),
+            LinkEvent::KeyframeRequest(kind) => self.request_keyframes(Some(kind)),
             LinkEvent::Loss(fraction) => {
                 let e = self.loss.entry(peer).or_default();
                 e.1 = e.1.max(fraction);
             }
-            LinkEvent::Nacked(seqs) => {
-                self.loss.entry(peer).or_default().0.extend(seqs);
+            LinkEvent::Nacked(kind, seqs) => {
+                let e = self.loss.entry(peer).or_default();
+                e.0.extend(seqs.into_iter().map(|s| (kind, s)));
             }
             LinkEvent::Track(_, track) if !self.decode => {
                 tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
             }
             LinkEvent::Track(kind, track) => {
-                let link = self.links.get(&peer).cloned();
+                let link = self.links.get(&peer).map(|l| l.link.clone());
                 let out = self.out.clone();
                 match kind {
                     MediaKind::Audio => {

@@ -147,17 +147,20 @@ pub enum LinkEvent {
     Ice(IceCandidate),
     State(LinkState),
     Track(MediaKind, Arc<TrackRemote>),
-    /// The peer asked for a keyframe (PLI/FIR).
-    KeyframeRequest,
+    /// The peer asked for a keyframe (PLI/FIR) on this track.
+    KeyframeRequest(MediaKind),
     /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
     Loss(u8),
-    /// The peer asked for these packets (sequence numbers) again: lost on the way.
-    Nacked(Vec<u16>),
+    /// The peer asked for these packets (sequence numbers) of this track again: lost on the way.
+    Nacked(MediaKind, Vec<u16>),
 }
 
 /// One peer connection to one remote peer.
 pub struct Link {
     pc: Arc<RTCPeerConnection>,
+    /// The peer's DTLS fingerprint, once its description is set: an offer with another one
+    /// comes from a new peer connection, not an ICE restart of this one.
+    remote_fingerprint: std::sync::Mutex<Option<String>>,
     remote_set: AtomicBool,
     pending_ice: Mutex<Vec<RTCIceCandidateInit>>,
 }
@@ -188,7 +191,11 @@ impl Link {
             ..Default::default()
         };
         let pc = Arc::new(api.new_peer_connection(config).await?);
-        for track in [&tracks.audio, &tracks.camera, &tracks.screen] {
+        for (kind, track) in [
+            (MediaKind::Audio, &tracks.audio),
+            (MediaKind::Camera, &tracks.camera),
+            (MediaKind::Screen, &tracks.screen),
+        ] {
             let t = pc
                 .add_transceiver_from_track(
                     Arc::clone(track) as Arc<dyn TrackLocal + Send + Sync>,
@@ -206,7 +213,7 @@ impl Link {
                     for pkt in packets {
                         let any = pkt.as_any();
                         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                            let _ = ev.send((p.clone(), LinkEvent::KeyframeRequest)).await;
+                            let _ = ev.send((p.clone(), LinkEvent::KeyframeRequest(kind))).await;
                         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
                             let mut lost = Vec::new();
                             for pair in &nack.nacks {
@@ -217,7 +224,7 @@ impl Link {
                                     }
                                 }
                             }
-                            let _ = ev.send((p.clone(), LinkEvent::Nacked(lost))).await;
+                            let _ = ev.send((p.clone(), LinkEvent::Nacked(kind, lost))).await;
                         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                             for r in &rr.reports {
                                 let _ =
@@ -262,6 +269,7 @@ impl Link {
         }));
         Ok(Self {
             pc,
+            remote_fingerprint: Default::default(),
             remote_set: AtomicBool::new(false),
             pending_ice: Mutex::new(Vec::new()),
         })
@@ -280,8 +288,26 @@ impl Link {
         Ok(offer.sdp)
     }
 
+    /// Whether `sdp` (an offer) comes from the same remote peer connection as this link's.
+    pub async fn same_session(&self, sdp: &str) -> bool {
+        let known = self
+            .remote_fingerprint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        known.is_some() && known == fingerprint(sdp)
+    }
+
+    fn remember_fingerprint(&self, sdp: &str) {
+        *self
+            .remote_fingerprint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = fingerprint(sdp);
+    }
+
     /// Takes the peer's offer and returns our answer's SDP.
     pub async fn answer(&self, sdp: String) -> Result<String, RtcError> {
+        self.remember_fingerprint(&sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::offer(sdp)?)
             .await?;
@@ -292,6 +318,7 @@ impl Link {
     }
 
     pub async fn accept_answer(&self, sdp: String) -> Result<(), RtcError> {
+        self.remember_fingerprint(&sdp);
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
@@ -338,4 +365,11 @@ impl Link {
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// The DTLS fingerprint line of an SDP (session or first media level).
+fn fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(str::to_owned)
 }

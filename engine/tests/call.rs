@@ -98,6 +98,7 @@ async fn three_participants_see_and_hear_each_other() {
             },
             test_config(*hz),
         )
+        .await
         .unwrap();
         calls.push(call);
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -210,6 +211,7 @@ fn test_config(hz: f32) -> CallConfig {
             loopback_only: true,
             relay_only: false,
         },
+        ..CallConfig::default()
     }
 }
 
@@ -231,6 +233,7 @@ async fn camera_turns_off_and_on_without_renegotiation() {
         join("ann"),
         test_config(440.0),
     )
+    .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut bob = Call::start(
@@ -239,6 +242,7 @@ async fn camera_turns_off_and_on_without_renegotiation() {
         join("bob"),
         test_config(880.0),
     )
+    .await
     .unwrap();
     let start = tokio::time::Instant::now();
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
@@ -247,9 +251,9 @@ async fn camera_turns_off_and_on_without_renegotiation() {
     let bob_log = tokio::spawn(record(bob_events, Duration::from_secs(9)));
     // On for 3 s, off for 3 s, on again for 3 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ann.set_camera(false);
+    ann.set_camera(false).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ann.set_camera(true);
+    ann.set_camera(true).await;
     let (ann_log, bob_log) = (ann_log.await.unwrap(), bob_log.await.unwrap());
 
     let frames_between = |from_s: f32, to_s: f32| {

@@ -221,6 +221,7 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
             loopback_only: true,
             relay_only: true,
         },
+        ..CallConfig::default()
     };
     let join = |name: &str| JoinOptions {
         code: code.clone(),
@@ -233,6 +234,7 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
         join("ann"),
         config(523.0),
     )
+    .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bob = Call::start(
@@ -241,6 +243,7 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
         join("bob"),
         config(880.0),
     )
+    .await
     .unwrap();
     Harness {
         ann,

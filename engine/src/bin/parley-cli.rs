@@ -15,6 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
 use parley_engine::credentials::{Credentials, Location, Store};
+use parley_engine::media::capture::ScreenTarget;
 use parley_engine::rest::{Api, ApiError};
 use parley_engine::signaling::{Closed, Event, JoinOptions, Roster, Session, TokenSource};
 use parley_shared::api::{CreateMeetingRequest, LoginRequest, Meeting, RegisterRequest, Role};
@@ -84,9 +85,14 @@ enum Command {
         /// Do not read stdin; stay until the meeting ends or Ctrl-C.
         #[arg(long)]
         listen: bool,
-        /// Send video: `synthetic` (a moving pattern stamped with frame number and time).
+        /// Send video: `default` (the first camera), a camera id or name from `devices`, or
+        /// `synthetic` (a moving pattern stamped with frame number and time).
         #[arg(long, value_name = "SOURCE")]
         camera: Option<String>,
+        /// Share a screen from the start: `monitor` (the primary one), `monitor:ID` or
+        /// `window:ID` from `devices`. `/share` and `/unshare` toggle it in the meeting.
+        #[arg(long, value_name = "TARGET")]
+        screen: Option<String>,
         /// Send audio: `default` (the system microphone), a device name from `devices`,
         /// `tone:HZ` (a sine tone) or `none`.
         #[arg(long, value_name = "SOURCE")]
@@ -105,7 +111,7 @@ enum Command {
         #[arg(long)]
         loopback_only: bool,
     },
-    /// List cameras, microphones and speakers.
+    /// List cameras, microphones, speakers and shareable screens.
     Devices,
     /// Print a meeting's chat history.
     History {
@@ -400,24 +406,46 @@ async fn run(cli: Cli) -> Res<()> {
         }
         Command::Meetings(cmd) => meetings(&api, &store, json, cmd).await?,
         Command::Devices => {
-            use parley_engine::media::devices;
-            let cameras = match devices::cameras() {
+            use parley_engine::media::{capture, devices};
+            let cameras = match capture::cameras() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("parley-cli: cameras: {e}");
                     Vec::new()
                 }
             };
+            let screens = match capture::screens() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("parley-cli: screens: {e}");
+                    Vec::new()
+                }
+            };
             let (mics, speakers) = (devices::audio_inputs(), devices::audio_outputs());
+            let screen_id = |s: &capture::ScreenInfo| s.target.to_string();
             if json {
                 out_json(&serde_json::json!({
-                    "cameras": cameras, "microphones": mics, "speakers": speakers
+                    "cameras": cameras.iter().map(|c| serde_json::json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
+                    "microphones": mics,
+                    "speakers": speakers,
+                    "screens": screens.iter().map(|s| serde_json::json!({
+                        "id": screen_id(s), "name": s.name, "width": s.width, "height": s.height
+                    })).collect::<Vec<_>>(),
                 }));
             } else {
+                let cameras: Vec<String> = cameras
+                    .iter()
+                    .map(|c| format!("{}  ({})", c.name, c.id))
+                    .collect();
+                let screens: Vec<String> = screens
+                    .iter()
+                    .map(|s| format!("{}  {}x{}  ({})", s.name, s.width, s.height, screen_id(s)))
+                    .collect();
                 for (what, list) in [
                     ("cameras", &cameras),
                     ("microphones", &mics),
                     ("speakers", &speakers),
+                    ("screens", &screens),
                 ] {
                     println!("{what}:");
                     if list.is_empty() {
@@ -456,6 +484,7 @@ async fn run(cli: Cli) -> Res<()> {
             passcode,
             listen,
             camera,
+            screen,
             mic,
             speaker,
             raw_mic,
@@ -463,10 +492,15 @@ async fn run(cli: Cli) -> Res<()> {
             loopback_only,
         } => {
             let code = parse_code(&code)?;
-            let media =
-                media_config(camera, mic, speaker, record_dir, loopback_only)?.map(|(mut c, r)| {
+            let screen = screen
+                .map(|s| s.parse::<ScreenTarget>())
+                .transpose()
+                .map_err(|e| Failure::new(2, "invalid_media_source", format!("screen {e}")))?;
+            let wants_media = screen.is_some();
+            let media = media_config(camera, mic, speaker, record_dir, loopback_only, wants_media)?
+                .map(|(mut c, r)| {
                     c.voice_processing = !raw_mic;
-                    (c, r)
+                    (c, r, screen)
                 });
             let auth = Auth::load(&api, &store)?;
             let name = match name {
@@ -577,7 +611,8 @@ fn role(r: Role) -> &'static str {
     }
 }
 
-const HELP: &str = "type to chat; commands: /who /hand /lower /react EMOJI /mute NAME /remove NAME \
+const HELP: &str = "type to chat; commands: /who /hand /lower /react EMOJI /camera on|off /mic on|off \
+/share [monitor|monitor:ID|window:ID] /unshare /mute NAME /remove NAME \
 /promote NAME /admit NAME /deny NAME /lock /unlock /end /leave (start a chat line with // to send a literal /)";
 
 /// Sits in a meeting until it ends for us; returns the exit status.
@@ -590,7 +625,7 @@ async fn join(
     passcode: Option<String>,
     listen: bool,
     json: bool,
-    media: Option<(CallConfig, Option<Recorder>)>,
+    media: Option<(CallConfig, Option<Recorder>, Option<ScreenTarget>)>,
 ) -> Res<()> {
     let options = JoinOptions {
         code: code.clone(),
@@ -599,13 +634,17 @@ async fn join(
     };
     let mut session = match media {
         None => Conn::Plain(Session::start(api.ws_url(), Tokens(auth), options)),
-        Some((config, recorder)) => Conn::Media(
-            Box::new(
-                Call::start(api.ws_url(), Tokens(auth), options, config)
-                    .map_err(|e| Failure::new(1, "media_device", e.to_string()))?,
-            ),
-            recorder,
-        ),
+        Some((config, recorder, screen)) => {
+            let device_err =
+                |e: parley_engine::call::CallError| Failure::new(1, "media_device", e.to_string());
+            let call = Call::start(api.ws_url(), Tokens(auth), options, config)
+                .await
+                .map_err(device_err)?;
+            if let Some(target) = screen {
+                call.start_screen(target).await.map_err(device_err)?;
+            }
+            Conn::Media(Box::new(call), recorder)
+        }
     };
     let (line_tx, mut lines) = tokio::sync::mpsc::channel::<Option<String>>(16);
     if !listen {
@@ -682,6 +721,9 @@ impl Conn {
                         }
                         return Some(ev);
                     }
+                    CallEvent::DeviceLost { device, error } => {
+                        eprintln!("parley-cli: {device:?} stopped: {error}");
+                    }
                     other => {
                         if let Some(r) = rec.as_mut() {
                             r.record(other);
@@ -729,19 +771,17 @@ fn media_config(
     speaker: Option<String>,
     record_dir: Option<std::path::PathBuf>,
     loopback_only: bool,
+    sharing: bool,
 ) -> Res<Option<(CallConfig, Option<Recorder>)>> {
-    if camera.is_none() && mic.is_none() && speaker.is_none() && record_dir.is_none() {
+    if camera.is_none() && mic.is_none() && speaker.is_none() && record_dir.is_none() && !sharing {
         return Ok(None);
     }
     let usage = |m: String| Failure::new(2, "invalid_media_source", m);
     let camera = match camera.as_deref() {
-        None => None,
+        None | Some("none") => None,
         Some("synthetic") => Some(VideoSource::Synthetic),
-        Some(other) => {
-            return Err(usage(format!(
-                "camera {other:?}: this build sends `synthetic` only (device capture comes with the desktop media path)"
-            )))
-        }
+        Some("default") => Some(VideoSource::Camera(None)),
+        Some(device) => Some(VideoSource::Camera(Some(device.to_string()))),
     };
     let mic = match mic.as_deref() {
         None | Some("none") => None,
@@ -772,6 +812,9 @@ fn media_config(
         height: 480,
         fps: 30,
         video_kbps: 800,
+        screen_fps: 15,
+        screen_kbps: 1500,
+        screen_max_width: 1920,
         decode: recorder.is_some(),
         rtc: parley_engine::rtc::RtcOptions {
             loopback_only,
@@ -907,6 +950,48 @@ async fn command(session: &Conn, roster: &Roster, line: String) {
         "react" if !arg.is_empty() => ClientMsg::Reaction {
             emoji: arg.to_string(),
         },
+        "camera" | "mic" | "share" | "unshare" => {
+            let Conn::Media(call, _) = session else {
+                return eprintln!(
+                    "/{verb} needs a call with media: join with --camera, --mic or --screen"
+                );
+            };
+            let on = match arg {
+                "on" | "" => true,
+                "off" => false,
+                _ if verb == "share" => true,
+                _ => return eprintln!("/{verb} on|off"),
+            };
+            let done: Result<(), String> = match verb {
+                "camera" => {
+                    call.set_camera(on).await;
+                    Ok(())
+                }
+                "mic" => {
+                    call.set_mic(on).await;
+                    Ok(())
+                }
+                "unshare" => {
+                    call.stop_screen().await;
+                    Ok(())
+                }
+                _ => {
+                    let target = if arg.is_empty() || arg == "on" {
+                        Ok(ScreenTarget::Monitor(None))
+                    } else {
+                        arg.parse::<ScreenTarget>()
+                    };
+                    match target {
+                        Ok(t) => call.start_screen(t).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Err(e) = done {
+                eprintln!("parley-cli: /{verb}: {e}");
+            }
+            return;
+        }
         "lock" => ClientMsg::Lock,
         "unlock" => ClientMsg::Unlock,
         "end" => ClientMsg::End,

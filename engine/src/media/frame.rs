@@ -38,28 +38,33 @@ impl I420Frame {
         &mut self.data[..y]
     }
 
-    /// Converts packed RGBA (e.g. a screen capture) to I420 (BT.601, limited range).
+    /// Converts packed RGBA (e.g. a screen capture) to I420 (BT.601, limited range); chroma
+    /// from the top-left pixel of each 2×2 block.
     pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Self {
         let (w, h) = (width as usize, height as usize);
         let mut f = Self::black(width, height);
         let (ysz, csz) = Self::plane_sizes(width, height);
         let cw = w.div_ceil(2);
-        for row in 0..h {
-            for col in 0..w {
-                let p = (row * w + col) * 4;
-                let (r, g, b) = (
-                    i32::from(rgba[p]),
-                    i32::from(rgba[p + 1]),
-                    i32::from(rgba[p + 2]),
-                );
-                let y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
-                f.data[row * w + col] = y.clamp(0, 255) as u8;
-                if row % 2 == 0 && col % 2 == 0 {
-                    let u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
-                    let v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
-                    let ci = (row / 2) * cw + col / 2;
-                    f.data[ysz + ci] = u.clamp(0, 255) as u8;
-                    f.data[ysz + csz + ci] = v.clamp(0, 255) as u8;
+        let (luma, chroma) = f.data.split_at_mut(ysz);
+        let (u_plane, v_plane) = chroma.split_at_mut(csz);
+        for (row, (src, dst)) in rgba
+            .chunks_exact(w * 4)
+            .zip(luma.chunks_exact_mut(w))
+            .enumerate()
+            .take(h)
+        {
+            for (px, y) in src.chunks_exact(4).zip(dst.iter_mut()) {
+                let (r, g, b) = (i32::from(px[0]), i32::from(px[1]), i32::from(px[2]));
+                *y = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16).clamp(0, 255) as u8;
+            }
+            if row % 2 == 0 {
+                let at = (row / 2) * cw;
+                let us = &mut u_plane[at..at + cw];
+                let vs = &mut v_plane[at..at + cw];
+                for ((px, u), v) in src.chunks(8).zip(us.iter_mut()).zip(vs.iter_mut()) {
+                    let (r, g, b) = (i32::from(px[0]), i32::from(px[1]), i32::from(px[2]));
+                    *u = (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128).clamp(0, 255) as u8;
+                    *v = (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128).clamp(0, 255) as u8;
                 }
             }
         }

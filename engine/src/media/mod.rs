@@ -2,6 +2,7 @@
 
 pub mod aec;
 pub mod audio;
+pub mod capture;
 pub mod devices;
 pub mod frame;
 pub mod rate;

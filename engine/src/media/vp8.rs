@@ -130,6 +130,11 @@ impl Vp8Encoder {
         self.cfg.rc_target_bitrate
     }
 
+    /// The frame size this encoder takes.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
     /// Changes the target bitrate from the next frame on.
     pub fn set_bitrate_kbps(&mut self, kbps: u32) -> Result<(), VpxError> {
         self.cfg.rc_target_bitrate = kbps.max(30);

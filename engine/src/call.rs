@@ -17,7 +17,7 @@ use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
 use crate::media::capture::{CameraCapture, ScreenCapture, ScreenTarget, VideoCapture};
 use crate::media::devices::{DeviceError, Mic, Mixer, Speaker};
 use crate::media::frame::I420Frame;
-use crate::media::rate::RateSet;
+use crate::media::rate::{CongestionDetector, RateSet};
 use crate::media::reorder::{Ordered, Reorder};
 use crate::media::synthetic::SyntheticVideo;
 use crate::media::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
@@ -153,10 +153,9 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What the video threads count for the congestion controller and the stats.
+/// What the video threads count, for the stats.
 #[derive(Default)]
 struct SendStats {
-    packets: AtomicU64,
     bytes: AtomicU64,
 }
 
@@ -244,15 +243,10 @@ impl Call {
             decode: config.decode || mixer.is_some(),
             rtc: config.rtc.clone(),
             mixer,
-            rates: RateSet::new(
-                config.video_kbps,
-                50,
-                config.video_kbps + config.screen_kbps,
-            ),
+            rates: RateSet::new(config.video_kbps, 50, config.video_kbps),
             video_kbps: config.video_kbps,
             screen_kbps: config.screen_kbps,
-            stats,
-            loss: HashMap::new(),
+            split: (config.video_kbps, 0),
         };
         tokio::spawn(actor.run(cmd_rx));
         Ok(call)
@@ -409,11 +403,21 @@ impl Call {
         let job = VideoJob {
             ctl: ctl.clone(),
             fps,
-            tracks: self.tracks.clone(),
             stats: self.stats.clone(),
             events: self.out.clone(),
             call_stop: self.stop.clone(),
-            rt: tokio::runtime::Handle::current(),
+            frames: {
+                // Encoded frames go to the peers from an async task: the capture thread only
+                // hands them over.
+                let (tx, mut rx) = mpsc::channel::<(Vec<u8>, Duration)>(8);
+                let tracks = self.tracks.clone();
+                tokio::spawn(async move {
+                    while let Some((data, duration)) = rx.recv().await {
+                        tracks.write(kind, data, duration).await;
+                    }
+                });
+                tx
+            },
         };
         let thread_err = |e: std::io::Error| DeviceError::Camera(e.to_string());
         std::thread::Builder::new()
@@ -489,11 +493,10 @@ type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn VideoCapture>, DeviceErr
 struct VideoJob {
     ctl: Arc<VideoCtl>,
     fps: u32,
-    tracks: LocalTracks,
     stats: Arc<SendStats>,
     events: mpsc::Sender<CallEvent>,
     call_stop: Arc<AtomicBool>,
-    rt: tokio::runtime::Handle,
+    frames: mpsc::Sender<(Vec<u8>, Duration)>,
 }
 
 impl VideoJob {
@@ -503,6 +506,7 @@ impl VideoJob {
         let mut enc: Option<Vp8Encoder> = None;
         let mut next = std::time::Instant::now();
         let mut last_key = std::time::Instant::now() - Duration::from_secs(1);
+        let mut last_sent: Option<std::time::Instant> = None;
         while !ctl.stop.load(Ordering::SeqCst) && !self.call_stop.load(Ordering::SeqCst) {
             let now = std::time::Instant::now();
             if next > now {
@@ -514,6 +518,7 @@ impl VideoJob {
                 ctl.keyframe.store(true, Ordering::SeqCst); // restart with a keyframe
                 continue;
             }
+            let captured = std::time::Instant::now();
             let frame = match source.capture(now_ms()) {
                 Ok(f) => f,
                 Err(e) => {
@@ -562,14 +567,16 @@ impl VideoJob {
             match enc.encode(&frame, force) {
                 Ok(out) => {
                     for e in out {
-                        // The packetizer cuts frames into ~1200-byte RTP packets.
-                        let packets = e.data.len().div_ceil(1200) as u64;
-                        self.stats.packets.fetch_add(packets, Ordering::Relaxed);
                         self.stats
                             .bytes
                             .fetch_add(e.data.len() as u64, Ordering::Relaxed);
-                        self.rt
-                            .block_on(self.tracks.write(ctl.kind, e.data, period));
+                        // The RTP clock follows the capture clock (frames skipped under load
+                        // leave a longer gap), so receivers can read queuing delay from it.
+                        let duration = captured - last_sent.unwrap_or(captured - period);
+                        last_sent = Some(captured);
+                        if self.frames.blocking_send((e.data, duration)).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "encode failed"),
@@ -646,10 +653,8 @@ struct Actor {
     rates: RateSet<PeerId>,
     video_kbps: u32,
     screen_kbps: u32,
-    stats: Arc<SendStats>,
-    /// Per peer, this second: the packets it NACKed (a packet is NACKed again every 100 ms
-    /// until it arrives, so they are counted once each), and the worst receiver-report loss.
-    loss: HashMap<PeerId, (std::collections::HashSet<(MediaKind, u16)>, u8)>,
+    /// The last split of the estimate: (camera, screen) kbit/s.
+    split: (u32, u32),
 }
 
 /// One remote peer's connection and how it is being kept alive.
@@ -671,14 +676,11 @@ impl Actor {
     async fn run(mut self, mut commands: mpsc::Receiver<ClientMsg>) {
         let (link_tx, mut link_rx) = mpsc::channel::<(PeerId, LinkEvent)>(256);
         let mut rate_tick = tokio::time::interval(Duration::from_secs(1));
-        let mut sent_before = 0u64;
         loop {
             tokio::select! {
                 _ = rate_tick.tick() => {
-                    let sent = self.stats.packets.load(Ordering::Relaxed);
-                    let period = sent.saturating_sub(sent_before).max(1);
-                    sent_before = sent;
-                    self.update_rates(period);
+                    self.rates.tick(std::time::Instant::now());
+                    self.apply_rates();
                 }
                 ev = self.session.events.recv() => {
                     let Some(ev) = ev else { break };
@@ -828,28 +830,18 @@ impl Actor {
         }
     }
 
-    /// Once a second: each connected peer's loss (NACKed share of the video packets sent, or
-    /// its receiver reports, whichever is worse) drives its rate estimate; the shared encoders
-    /// follow the lowest. NACKs count loss before retransmission hides it.
-    fn update_rates(&mut self, packets_sent: u64) {
-        let peers: Vec<PeerId> = self.links.keys().cloned().collect();
-        for peer in peers {
-            let (nacked, rr) = self.loss.remove(&peer).unwrap_or_default();
-            let nack_fraction = (nacked.len() as u64 * 256 / packets_sent).min(255) as u8;
-            self.rates.on_report(peer, nack_fraction.max(rr));
-        }
-        self.apply_rates();
-    }
-
     /// Splits the estimate between camera and screen: a share gets two thirds (text needs
     /// the bits more than a face), the camera the rest; each within its own ceiling.
     fn apply_rates(&mut self) {
-        let total = self.rates.target();
-        let s = lock(&self.senders);
+        let senders = self.senders.clone();
+        let s = lock(&senders);
         let sharing = s
             .screen
             .as_ref()
             .is_some_and(|c| !c.stop.load(Ordering::Relaxed));
+        self.rates
+            .set_max(self.video_kbps + if sharing { self.screen_kbps } else { 0 });
+        let total = self.rates.target();
         let camera_on = s
             .camera
             .as_ref()
@@ -868,6 +860,10 @@ impl Actor {
         if let Some(c) = &s.screen {
             c.bitrate.store(screen.max(30), Ordering::Relaxed);
         }
+        self.split = (
+            if camera_on { camera } else { 0 },
+            if sharing { screen } else { 0 },
+        );
     }
 
     fn request_keyframes(&self, kind: Option<MediaKind>) {
@@ -905,6 +901,8 @@ impl Actor {
             self.rates.remove(&peer);
             self.apply_rates();
         }
+        // Until it connects again, this peer's estimate waits.
+        self.rates.remove(&peer);
     }
 
     async fn on_link(
@@ -926,6 +924,7 @@ impl Actor {
                 if state == LinkState::Connected {
                     // A new receiver needs a keyframe to start decoding.
                     self.request_keyframes(None);
+                    self.rates.connect(peer.clone(), std::time::Instant::now());
                     if let Some(l) = self.links.get_mut(&peer) {
                         (l.restarts, l.rebuilds) = (0, 0);
                     }
@@ -943,12 +942,26 @@ impl Actor {
             }
             LinkEvent::KeyframeRequest(kind) => self.request_keyframes(Some(kind)),
             LinkEvent::Loss(fraction) => {
-                let e = self.loss.entry(peer).or_default();
-                e.1 = e.1.max(fraction);
+                self.rates
+                    .on_report(&peer, fraction, std::time::Instant::now());
             }
-            LinkEvent::Nacked(kind, seqs) => {
-                let e = self.loss.entry(peer).or_default();
-                e.0.extend(seqs.into_iter().map(|s| (kind, s)));
+            LinkEvent::Limit(kind, kbps) => {
+                // The ceiling is for one track; the estimate is for all our video to the peer.
+                let (camera, screen) = self.split;
+                let share = match kind {
+                    MediaKind::Camera => camera,
+                    MediaKind::Screen => screen,
+                    MediaKind::Audio => return,
+                };
+                let total = (camera + screen).max(1);
+                let limit =
+                    u64::from(kbps) * u64::from(total) / u64::from(share.max(total / 20).max(1));
+                self.rates.on_limit(
+                    &peer,
+                    limit.min(u64::from(u32::MAX)) as u32,
+                    std::time::Instant::now(),
+                );
+                self.apply_rates();
             }
             LinkEvent::Track(_, track) if !self.decode => {
                 tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
@@ -1047,9 +1060,24 @@ async fn receive_video(
     // Hold out-of-order packets up to 300 ms so NACK retransmissions (the NACK interceptor
     // batches every 100 ms, then a round trip) can fill holes; only a loss costs this wait.
     let mut reorder = Reorder::new(Duration::from_millis(300), 1024);
+    let mut congestion = CongestionDetector::default();
+    let clock = track.codec().capability.clock_rate;
     while let Ok((pkt, _)) = track.read_rtp().await {
         let seq = pkt.header.sequence_number;
-        for item in reorder.push(seq, pkt, std::time::Instant::now()) {
+        let size = pkt.payload.len() + 12;
+        let now = std::time::Instant::now();
+        if let Some(c) = congestion.on_packet(seq, pkt.header.timestamp, clock, size, now) {
+            tracing::debug!(?c, "congestion: asking the sender to slow down");
+            if let Some(l) = &link {
+                l.send_limit(ssrc, c.limit_kbps).await;
+            }
+        }
+        let items = reorder.push(seq, pkt, now);
+        let missing = reorder.to_nack(now);
+        if let (false, Some(l)) = (missing.is_empty(), &link) {
+            l.send_nack(ssrc, &missing).await;
+        }
+        for item in items {
             let pkt = match item {
                 Ordered::Gap => {
                     // A packet is gone for good: its frame is lost, and the frames after it

@@ -1,7 +1,7 @@
 //! The one module that touches the `webrtc` crate (0.17): peer connections with three
 //! transceivers from the start (audio, camera, screen) so media toggles never renegotiate,
 //! trickle ICE, RTCP read on every sender (PLI/FIR become keyframe requests, receiver reports
-//! become loss figures). Keeping it here lets a later webrtc release replace it in one place.
+//! loss figures, REMB a receiver's rate ceiling). Keeping it here lets a later webrtc release replace it in one place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use parley_shared::signal::{IceCandidate, IceServer};
 use parley_shared::PeerId;
 use tokio::sync::{mpsc, Mutex};
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -18,6 +18,7 @@ use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
 use webrtc::media::Sample;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -26,10 +27,15 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use webrtc::rtcp::receiver_report::ReceiverReport;
-use webrtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
@@ -75,12 +81,27 @@ pub struct RtcOptions {
     pub relay_only: bool,
 }
 
-/// Builds the `webrtc` API object: default codecs and interceptors (NACK, RTCP reports,
-/// TWCC), mDNS off, UDP over IPv4.
+/// Builds the `webrtc` API object: default codecs, interceptors for RTCP reports, answering
+/// NACKs and TWCC feedback; mDNS off, UDP over IPv4.
 pub fn build_api(opts: &RtcOptions) -> Result<API, RtcError> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
+    // The defaults minus the NACK generator: it asks for every missing packet every 100 ms
+    // until it comes, which on a congested link becomes a retransmission storm. The receive
+    // path asks itself, twice at most (media::reorder); the responder answers the peer's asks.
+    for parameter in ["", "pli"] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RTPCodecType::Video,
+        );
+    }
+    let mut registry = Registry::new();
+    registry.add(Box::new(Responder::builder()));
+    let registry = configure_rtcp_reports(registry);
+    let registry = configure_twcc_receiver_only(registry, &mut media)?;
     let mut settings = SettingEngine::default();
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     settings.set_network_types(vec![NetworkType::Udp4]);
@@ -151,8 +172,8 @@ pub enum LinkEvent {
     KeyframeRequest(MediaKind),
     /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
     Loss(u8),
-    /// The peer asked for these packets (sequence numbers) of this track again: lost on the way.
-    Nacked(MediaKind, Vec<u16>),
+    /// The peer saw congestion on this track and asks us to send at most this (kbit/s).
+    Limit(MediaKind, u32),
 }
 
 /// One peer connection to one remote peer.
@@ -214,17 +235,11 @@ impl Link {
                         let any = pkt.as_any();
                         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                             let _ = ev.send((p.clone(), LinkEvent::KeyframeRequest(kind))).await;
-                        } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                            let mut lost = Vec::new();
-                            for pair in &nack.nacks {
-                                lost.push(pair.packet_id);
-                                for bit in 0..16u16 {
-                                    if pair.lost_packets >> bit & 1 == 1 {
-                                        lost.push(pair.packet_id.wrapping_add(bit + 1));
-                                    }
-                                }
-                            }
-                            let _ = ev.send((p.clone(), LinkEvent::Nacked(kind, lost))).await;
+                        } else if let Some(remb) =
+                            any.downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                        {
+                            let kbps = (remb.bitrate / 1000.0).max(1.0) as u32;
+                            let _ = ev.send((p.clone(), LinkEvent::Limit(kind, kbps))).await;
                         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                             for r in &rr.reports {
                                 let _ =
@@ -351,6 +366,26 @@ impl Link {
         } else {
             self.pending_ice.lock().await.push(init);
         }
+    }
+
+    /// Asks the sender of `ssrc` to send these packets again (RTCP NACK).
+    pub async fn send_nack(&self, ssrc: u32, seqs: &[u16]) {
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        };
+        let _ = self.pc.write_rtcp(&[Box::new(nack)]).await;
+    }
+
+    /// Tells the sender of `ssrc` to send at most `kbps` (RTCP REMB).
+    pub async fn send_limit(&self, ssrc: u32, kbps: u32) {
+        let remb = ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 0,
+            bitrate: kbps as f32 * 1000.0,
+            ssrcs: vec![ssrc],
+        };
+        let _ = self.pc.write_rtcp(&[Box::new(remb)]).await;
     }
 
     /// Asks the sender of `ssrc` for a keyframe.

@@ -354,11 +354,9 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
     h.stop().await;
 }
 
-/// Not in the default run: with loss-based control only (no delay-based estimate yet) and
-/// feedback crossing the same congested queue, it passes about two runs in three. Run it with
-/// `cargo test -p parley-engine --test impairment -- --ignored --nocapture`.
+/// Both directions capped (each participant's downstream, as `tc tbf` on its link would),
+/// both starting at 800 kbit/s: feedback has to cross a congested queue too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky until the rate controller has a delay-based estimate; see the doc comment"]
 async fn sender_backs_off_under_a_300_kbit_cap_and_video_keeps_moving() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let imp = Impairment {

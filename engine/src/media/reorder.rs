@@ -19,7 +19,16 @@ pub struct Reorder<T> {
     highest: Option<u64>,
     next: Option<u64>,
     held: BTreeMap<u64, (Instant, T)>,
+    /// Holes already asked for: when, and how many times.
+    asked: BTreeMap<u64, (Instant, u8)>,
 }
+
+/// Each hole is asked for (NACKed) when first seen and once more this much later, then never
+/// again: unbounded re-asking turns loss on a congested link into a retransmission storm.
+const NACK_RETRY: Duration = Duration::from_millis(120);
+const NACK_TRIES: u8 = 2;
+/// Holes larger than this are a burst a keyframe repairs better than retransmissions.
+const NACK_MAX_HOLE: u64 = 100;
 
 impl<T> Reorder<T> {
     /// `wait`: how long a gap may stay open (≈ one retransmission round trip and a bit).
@@ -30,7 +39,31 @@ impl<T> Reorder<T> {
             highest: None,
             next: None,
             held: BTreeMap::new(),
+            asked: BTreeMap::new(),
         }
+    }
+
+    /// The missing sequence numbers to ask the sender for now (see [`NACK_RETRY`]).
+    pub fn to_nack(&mut self, now: Instant) -> Vec<u16> {
+        let (Some(next), Some(highest)) = (self.next, self.highest) else {
+            return Vec::new();
+        };
+        self.asked = self.asked.split_off(&next);
+        if highest.saturating_sub(next) > NACK_MAX_HOLE {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for seq in next..highest {
+            if self.held.contains_key(&seq) {
+                continue;
+            }
+            let entry = self.asked.entry(seq).or_insert((now, 0));
+            if entry.1 == 0 || (entry.1 < NACK_TRIES && now.duration_since(entry.0) >= NACK_RETRY) {
+                *entry = (now, entry.1 + 1);
+                out.push(seq as u16);
+            }
+        }
+        out
     }
 
     /// Extends a 16-bit sequence number to 64 bits, next to the highest seen.
@@ -113,6 +146,30 @@ mod tests {
             "the retransmission arrives in time"
         );
         assert!(r.push(11, 11, ms(110)).is_empty(), "a duplicate is dropped");
+    }
+
+    #[test]
+    fn holes_are_asked_for_twice_at_most() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut r = Reorder::new(Duration::from_millis(300), 100);
+        r.push(10, 10, ms(0));
+        assert!(r.to_nack(ms(0)).is_empty());
+        r.push(13, 13, ms(5));
+        assert_eq!(
+            r.to_nack(ms(5)),
+            [11, 12],
+            "a new hole is asked for at once"
+        );
+        r.push(14, 14, ms(50));
+        assert!(r.to_nack(ms(50)).is_empty(), "not again so soon");
+        r.push(12, 12, ms(100));
+        assert_eq!(
+            r.to_nack(ms(130)),
+            [11],
+            "once more for what is still missing"
+        );
+        assert!(r.to_nack(ms(400)).is_empty(), "and never a third time");
     }
 
     #[test]

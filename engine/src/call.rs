@@ -232,7 +232,9 @@ impl Call {
         let session = Session::start(ws_url, tokens, join);
         let (commands, cmd_rx) = mpsc::channel(64);
         call.commands = commands;
+        let (link_tx, link_rx) = mpsc::channel::<(PeerId, LinkEvent)>(256);
         let actor = Actor {
+            link_tx,
             api,
             tracks,
             session,
@@ -248,7 +250,7 @@ impl Call {
             screen_kbps: config.screen_kbps,
             split: (config.video_kbps, 0),
         };
-        tokio::spawn(actor.run(cmd_rx));
+        tokio::spawn(actor.run(cmd_rx, link_rx));
         Ok(call)
     }
 
@@ -643,6 +645,8 @@ struct Actor {
     session: Session,
     out: mpsc::Sender<CallEvent>,
     links: HashMap<PeerId, PeerLink>,
+    /// Where every link reports (given to each new link).
+    link_tx: mpsc::Sender<(PeerId, LinkEvent)>,
     ice_servers: Vec<IceServer>,
     senders: Shared<Senders>,
     decode: bool,
@@ -666,34 +670,44 @@ struct PeerLink {
     restarts: u32,
     /// Fresh connections made since the link last connected.
     rebuilds: u32,
+    /// When the last recovery step was taken (None: connected, or never failed).
+    attempt_at: Option<std::time::Instant>,
+    /// When the next one is due (after a failed step, with backoff).
+    next_attempt: Option<std::time::Instant>,
 }
 
-/// After a failure: one ICE restart, then new peer connections (a "rejoin" of the media),
-/// this many times, before the peer is given up (the meeting itself goes on).
-const MAX_REBUILDS: u32 = 3;
+/// After a failure: one ICE restart, then new peer connections (a "rejoin" of the media), as
+/// long as the peer is in the meeting, waiting longer after each failed one up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(16);
+/// How much longer than the failure timeout a recovery step gets to connect.
+const RECOVERY_SLACK: Duration = Duration::from_secs(5);
 
 impl Actor {
-    async fn run(mut self, mut commands: mpsc::Receiver<ClientMsg>) {
-        let (link_tx, mut link_rx) = mpsc::channel::<(PeerId, LinkEvent)>(256);
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<ClientMsg>,
+        mut link_rx: mpsc::Receiver<(PeerId, LinkEvent)>,
+    ) {
         let mut rate_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = rate_tick.tick() => {
                     self.rates.tick(std::time::Instant::now());
                     self.apply_rates();
+                    self.watch_recoveries().await;
                 }
                 ev = self.session.events.recv() => {
                     let Some(ev) = ev else { break };
                     let closed = matches!(ev, Event::Closed(_));
                     if let Event::Server(msg) = &ev {
-                        self.on_signal(msg, &link_tx).await;
+                        self.on_signal(msg).await;
                     }
                     let _ = self.out.send(CallEvent::Signal(ev)).await;
                     if closed {
                         break;
                     }
                 }
-                Some((peer, ev)) = link_rx.recv() => self.on_link(peer, ev, &link_tx).await,
+                Some((peer, ev)) = link_rx.recv() => self.on_link(peer, ev).await,
                 cmd = commands.recv() => match cmd {
                     Some(ClientMsg::Leave) | None => self.session.leave().await,
                     Some(ClientMsg::Chat { text, .. }) => { self.session.chat(text).await; }
@@ -707,18 +721,13 @@ impl Actor {
     }
 
     /// Makes a new peer connection to `peer`, replacing (and closing) any old one.
-    async fn new_link(
-        &mut self,
-        peer: &PeerId,
-        offerer: bool,
-        link_tx: &mpsc::Sender<(PeerId, LinkEvent)>,
-    ) -> Option<Arc<rtc::Link>> {
-        let (restarts, rebuilds) = match self.links.remove(peer) {
+    async fn new_link(&mut self, peer: &PeerId, offerer: bool) -> Option<Arc<rtc::Link>> {
+        let (restarts, rebuilds, attempt_at) = match self.links.remove(peer) {
             Some(old) => {
                 old.link.close().await;
-                (old.restarts, old.rebuilds)
+                (old.restarts, old.rebuilds, old.attempt_at)
             }
-            None => (0, 0),
+            None => (0, 0, None),
         };
         match rtc::Link::new(
             &self.api,
@@ -726,7 +735,7 @@ impl Actor {
             &self.ice_servers,
             &self.tracks,
             peer.clone(),
-            link_tx.clone(),
+            self.link_tx.clone(),
         )
         .await
         {
@@ -739,6 +748,8 @@ impl Actor {
                         offerer,
                         restarts,
                         rebuilds,
+                        attempt_at,
+                        next_attempt: None,
                     },
                 );
                 Some(link)
@@ -765,7 +776,7 @@ impl Actor {
         }
     }
 
-    async fn on_signal(&mut self, msg: &ServerMsg, link_tx: &mpsc::Sender<(PeerId, LinkEvent)>) {
+    async fn on_signal(&mut self, msg: &ServerMsg) {
         match msg {
             ServerMsg::Welcome {
                 participants,
@@ -778,7 +789,7 @@ impl Actor {
                     if self.links.contains_key(&p.peer_id) {
                         continue;
                     }
-                    if let Some(link) = self.new_link(&p.peer_id, true, link_tx).await {
+                    if let Some(link) = self.new_link(&p.peer_id, true).await {
                         self.send_offer(&p.peer_id, &link, false).await;
                     }
                 }
@@ -788,7 +799,7 @@ impl Actor {
                 // (another DTLS fingerprint) replaces ours.
                 let link = match self.links.get(from) {
                     Some(l) if l.link.same_session(sdp).await => Some(l.link.clone()),
-                    _ => self.new_link(from, false, link_tx).await,
+                    _ => self.new_link(from, false).await,
                 };
                 if let Some(link) = link {
                     match link.answer(sdp.clone()).await {
@@ -875,42 +886,70 @@ impl Actor {
         }
     }
 
-    /// A link failed: the side that offered restarts ICE once, then builds new connections
-    /// (up to [`MAX_REBUILDS`] times); the other side waits for its offer.
-    async fn recover(&mut self, peer: PeerId, link_tx: &mpsc::Sender<(PeerId, LinkEvent)>) {
-        let Some(l) = self.links.get_mut(&peer) else {
+    /// A link failed: the side that offered restarts ICE at once; when that fails too it
+    /// builds new peer connections, with backoff, for as long as the peer is in the meeting.
+    /// The other side waits for its offers.
+    async fn on_failed(&mut self, peer: &PeerId) {
+        let Some(l) = self.links.get_mut(peer) else {
             return;
         };
         if !l.offerer {
             return;
         }
         if l.restarts == 0 {
+            self.recover(peer.clone()).await;
+        } else {
+            let backoff = (Duration::from_secs(1) * 2u32.pow(l.rebuilds.min(4))).min(MAX_BACKOFF);
+            l.next_attempt = Some(std::time::Instant::now() + backoff);
+        }
+        // Until it connects again, this peer's estimate waits.
+        self.rates.remove(peer);
+    }
+
+    /// Takes the next recovery step for `peer` now.
+    async fn recover(&mut self, peer: PeerId) {
+        let Some(l) = self.links.get_mut(&peer) else {
+            return;
+        };
+        l.attempt_at = Some(std::time::Instant::now());
+        l.next_attempt = None;
+        if l.restarts == 0 {
             l.restarts = 1;
             let link = l.link.clone();
             tracing::info!("media connection failed: restarting ICE");
             self.send_offer(&peer, &link, true).await;
-        } else if l.rebuilds < MAX_REBUILDS {
+        } else {
             l.rebuilds += 1;
-            tracing::info!("ICE restart failed: new peer connection");
-            if let Some(link) = self.new_link(&peer, true, link_tx).await {
+            tracing::info!(
+                attempt = l.rebuilds,
+                "media connection still down: new peer connection"
+            );
+            if let Some(link) = self.new_link(&peer, true).await {
                 self.send_offer(&peer, &link, false).await;
             }
-        } else if let Some(l) = self.links.remove(&peer) {
-            tracing::warn!("media connection lost for good");
-            l.link.close().await;
-            self.rates.remove(&peer);
-            self.apply_rates();
         }
-        // Until it connects again, this peer's estimate waits.
-        self.rates.remove(&peer);
     }
 
-    async fn on_link(
-        &mut self,
-        peer: PeerId,
-        ev: LinkEvent,
-        link_tx: &mpsc::Sender<(PeerId, LinkEvent)>,
-    ) {
+    /// A recovery step that has not connected within the wait (an ICE restart can hang in
+    /// "checking" when no candidate can be gathered) is followed by the next one.
+    async fn watch_recoveries(&mut self) {
+        let wait = self.rtc.ice_failed_after.unwrap_or(Duration::from_secs(10)) + RECOVERY_SLACK;
+        let now = std::time::Instant::now();
+        let due: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| match l.next_attempt {
+                Some(t) => t <= now,
+                None => l.attempt_at.is_some_and(|t| now.duration_since(t) >= wait),
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in due {
+            self.recover(peer).await;
+        }
+    }
+
+    async fn on_link(&mut self, peer: PeerId, ev: LinkEvent) {
         match ev {
             LinkEvent::Ice(candidate) => {
                 self.session
@@ -927,10 +966,11 @@ impl Actor {
                     self.rates.connect(peer.clone(), std::time::Instant::now());
                     if let Some(l) = self.links.get_mut(&peer) {
                         (l.restarts, l.rebuilds) = (0, 0);
+                        (l.attempt_at, l.next_attempt) = (None, None);
                     }
                 }
                 if state == LinkState::Failed {
-                    self.recover(peer.clone(), link_tx).await;
+                    self.on_failed(&peer).await;
                 }
                 let _ = self
                     .out

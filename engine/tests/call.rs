@@ -210,6 +210,7 @@ fn test_config(hz: f32) -> CallConfig {
         rtc: RtcOptions {
             loopback_only: true,
             relay_only: false,
+            ..Default::default()
         },
         ..CallConfig::default()
     }

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,8 +96,10 @@ struct RelayStats {
 }
 
 /// How the relay treats packets towards the participants.
-#[derive(Clone, Copy)]
+#[derive(Clone, Default)]
 struct Impairment {
+    /// While set, nothing passes in either direction (a network outage).
+    blackout: Arc<AtomicBool>,
     loss: f64,
     delay: Duration,
     /// A per-participant rate cap (bits/s) with a 200 ms queue, like
@@ -111,6 +113,7 @@ struct Impairment {
 /// the impairment exactly once.
 async fn impairment_relay(upstream: SocketAddr, imp: Impairment) -> (SocketAddr, Arc<RelayStats>) {
     let Impairment {
+        blackout,
         loss,
         delay,
         cap_bps,
@@ -144,6 +147,7 @@ async fn impairment_relay(upstream: SocketAddr, imp: Impairment) -> (SocketAddr,
                     });
                     let b2 = b.clone();
                     let st = st.clone();
+                    let blackout = blackout.clone();
                     let mut rng = rand::rngs::StdRng::seed_from_u64(rng.gen());
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 2048];
@@ -151,6 +155,10 @@ async fn impairment_relay(upstream: SocketAddr, imp: Impairment) -> (SocketAddr,
                         // more than 200 ms in the queue is dropped (tail drop).
                         let mut free_at = tokio::time::Instant::now();
                         while let Ok(n) = b2.recv(&mut buf).await {
+                            if blackout.load(Ordering::Relaxed) {
+                                st.dropped.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
                             let now = tokio::time::Instant::now();
                             let mut send_at = now;
                             if let Some(bps) = cap_bps {
@@ -178,7 +186,9 @@ async fn impairment_relay(upstream: SocketAddr, imp: Impairment) -> (SocketAddr,
                     b
                 }
             };
-            let _ = back.send(&buf[..n]).await;
+            if !blackout.load(Ordering::Relaxed) {
+                let _ = back.send(&buf[..n]).await;
+            }
         }
     });
     (addr, stats)
@@ -220,6 +230,7 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
         rtc: RtcOptions {
             loopback_only: true,
             relay_only: true,
+            ice_failed_after: Some(Duration::from_secs(3)),
         },
         ..CallConfig::default()
     };
@@ -268,6 +279,10 @@ impl Harness {
 #[derive(Default)]
 struct BobSaw {
     frames: Vec<(f32, u32)>,
+    /// (seconds, state) of Bob's media connection to Ann.
+    links: Vec<(f32, String)>,
+    /// When Ann's answers (to Bob's offers) arrived.
+    answers: Vec<f32>,
     audio: Vec<(f32, Vec<f32>)>,
     /// (seconds, Ann's encoder target in kbit/s, Ann's video bytes sent so far), sampled as
     /// events arrive.
@@ -298,6 +313,8 @@ async fn watch(h: &mut Harness, for_how_long: Duration) -> BobSaw {
                     saw.frames.push((t, s.frame));
                 }
             }
+            CallEvent::Link { state, .. } => saw.links.push((t, state)),
+            CallEvent::Signal(Event::Server(ServerMsg::Answer { .. })) => saw.answers.push(t),
             CallEvent::Audio { peer, samples } if Some(&peer) == ann_peer.as_ref() => {
                 saw.audio.push((t, samples));
             }
@@ -313,7 +330,7 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
     let imp = Impairment {
         loss: 0.05,
         delay: Duration::from_millis(50),
-        cap_bps: None,
+        ..Impairment::default()
     };
     let mut h = impaired_call(imp, 320, 240, 400).await;
     // 12 s; the last 8 s are measured (the first 4 connect).
@@ -360,9 +377,9 @@ async fn call_holds_with_loss_and_delay_through_a_turn_relay() {
 async fn sender_backs_off_under_a_300_kbit_cap_and_video_keeps_moving() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let imp = Impairment {
-        loss: 0.0,
         delay: Duration::from_millis(20),
         cap_bps: Some(300_000),
+        ..Impairment::default()
     };
     let mut h = impaired_call(imp, 320, 240, 800).await;
     let saw = watch(&mut h, Duration::from_secs(16)).await;
@@ -406,4 +423,97 @@ async fn sender_backs_off_under_a_300_kbit_cap_and_video_keeps_moving() {
         "frames in order"
     );
     h.stop().await;
+}
+
+/// Cuts the network from 5 s for `outage` seconds, watches `total` seconds; returns what Bob
+/// saw and the end of the outage, after checking what every recovery must show.
+async fn call_through_an_outage(outage: u64, total: u64) -> (BobSaw, f32) {
+    let imp = Impairment::default();
+    let blackout = imp.blackout.clone();
+    let mut h = impaired_call(imp, 320, 240, 400).await;
+    let cut = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        blackout.store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(outage)).await;
+        blackout.store(false, Ordering::Relaxed);
+    });
+    let saw = watch(&mut h, Duration::from_secs(total)).await;
+    cut.await.unwrap();
+    h.stop().await;
+    let end = 5.0 + outage as f32;
+    let fps = |from: f32, to: f32| {
+        saw.frames
+            .iter()
+            .filter(|(t, _)| (from..to).contains(t))
+            .count() as f32
+            / (to - from)
+    };
+    let states: Vec<String> = saw
+        .links
+        .iter()
+        .map(|(t, s)| format!("{t:.1}s {s}"))
+        .collect();
+    let last = total as f32 - 4.0;
+    eprintln!(
+        "outage 5-{end} s: {:.1} fps before, {:.1} during, {:.1} in the last 4 s; link \
+         {states:?}; answers at {:?}",
+        fps(2.0, 5.0),
+        fps(6.0, end),
+        fps(last, total as f32),
+        saw.answers
+    );
+    assert!(fps(2.0, 5.0) >= 20.0, "video flowed before the outage");
+    assert!(fps(6.0, end) < 1.0, "nothing crossed the outage");
+    assert!(
+        saw.links.iter().any(|(t, s)| *t > 5.0 && s == "failed"),
+        "the connection failed: {states:?}"
+    );
+    assert!(
+        saw.links.iter().any(|(t, s)| *t > end && s == "connected"),
+        "connected again after the outage: {states:?}"
+    );
+    assert!(fps(last, total as f32) >= 20.0, "video flows again");
+    let after: Vec<u32> = saw
+        .frames
+        .iter()
+        .filter(|(t, _)| *t >= end)
+        .map(|(_, n)| *n)
+        .collect();
+    assert!(
+        after.windows(2).all(|w| w[1] > w[0]),
+        "frame numbers keep increasing"
+    );
+    (saw, end)
+}
+
+/// An outage longer than the failure timeout (3 s here): the connection fails, Bob (who
+/// offered) restarts ICE, and the call comes back by itself once the network does, in the
+/// same meeting session and on the same peer connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn media_comes_back_after_an_outage_by_ice_restart() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (saw, _) = call_through_an_outage(6, 20).await;
+    assert_eq!(
+        saw.answers.len(),
+        2,
+        "the first answer and the ICE restart's"
+    );
+}
+
+/// An outage that outlasts the ICE restart too: Bob builds a new peer connection (Ann sees a
+/// new DTLS fingerprint and replaces hers), and that one connects when the network is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_ice_restart_is_followed_by_a_new_connection() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (saw, end) = call_through_an_outage(14, 30).await;
+    let during: Vec<f32> = saw
+        .answers
+        .iter()
+        .copied()
+        .filter(|t| (5.0..end).contains(t))
+        .collect();
+    assert!(
+        during.len() >= 2,
+        "an ICE restart and at least one new connection during the outage: {during:?}"
+    );
 }

@@ -177,6 +177,7 @@ async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
         rtc: RtcOptions {
             loopback_only: true,
             relay_only: false,
+            ..Default::default()
         },
         ..CallConfig::default()
     };

@@ -819,6 +819,7 @@ fn media_config(
         rtc: parley_engine::rtc::RtcOptions {
             loopback_only,
             relay_only: false,
+            ..Default::default()
         },
     };
     Ok(Some((config, recorder)))

@@ -12,11 +12,13 @@ use parley_shared::signal::{ClientMsg, IceServer, MediaState, ServerMsg};
 use parley_shared::PeerId;
 use tokio::sync::mpsc;
 
-use crate::media::aec::VoiceProcessor;
+use crate::media::aec::{Denoiser, VoiceProcessor};
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
 use crate::media::capture::{CameraCapture, ScreenCapture, ScreenTarget, VideoCapture};
 use crate::media::devices::{DeviceError, Mic, Mixer, Speaker};
 use crate::media::frame::I420Frame;
+use crate::media::jitter::{JitterBuffer, Playout};
+use crate::media::level::{level_dbfs, ActiveSpeaker};
 use crate::media::rate::{CongestionDetector, RateSet};
 use crate::media::reorder::{Ordered, Reorder};
 use crate::media::synthetic::SyntheticVideo;
@@ -50,6 +52,8 @@ pub struct CallConfig {
     pub speaker: Option<String>,
     /// Echo cancellation, noise suppression and gain control on a device microphone.
     pub voice_processing: bool,
+    /// Which noise suppressor (with `voice_processing`).
+    pub denoiser: Denoiser,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -71,6 +75,7 @@ impl Default for CallConfig {
             mic: None,
             speaker: None,
             voice_processing: true,
+            denoiser: Denoiser::WebRtc,
             width: 640,
             height: 480,
             fps: 30,
@@ -97,8 +102,14 @@ pub enum CallEvent {
         kind: MediaKind,
         frame: Arc<I420Frame>,
     },
-    /// 20 ms of decoded audio from a peer (48 kHz mono).
+    /// 20 ms of decoded audio from a peer (48 kHz mono), as it is played.
     Audio { peer: PeerId, samples: Vec<f32> },
+    /// A peer's audio level over the last 100 ms (dBFS; -100 is silence).
+    AudioLevel { peer: PeerId, dbfs: f32 },
+    /// The active speaker changed (None: nobody is talking).
+    ActiveSpeaker { peer: Option<PeerId> },
+    /// Our own microphone's level over the last 100 ms, as sent (dBFS), for a level meter.
+    MicLevel { dbfs: f32 },
     /// A local device stopped working (unplugged camera, closed shared window…); what it fed
     /// is off until another is chosen.
     DeviceLost { device: Device, error: String },
@@ -191,7 +202,10 @@ impl Call {
         let mic_on = Arc::new(AtomicBool::new(true));
         let uses_mic = matches!(config.mic, Some(AudioSource::Device(_)));
         let voice = if config.voice_processing && uses_mic {
-            Some(VoiceProcessor::new().map_err(|e| DeviceError::Audio(e.to_string()))?)
+            Some(
+                VoiceProcessor::new(config.denoiser)
+                    .map_err(|e| DeviceError::Audio(e.to_string()))?,
+            )
         } else {
             None
         };
@@ -235,6 +249,7 @@ impl Call {
         let (link_tx, link_rx) = mpsc::channel::<(PeerId, LinkEvent)>(256);
         let actor = Actor {
             link_tx,
+            speakers: Default::default(),
             api,
             tracks,
             session,
@@ -450,6 +465,7 @@ impl Call {
             frames,
             self.mic_on.clone(),
             self.stop.clone(),
+            self.out.clone(),
         ));
         Ok(())
     }
@@ -616,7 +632,9 @@ async fn send_mic(
     mut frames: mpsc::Receiver<Vec<f32>>,
     on: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    events: mpsc::Sender<CallEvent>,
 ) {
+    let (mut count, mut sum) = (0u32, 0f32);
     let mut enc = match OpusEncoder::new(32_000) {
         Ok(e) => e,
         Err(e) => {
@@ -630,6 +648,12 @@ async fn send_mic(
         }
         if !on.load(Ordering::Relaxed) {
             continue;
+        }
+        count += 1;
+        sum += level_dbfs(&frame);
+        if count == 5 {
+            let _ = events.try_send(CallEvent::MicLevel { dbfs: sum / 5.0 });
+            (count, sum) = (0, 0.0);
         }
         if let Ok(packet) = enc.encode(&frame) {
             tracks
@@ -647,6 +671,8 @@ struct Actor {
     links: HashMap<PeerId, PeerLink>,
     /// Where every link reports (given to each new link).
     link_tx: mpsc::Sender<(PeerId, LinkEvent)>,
+    /// Who is talking, fed by every peer's audio.
+    speakers: Shared<ActiveSpeaker>,
     ice_servers: Vec<IceServer>,
     senders: Shared<Senders>,
     decode: bool,
@@ -1011,7 +1037,13 @@ impl Actor {
                 let out = self.out.clone();
                 match kind {
                     MediaKind::Audio => {
-                        tokio::spawn(receive_audio(peer, track, out, self.mixer.clone()));
+                        tokio::spawn(receive_audio(
+                            peer,
+                            track,
+                            out,
+                            self.mixer.clone(),
+                            self.speakers.clone(),
+                        ));
                     }
                     MediaKind::Camera | MediaKind::Screen => {
                         tokio::spawn(receive_video(peer, kind, track, link, out));
@@ -1022,61 +1054,93 @@ impl Actor {
     }
 }
 
+/// Plays one peer's audio: packets into a jitter buffer as they arrive, one 20 ms frame out
+/// per 20 ms (decoded, FEC-recovered or concealed) to the mixer and the application, with
+/// the peer's level every 100 ms and active-speaker changes.
 async fn receive_audio(
     peer: PeerId,
     track: Arc<TrackRemote>,
     out: mpsc::Sender<CallEvent>,
     mixer: Option<Mixer>,
+    speakers: Shared<ActiveSpeaker>,
 ) {
     let Ok(mut dec) = OpusDecoder::new() else {
         return;
     };
-    let mut last_seq: Option<u16> = None;
-    while let Ok((pkt, _)) = track.read_rtp().await {
-        let seq = pkt.header.sequence_number;
-        if let Some(prev) = last_seq {
-            let gap = seq.wrapping_sub(prev);
-            if gap == 0 || gap > 0x8000 {
-                continue; // duplicate or late
+    let mut jitter = JitterBuffer::new(track.codec().capability.clock_rate.max(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut frames = 0u64;
+    let mut level_sum = 0f32;
+    loop {
+        let playout = tokio::select! {
+            read = track.read_rtp() => {
+                let Ok((pkt, _)) = read else { break };
+                jitter.push(
+                    pkt.header.sequence_number,
+                    pkt.header.timestamp,
+                    pkt.payload.to_vec(),
+                    std::time::Instant::now(),
+                );
+                continue;
             }
-            // Lost packets: the first from this packet's FEC, the rest concealed.
-            for i in 1..gap.min(10) {
-                let fec = (i == gap - 1).then_some(&pkt.payload[..]);
-                if let Ok(samples) = dec.recover(fec) {
-                    let _ = out
-                        .send(CallEvent::Audio {
-                            peer: peer.clone(),
-                            samples,
-                        })
-                        .await;
-                }
+            _ = tick.tick() => jitter.pop(std::time::Instant::now()),
+        };
+        let decoded = match playout {
+            Playout::Packet(p) => dec.decode(&p),
+            Playout::Fec(next) => dec.recover(Some(&next)),
+            Playout::Conceal => dec.recover(None),
+            Playout::Silence => Ok(Vec::new()),
+        };
+        let mut samples = match decoded {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "undecodable audio");
+                continue;
+            }
+        };
+        samples.truncate(FRAME_SAMPLES * 6);
+        // Levels (silence counts: it is what ends a talk spurt).
+        frames += 1;
+        level_sum += if samples.is_empty() {
+            -100.0
+        } else {
+            level_dbfs(&samples)
+        };
+        if frames % 5 == 0 {
+            let dbfs = level_sum / 5.0;
+            level_sum = 0.0;
+            let change = lock(&speakers).update(&peer.0, dbfs, std::time::Instant::now());
+            let _ = out.try_send(CallEvent::AudioLevel {
+                peer: peer.clone(),
+                dbfs,
+            });
+            if let Some(active) = change {
+                let _ = out
+                    .send(CallEvent::ActiveSpeaker {
+                        peer: active.map(PeerId),
+                    })
+                    .await;
             }
         }
-        last_seq = Some(seq);
-        match dec.decode(&pkt.payload) {
-            Ok(samples) if !samples.is_empty() => {
-                let samples = if samples.len() > FRAME_SAMPLES * 6 {
-                    samples[..FRAME_SAMPLES * 6].to_vec()
-                } else {
-                    samples
-                };
-                if let Some(m) = &mixer {
-                    m.push(&peer.0, &samples);
-                }
-                if out
-                    .send(CallEvent::Audio {
-                        peer: peer.clone(),
-                        samples,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            _ => {}
+        if samples.is_empty() {
+            continue;
+        }
+        if let Some(m) = &mixer {
+            m.push(&peer.0, &samples);
+        }
+        if out
+            .send(CallEvent::Audio {
+                peer: peer.clone(),
+                samples,
+            })
+            .await
+            .is_err()
+        {
+            break;
         }
     }
+    lock(&speakers).remove(&peer.0);
 }
 
 /// Reassembles VP8 frames from RTP (a frame ends at the marker bit), decodes them, and asks

@@ -34,6 +34,10 @@ struct Received {
     frames: HashMap<String, Vec<u32>>,
     latency_ms: Vec<u64>,
     audio: HashMap<String, Vec<f32>>,
+    /// Latest audio level (dBFS) by sender.
+    levels: HashMap<String, f32>,
+    /// Active-speaker announcements (user ids; None: nobody).
+    active: Vec<Option<String>>,
 }
 
 /// Drains `call`'s events for `for_how_long`, mapping peer ids to user ids.
@@ -69,6 +73,14 @@ async fn collect(mut call: Call, for_how_long: Duration) -> (Call, Received) {
                 if let Some(user) = who.get(&peer.0) {
                     got.audio.entry(user.clone()).or_default().extend(samples);
                 }
+            }
+            CallEvent::AudioLevel { peer, dbfs } => {
+                if let Some(user) = who.get(&peer.0) {
+                    got.levels.insert(user.clone(), dbfs);
+                }
+            }
+            CallEvent::ActiveSpeaker { peer } => {
+                got.active.push(peer.and_then(|p| who.get(&p.0).cloned()));
             }
             _ => {}
         }
@@ -151,7 +163,19 @@ async fn three_participants_see_and_hear_each_other() {
                 tone_strength(audio, *hz, 20.0) > 0.5,
                 "{me} does not hear {other}'s {hz} Hz"
             );
+            // A 0.3-amplitude tone is about -13.5 dBFS.
+            let level = got.levels.get(&users[j].0).copied().unwrap_or(-100.0);
+            assert!(
+                (-17.0..-10.0).contains(&level),
+                "{me} sees {other}'s level at {level} dBFS"
+            );
         }
+        // Everyone else talks all the time: an active speaker is named, and it is not us.
+        let first = got.active.first().cloned().flatten();
+        assert!(
+            first.is_some() && first.as_deref() != Some(users[i].0.as_str()),
+            "{me}: active speaker {first:?}"
+        );
         // The mix of everything received holds both other tones and not our own.
         let streams: Vec<&Vec<f32>> = got.audio.values().collect();
         let len = streams.iter().map(|s| s.len()).min().unwrap_or(0);

@@ -103,6 +103,10 @@ enum Command {
         /// Turn off echo cancellation, noise suppression and gain control on the microphone.
         #[arg(long)]
         raw_mic: bool,
+        /// Suppress noise with RNNoise (nnnoiseless) instead of WebRTC's suppressor: stronger
+        /// on keyboards and other non-steady noise, a little more CPU.
+        #[arg(long)]
+        rnnoise: bool,
         /// Write what arrives here: one WAV per peer, `frames.csv` (peer, kind, frame,
         /// capture and arrival time), and a PGM snapshot of every 30th frame.
         #[arg(long, value_name = "DIR")]
@@ -488,6 +492,7 @@ async fn run(cli: Cli) -> Res<()> {
             mic,
             speaker,
             raw_mic,
+            rnnoise,
             record_dir,
             loopback_only,
         } => {
@@ -500,6 +505,9 @@ async fn run(cli: Cli) -> Res<()> {
             let media = media_config(camera, mic, speaker, record_dir, loopback_only, wants_media)?
                 .map(|(mut c, r)| {
                     c.voice_processing = !raw_mic;
+                    if rnnoise {
+                        c.denoiser = parley_engine::media::aec::Denoiser::RnNoise;
+                    }
                     (c, r, screen)
                 });
             let auth = Auth::load(&api, &store)?;
@@ -815,6 +823,7 @@ fn media_config(
         screen_fps: 15,
         screen_kbps: 1500,
         screen_max_width: 1920,
+        denoiser: Default::default(),
         decode: recorder.is_some(),
         rtc: parley_engine::rtc::RtcOptions {
             loopback_only,

@@ -5,6 +5,8 @@ pub mod audio;
 pub mod capture;
 pub mod devices;
 pub mod frame;
+pub mod jitter;
+pub mod level;
 pub mod rate;
 pub mod reorder;
 pub mod synthetic;

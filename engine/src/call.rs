@@ -457,7 +457,13 @@ impl Call {
 
     /// Switches the microphone (None or "default": the system default) while in the call.
     pub fn select_mic(&self, name: Option<&str>) -> Result<(), CallError> {
-        let (mic, frames) = Mic::start(name, self.voice.clone())?;
+        let out = self.out.clone();
+        let (mic, frames) = Mic::start(name, self.voice.clone(), move |error| {
+            let _ = out.try_send(CallEvent::DeviceLost {
+                device: Device::Microphone,
+                error,
+            });
+        })?;
         // The old microphone closes when replaced; its sender task ends with its channel.
         lock(&self.devices).mic = Some(mic);
         tokio::spawn(send_mic(
@@ -477,7 +483,18 @@ impl Call {
         };
         let mut devices = lock(&self.devices);
         devices.speaker = None; // close the old one first: some devices allow one stream
-        devices.speaker = Some(Speaker::start(name, mixer.clone(), self.voice.clone())?);
+        let out = self.out.clone();
+        devices.speaker = Some(Speaker::start(
+            name,
+            mixer.clone(),
+            self.voice.clone(),
+            move |error| {
+                let _ = out.try_send(CallEvent::DeviceLost {
+                    device: Device::Speaker,
+                    error,
+                });
+            },
+        )?);
         Ok(())
     }
 

@@ -670,6 +670,39 @@ async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let at_bob = record_pulse("spk_b.monitor", 3.0).await;
     let at_ann = record_pulse("spk_a.monitor", 1.0).await;
+    // Hot-swap mid-call: Ann reopens her microphone and Bob his speaker (the device a user
+    // picks from `devices`; here the only route there is), and the tone keeps coming.
+    let mut b = b;
+    let streams = || {
+        let list = |what: &str| -> Vec<String> {
+            let out = std::process::Command::new("pactl")
+                .args(["list", "short", what])
+                .output()
+                .expect("pactl");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                .collect()
+        };
+        (list("source-outputs"), list("sink-inputs"))
+    };
+    let before = streams();
+    a.type_line("/mic default").await;
+    b.type_line("/speaker default").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = streams();
+    let replaced = |old: &[String], new: &[String]| {
+        old.iter().any(|id| !new.contains(id)) && new.iter().any(|id| !old.contains(id))
+    };
+    assert!(
+        replaced(&before.0, &after.0),
+        "Ann's microphone stream was reopened: {before:?} {after:?}"
+    );
+    assert!(
+        replaced(&before.1, &after.1),
+        "Bob's speaker stream was reopened: {before:?} {after:?}"
+    );
+    let after_swap = record_pulse("spk_b.monitor", 2.0).await;
     assert_eq!(b.finish().await, 0);
     assert_eq!(a.finish().await, 0);
 
@@ -684,6 +717,9 @@ async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
     assert!(rms(&at_bob) > 0.01, "Bob's speaker plays something");
     assert!(strength(&at_bob, 660.0, 15.0) > 0.5, "and it is Ann's tone");
     assert!(rms(&at_ann) < 0.001, "Ann's own speaker stays silent");
+    let swapped = strength(&after_swap, 660.0, 15.0);
+    eprintln!("after switching devices mid-call: strength {swapped:.2}");
+    assert!(swapped > 0.5, "the tone survives switching mic and speaker");
     w.server.stop().await.unwrap();
 }
 

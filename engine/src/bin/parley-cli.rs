@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
+use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, Device, VideoSource};
 use parley_engine::credentials::{Credentials, Location, Store};
 use parley_engine::media::capture::ScreenTarget;
 use parley_engine::rest::{Api, ApiError};
@@ -620,7 +620,7 @@ fn role(r: Role) -> &'static str {
 }
 
 const HELP: &str = "type to chat; commands: /who /hand /lower /react EMOJI /camera on|off /mic on|off \
-/share [monitor|monitor:ID|window:ID] /unshare /mute NAME /remove NAME \
+/camera|/mic|/speaker DEVICE /share [monitor|monitor:ID|window:ID] /unshare /mute NAME /remove NAME \
 /promote NAME /admit NAME /deny NAME /lock /unlock /end /leave (start a chat line with // to send a literal /)";
 
 /// Sits in a meeting until it ends for us; returns the exit status.
@@ -731,6 +731,19 @@ impl Conn {
                     }
                     CallEvent::DeviceLost { device, error } => {
                         eprintln!("parley-cli: {device:?} stopped: {error}");
+                        // Audio falls back to the system default; video waits for a choice.
+                        let switched = match device {
+                            Device::Microphone => Some(call.select_mic(None)),
+                            Device::Speaker => Some(call.select_speaker(None)),
+                            _ => None,
+                        };
+                        match switched {
+                            Some(Ok(())) => {
+                                eprintln!("parley-cli: switched to the default {device:?}")
+                            }
+                            Some(Err(e)) => eprintln!("parley-cli: no {device:?}: {e}"),
+                            None => {}
+                        }
                     }
                     other => {
                         if let Some(r) = rec.as_mut() {
@@ -960,7 +973,7 @@ async fn command(session: &Conn, roster: &Roster, line: String) {
         "react" if !arg.is_empty() => ClientMsg::Reaction {
             emoji: arg.to_string(),
         },
-        "camera" | "mic" | "share" | "unshare" => {
+        "camera" | "mic" | "speaker" | "share" | "unshare" => {
             let Conn::Media(call, _) = session else {
                 return eprintln!(
                     "/{verb} needs a call with media: join with --camera, --mic or --screen"
@@ -969,9 +982,30 @@ async fn command(session: &Conn, roster: &Roster, line: String) {
             let on = match arg {
                 "on" | "" => true,
                 "off" => false,
-                _ if verb == "share" => true,
-                _ => return eprintln!("/{verb} on|off"),
+                _ => true,
             };
+            // `/camera NAME`, `/mic NAME`, `/speaker NAME`: switch devices mid-call.
+            let device = !matches!(arg, "on" | "off" | "") && verb != "share";
+            if device || verb == "speaker" {
+                let name = (!arg.is_empty()).then_some(arg);
+                let done = match verb {
+                    "camera" => {
+                        let source = match arg {
+                            "synthetic" => VideoSource::Synthetic,
+                            "default" => VideoSource::Camera(None),
+                            other => VideoSource::Camera(Some(other.to_string())),
+                        };
+                        call.select_camera(source).await
+                    }
+                    "mic" => call.select_mic(name),
+                    _ => call.select_speaker(name),
+                };
+                match done {
+                    Ok(()) => eprintln!("parley-cli: {verb}: now {arg}"),
+                    Err(e) => eprintln!("parley-cli: /{verb}: {e}"),
+                }
+                return;
+            }
             let done: Result<(), String> = match verb {
                 "camera" => {
                     call.set_camera(on).await;

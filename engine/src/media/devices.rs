@@ -134,6 +134,16 @@ fn run_stream(
     Ok(stop_tx)
 }
 
+/// A stream error: a device that is gone is reported through `lost`; others are logged.
+fn stream_error(what: &str, e: cpal::Error, lost: &dyn Fn(String)) {
+    match e.kind() {
+        cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable => {
+            lost(format!("the {what} is gone ({e})"))
+        }
+        _ => tracing::warn!(error = %e, "{what} stream error"),
+    }
+}
+
 /// A running microphone. Dropping it stops the capture.
 pub struct Mic {
     _stop: std::sync::mpsc::Sender<()>,
@@ -142,9 +152,11 @@ pub struct Mic {
 impl Mic {
     /// Starts capturing from `device` (None: the default); 20 ms frames arrive on the receiver.
     /// With `voice`, every frame passes echo cancellation, noise suppression and gain control.
+    /// `lost` is called (from the audio thread) when the device goes away, e.g. unplugged.
     pub fn start(
         device: Option<&str>,
         voice: Option<VoiceProcessor>,
+        lost: impl Fn(String) + Send + 'static,
     ) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
         let device = pick(true, device)?;
         let (frames_tx, frames_rx) = mpsc::channel::<Vec<f32>>(50);
@@ -169,7 +181,7 @@ impl Mic {
                         let _ = frames_tx.try_send(frame);
                     }
                 },
-                |e| tracing::warn!(error = %e, "microphone stream error"),
+                move |e| stream_error("microphone", e, &lost),
                 None,
             )
         })?;
@@ -230,10 +242,12 @@ pub struct Speaker {
 
 impl Speaker {
     /// With `voice`, what is played becomes the echo canceller's far-end reference.
+    /// `lost` is called (from the audio thread) when the device goes away, e.g. unplugged.
     pub fn start(
         device: Option<&str>,
         mixer: Mixer,
         voice: Option<VoiceProcessor>,
+        lost: impl Fn(String) + Send + 'static,
     ) -> Result<Speaker, DeviceError> {
         let device = pick(false, device)?;
         let stop = run_stream("parley-speaker", move || {
@@ -248,7 +262,7 @@ impl Speaker {
                         framer.push(out, |f| v.render(f));
                     }
                 },
-                |e| tracing::warn!(error = %e, "speaker stream error"),
+                move |e| stream_error("speaker", e, &lost),
                 None,
             )
         })?;

@@ -21,7 +21,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 one_run() {
   local work pids=() server_pid base code
   work="$(mktemp -d)"
-  NO_COLOR=1 PARLEY_LISTEN=127.0.0.1:0 PARLEY_DATA_DIR="$work/data" \
+  NO_COLOR=1 RUST_LOG=info PARLEY_LISTEN=127.0.0.1:0 PARLEY_DATA_DIR="$work/data" \
     "$bin/parley-server" > "$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do grep -q "listening" "$work/server.log" 2>/dev/null && break; sleep 0.1; done
@@ -65,7 +65,7 @@ one_run() {
       awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] + 0 }')
     printf '%s %s %s\n' "$cpu" "$fps" "$lat"
   done
-  rm -rf "$work"
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 
 echo "call benchmark: $n participants, ${secs}s measured, $runs runs (release, loopback, 640x480@30)"

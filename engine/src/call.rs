@@ -104,6 +104,9 @@ pub enum CallEvent {
     },
     /// 20 ms of decoded audio from a peer (48 kHz mono), as it is played.
     Audio { peer: PeerId, samples: Vec<f32> },
+    /// Once a second per connected peer: how fast our video may go to them (kbit/s, the
+    /// congestion controller's estimate) — a connection-quality figure for the UI.
+    Quality { peer: PeerId, send_kbps: u32 },
     /// A peer's audio level over the last 100 ms (dBFS; -100 is silence).
     AudioLevel { peer: PeerId, dbfs: f32 },
     /// The active speaker changed (None: nobody is talking).
@@ -598,6 +601,7 @@ impl VideoJob {
                 && ctl.keyframe.swap(false, Ordering::SeqCst);
             if force {
                 last_key = std::time::Instant::now();
+                tracing::debug!(kind = ?ctl.kind, "keyframe forced");
             }
             match enc.encode(&frame, force) {
                 Ok(out) => {
@@ -737,6 +741,14 @@ impl Actor {
                 _ = rate_tick.tick() => {
                     self.rates.tick(std::time::Instant::now());
                     self.apply_rates();
+                    for peer in self.links.keys() {
+                        if let Some(send_kbps) = self.rates.peer_kbps(peer) {
+                            let _ = self.out.try_send(CallEvent::Quality {
+                                peer: peer.clone(),
+                                send_kbps,
+                            });
+                        }
+                    }
                     self.watch_recoveries().await;
                 }
                 ev = self.session.events.recv() => {
@@ -1228,6 +1240,7 @@ async fn receive_video(
                 need_keyframe = true;
                 if last_pli.elapsed() > Duration::from_millis(1000) {
                     if let Some(l) = &link {
+                        tracing::debug!(?kind, "asking for a keyframe");
                         l.request_keyframe(ssrc).await;
                     }
                     last_pli = tokio::time::Instant::now();

@@ -283,6 +283,8 @@ struct BobSaw {
     links: Vec<(f32, String)>,
     /// When Ann's answers (to Bob's offers) arrived.
     answers: Vec<f32>,
+    /// Bob's connection-quality figures for Ann (his send estimate, kbit/s).
+    quality: Vec<u32>,
     audio: Vec<(f32, Vec<f32>)>,
     /// (seconds, Ann's encoder target in kbit/s, Ann's video bytes sent so far), sampled as
     /// events arrive.
@@ -314,6 +316,7 @@ async fn watch(h: &mut Harness, for_how_long: Duration) -> BobSaw {
                 }
             }
             CallEvent::Link { state, .. } => saw.links.push((t, state)),
+            CallEvent::Quality { send_kbps, .. } => saw.quality.push(send_kbps),
             CallEvent::Signal(Event::Server(ServerMsg::Answer { .. })) => saw.answers.push(t),
             CallEvent::Audio { peer, samples } if Some(&peer) == ann_peer.as_ref() => {
                 saw.audio.push((t, samples));
@@ -414,6 +417,11 @@ async fn sender_backs_off_under_a_300_kbit_cap_and_video_keeps_moving() {
         "300 kbit/s cap: sending {first_rate:.0} kbit/s when video started (target 800), below \
          the cap {below:?} s later; at the end sending {final_rate:.0} kbit/s (target \
          {final_target}); {last_fps:.1} fps decoded in the last 4 s"
+    );
+    assert!(
+        saw.quality.last().is_some_and(|&k| k < 300),
+        "Bob's view of his own sending to Ann reflects the cap: {:?}",
+        saw.quality.last()
     );
     let below = below.expect("the sender never went below the cap");
     assert!(below <= 10.0, "took {below:.1} s");

@@ -192,6 +192,14 @@ impl From<parley_engine::credentials::StoreError> for Failure {
 type Res<T> = Result<T, Failure>;
 
 fn main() -> ExitCode {
+    // Diagnostics on stderr only when asked for (RUST_LOG=parley_engine=debug, …).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -666,6 +674,16 @@ async fn join(
             let _ = line_tx.send(None).await;
         });
     }
+    // Ctrl-C and SIGTERM are listened for once, for the whole meeting: a signal arriving
+    // between two turns of the loop below must not be missed.
+    let (stop_tx, mut stop_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated() => {}
+        }
+        let _ = stop_tx.send(()).await;
+    });
     let mut roster = Roster::default();
     let mut me = None;
     let mut entered = false;
@@ -691,8 +709,7 @@ async fn join(
                     command(&session, &roster, line).await
                 }
             },
-            _ = tokio::signal::ctrl_c() => session.leave().await,
-            _ = terminated() => session.leave().await,
+            Some(()) = stop_rx.recv() => session.leave().await,
         }
     }
 }

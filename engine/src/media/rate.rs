@@ -154,6 +154,11 @@ impl<K: Eq + Hash + Clone> RateSet<K> {
         self.peers.remove(peer);
     }
 
+    /// One peer's estimate (kbit/s), when it is connected.
+    pub fn peer_kbps(&self, peer: &K) -> Option<u32> {
+        self.peers.get(peer).map(RateController::kbps)
+    }
+
     /// The rate the shared encoders should use, together.
     pub fn target(&self) -> u32 {
         self.peers

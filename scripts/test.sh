@@ -26,7 +26,8 @@ scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-engine --test cli --locked keychain
 
 echo "== real audio path: parley-cli through a private PulseAudio"
-scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- tone_into echo_cancellation
+# One at a time: both tests play into and record from the same virtual devices.
+scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- --test-threads=1 tone_into echo_cancellation
 
 echo "== integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh

@@ -187,6 +187,8 @@ pub struct Call {
     mixer: Option<Mixer>,
     mic_on: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    /// Our peer id in the meeting, once welcomed.
+    me: Shared<Option<PeerId>>,
 }
 
 impl Call {
@@ -226,6 +228,7 @@ impl Call {
             mixer: mixer.clone(),
             mic_on,
             stop,
+            me: Default::default(),
         };
         // Devices first: a missing camera or microphone is an error before anyone is called.
         if let Some(source) = &config.camera {
@@ -253,6 +256,8 @@ impl Call {
         let actor = Actor {
             link_tx,
             speakers: Default::default(),
+            mic_on: call.mic_on.clone(),
+            me: call.me.clone(),
             api,
             tracks,
             session,
@@ -270,6 +275,11 @@ impl Call {
         };
         tokio::spawn(actor.run(cmd_rx, link_rx));
         Ok(call)
+    }
+
+    /// Our peer id in the meeting (None until welcomed).
+    pub fn peer_id(&self) -> Option<PeerId> {
+        lock(&self.me).clone()
     }
 
     /// Sends a chat message (delivered once, even across reconnects).
@@ -694,6 +704,9 @@ struct Actor {
     link_tx: mpsc::Sender<(PeerId, LinkEvent)>,
     /// Who is talking, fed by every peer's audio.
     speakers: Shared<ActiveSpeaker>,
+    /// The microphone switch (a host's mute turns it off).
+    mic_on: Arc<AtomicBool>,
+    me: Shared<Option<PeerId>>,
     ice_servers: Vec<IceServer>,
     senders: Shared<Senders>,
     decode: bool,
@@ -834,10 +847,12 @@ impl Actor {
     async fn on_signal(&mut self, msg: &ServerMsg) {
         match msg {
             ServerMsg::Welcome {
+                peer_id,
                 participants,
                 ice_servers,
                 ..
             } => {
+                *lock(&self.me) = Some(peer_id.clone());
                 self.ice_servers = ice_servers.clone();
                 // The newcomer offers to everyone already there.
                 for p in participants {
@@ -881,6 +896,10 @@ impl Actor {
                 if let Some(l) = self.links.get(from) {
                     l.link.add_ice(candidate.clone()).await;
                 }
+            }
+            ServerMsg::MutedByHost => {
+                // The host muted us: stop sending (the user may unmute themselves).
+                self.mic_on.store(false, Ordering::SeqCst);
             }
             ServerMsg::PeerLeft { peer_id } => {
                 if let Some(l) = self.links.remove(peer_id) {

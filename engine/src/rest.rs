@@ -2,9 +2,9 @@
 //! code kept as the error's identity.
 
 use parley_shared::api::{
-    ChatHistory, CreateMeetingRequest, JoinMeetingRequest, JoinMeetingResponse, LoginRequest,
-    LoginResponse, LogoutRequest, Meeting, MeetingList, RefreshRequest, RegisterRequest,
-    RegisterResponse, TokenPair, User, VerifyEmailRequest,
+    ChatHistory, CreateMeetingRequest, EmailRequest, JoinMeetingRequest, JoinMeetingResponse,
+    LoginRequest, LoginResponse, LogoutRequest, Meeting, MeetingList, RefreshRequest,
+    RegisterRequest, RegisterResponse, ResetPasswordRequest, TokenPair, User, VerifyEmailRequest,
 };
 use parley_shared::MeetingCode;
 use reqwest::{Method, StatusCode};
@@ -182,6 +182,59 @@ impl Api {
         self.call::<_, serde_json::Value>(Method::POST, "/api/auth/verify-email", None, Some(&req))
             .await
             .map(|_| ())
+    }
+
+    /// Mails a new e-mail verification code (accepted whether or not the address has an
+    /// account).
+    pub async fn resend_verification(&self, email: &str) -> Result<(), ApiError> {
+        let req = EmailRequest {
+            email: email.to_string(),
+        };
+        self.call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/auth/verify-email/resend",
+            None,
+            Some(&req),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Mails a password-reset code.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), ApiError> {
+        let req = EmailRequest {
+            email: email.to_string(),
+        };
+        self.call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/auth/password-reset/request",
+            None,
+            Some(&req),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets a new password with a mailed code (every session is signed out).
+    pub async fn reset_password(
+        &self,
+        email: &str,
+        code: &str,
+        new_password: &str,
+    ) -> Result<(), ApiError> {
+        let req = ResetPasswordRequest {
+            email: email.to_string(),
+            code: code.to_string(),
+            new_password: new_password.to_string(),
+        };
+        self.call::<_, serde_json::Value>(
+            Method::POST,
+            "/api/auth/password-reset/confirm",
+            None,
+            Some(&req),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn me(&self, token: &str) -> Result<User, ApiError> {

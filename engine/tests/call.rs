@@ -15,7 +15,7 @@ use parley_engine::rest::Api;
 use parley_engine::rtc::{MediaKind, RtcOptions};
 use parley_engine::signaling::{Event, JoinOptions};
 use parley_server::Server;
-use parley_shared::signal::ServerMsg;
+use parley_shared::signal::{ClientMsg, ServerMsg};
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -322,6 +322,64 @@ async fn camera_turns_off_and_on_without_renegotiation() {
         1
     );
     assert_eq!(count(&bob_log, |m| matches!(m, ServerMsg::Offer { .. })), 0);
+    ann.leave().await;
+    bob.leave().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_mute_stops_the_participants_audio() {
+    let (server, _data) = server().await;
+    let api = Api::new(&format!("http://{}", server.addr));
+    let (_, ann_token) = user(&api, "ann").await;
+    let (_, bob_token) = user(&api, "bob").await;
+    let code = meeting(&api, &ann_token, "Quiet please").await;
+    let join = |name: &str| JoinOptions {
+        code: code.clone(),
+        display_name: name.into(),
+        passcode: None,
+    };
+    let mut ann = Call::start(
+        api.ws_url(),
+        StaticToken(ann_token),
+        join("ann"),
+        test_config(440.0),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bob = Call::start(
+        api.ws_url(),
+        StaticToken(bob_token),
+        join("bob"),
+        test_config(880.0),
+    )
+    .await
+    .unwrap();
+    let start = tokio::time::Instant::now();
+    let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
+    let log = tokio::spawn(record(ann_events, Duration::from_secs(7)));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Ann (the host) mutes Bob by his peer id, as a host's UI would.
+    assert!(bob.media_state().audio);
+    let bob_peer = bob.peer_id().expect("Bob was welcomed");
+    ann.send(ClientMsg::Mute { peer: bob_peer }).await;
+    let log = log.await.unwrap();
+    let bob_audio = |from: f32, to: f32| {
+        log.iter()
+            .filter(|(at, ev)| {
+                let t = at.duration_since(start).as_secs_f32();
+                matches!(ev, CallEvent::Audio { .. }) && (from..to).contains(&t)
+            })
+            .count()
+    };
+    assert!(bob_audio(1.5, 3.0) >= 50, "Bob heard before the mute");
+    assert_eq!(
+        bob_audio(4.5, 7.0),
+        0,
+        "nothing from Bob after the host muted him"
+    );
+    assert!(!bob.media_state().audio, "Bob's own state says muted");
     ann.leave().await;
     bob.leave().await;
     server.stop().await.unwrap();

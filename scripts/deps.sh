@@ -3,14 +3,18 @@
 # everything is already there. Used by scripts/run.sh, scripts/test.sh and .ci/run.
 set -euo pipefail
 
-# Debian packages for the crates' C builds (OpenSSL, D-Bus for the keychain, libvpx for VP8,
+# Debian packages for the crates' C builds (WebKitGTK, xdo, appindicator and rsvg for the Tauri
+# desktop app, OpenSSL, D-Bus for the keychain, libvpx for VP8,
 # libclang for nokhwa's V4L2 bindings, ALSA for cpal, WebRTC audio processing for echo cancellation,
 # cmake for the bundled libopus, PipeWire/Wayland/GBM/XCB-RandR for xcap's screen capture), and the tests
 # (PostgreSQL; dbus + gnome-keyring for a throwaway Secret Service; PulseAudio with null sinks
-# standing in for sound hardware; Xvfb as a screen to share).
+# standing in for sound hardware; Xvfb as a screen to share and a display for the app;
+# WebKitWebDriver, trayer and xdotool to drive the app; ImageMagick for screenshots).
 PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev libdbus-1-dev libvpx-dev libasound2-dev
   libwebrtc-audio-processing-dev libpipewire-0.3-dev libwayland-dev libgbm-dev libxcb-randr0-dev
-  postgresql dbus gnome-keyring pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth x11-utils)
+  libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
+  postgresql dbus gnome-keyring pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth x11-utils
+  webkit2gtk-driver dbus-x11 trayer xdotool imagemagick)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -32,3 +36,10 @@ fi
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
 done
+
+# The desktop app's front end (ui/) is built with Node.js and npm (Debian 12's Node 18 is too
+# old for Vite 8: Node 20.19 or newer).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm not found: install Node.js 20.19+ (https://nodejs.org), then run this again" >&2
+  exit 1
+fi

@@ -12,6 +12,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=0
 
+echo "== desktop front end: npm ci, svelte-check, vite build"
+scripts/ui.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -24,6 +27,9 @@ cargo test --workspace --locked
 echo "== keychain: parley-cli against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-engine --test cli --locked keychain
+echo "== keychain: the desktop app's sign-in against a throwaway gnome-keyring"
+scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
+  cargo test -p parley-desktop --test account --locked
 
 echo "== real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.

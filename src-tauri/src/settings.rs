@@ -1,0 +1,66 @@
+//! The app's own settings (the server address), in a small JSON file in the user's config
+//! directory. Secrets never go here: the sign-in is in the keychain.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    server: Option<String>,
+}
+
+pub struct Settings {
+    path: Option<PathBuf>,
+    stored: Mutex<Stored>,
+}
+
+impl Settings {
+    /// `PARLEY_DESKTOP_CONFIG` overrides the file (tests); `PARLEY_SERVER` the server.
+    pub fn load() -> Self {
+        let path = std::env::var_os("PARLEY_DESKTOP_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| {
+                directories::ProjectDirs::from("org", "parley", "parley")
+                    .map(|d| d.config_dir().join("desktop.json"))
+            });
+        let stored = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            path,
+            stored: Mutex::new(stored),
+        }
+    }
+
+    pub fn server(&self) -> String {
+        std::env::var("PARLEY_SERVER").ok().unwrap_or_else(|| {
+            self.stored
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .server
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SERVER.into())
+        })
+    }
+
+    pub fn set_server(&self, url: &str) {
+        let mut s = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        s.server = Some(url.to_string());
+        if let Some(p) = &self.path {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(json) = serde_json::to_vec_pretty(&*s) {
+                if let Err(e) = std::fs::write(p, json) {
+                    tracing::warn!(error = %e, "settings not saved");
+                }
+            }
+        }
+    }
+}

@@ -43,3 +43,10 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "npm not found: install Node.js 20.19+ (https://nodejs.org), then run this again" >&2
   exit 1
 fi
+
+# tauri-driver drives the desktop app in the end-to-end tests (WebDriver, through Debian's
+# WebKitWebDriver). Built from source once; kept in ~/.cargo/bin.
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
+  echo "== installing tauri-driver (cargo install, once)"
+  cargo install tauri-driver --locked --version '^2' --quiet
+fi

@@ -11,6 +11,14 @@ scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=0
+# Incremental caches only grow (each clone's path gets its own); tests gain nothing from them.
+export CARGO_INCREMENTAL=0
+# Keep the shared build cache bounded: executables not rebuilt for two days are stale
+# (old test binaries of earlier commits), and incremental data is never needed here.
+if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
+  find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -executable -mtime +2 -delete 2>/dev/null || true
+  rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+fi
 
 echo "== desktop front end: npm ci, svelte-check, vite build"
 scripts/ui.sh
@@ -30,6 +38,10 @@ scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
 echo "== keychain: the desktop app's sign-in against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-desktop --test account --locked
+
+echo "== desktop end-to-end: the app in Xvfb through tauri-driver, signed in via a throwaway keychain"
+scripts/keychain.sh env PARLEY_TEST_E2E=1 \
+  cargo test -p parley-desktop --test e2e --locked -- --test-threads=1
 
 echo "== real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.

@@ -251,6 +251,18 @@ pub async fn revoke_user_sessions(
     Ok(done.rows_affected())
 }
 
+/// An id that sorts after every earlier one from this process, even within one millisecond
+/// (`Ulid::new` is random within a millisecond, so two codes made in the same one could sort
+/// either way, and the older would count as the newest).
+fn monotonic_id() -> String {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut g = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+    g.get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
+}
+
 /// Stores a new code for `user_id` (superseding earlier ones) and returns it in clear.
 pub async fn new_email_code(
     state: &AppState,
@@ -265,7 +277,7 @@ pub async fn new_email_code(
         "INSERT INTO email_codes (id, user_id, purpose, code_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(ulid::Ulid::new().to_string())
+    .bind(monotonic_id())
     .bind(user_id)
     .bind(purpose.as_str())
     .bind(crypto::hash_email_code(

@@ -4,7 +4,6 @@
 
 use parley_engine::rest::ApiError;
 use parley_shared::api::{Meeting, Role, User};
-use parley_shared::signal::ChatMessage;
 use serde::Serialize;
 use specta::Type;
 
@@ -131,19 +130,6 @@ pub struct ChatView {
 
 impl From<parley_shared::api::ChatEntry> for ChatView {
     fn from(m: parley_shared::api::ChatEntry) -> Self {
-        Self {
-            id: m.id,
-            seq: m.seq as f64,
-            sender_id: m.sender.to_string(),
-            sender: m.sender_name,
-            text: m.text,
-            at_ms: m.at_ms as f64,
-        }
-    }
-}
-
-impl From<ChatMessage> for ChatView {
-    fn from(m: ChatMessage) -> Self {
         Self {
             id: m.id,
             seq: m.seq as f64,

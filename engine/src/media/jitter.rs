@@ -62,22 +62,6 @@ impl JitterBuffer {
         (Duration::from_secs_f64(2.0 * self.jitter) + FRAME).clamp(MIN_TARGET, MAX_TARGET)
     }
 
-    fn extend(&mut self, seq: u16) -> u64 {
-        match self.highest {
-            None => {
-                let ext = (1u64 << 32) + u64::from(seq);
-                self.highest = Some(ext);
-                ext
-            }
-            Some(h) => {
-                let diff = i64::from(seq.wrapping_sub(h as u16) as i16);
-                let ext = (h as i64 + diff) as u64;
-                self.highest = Some(h.max(ext));
-                ext
-            }
-        }
-    }
-
     pub fn push(&mut self, seq: u16, rtp_ts: u32, payload: Vec<u8>, now: Instant) {
         if let Some((t, ts)) = self.last {
             // Difference between arrival spacing and send spacing.
@@ -87,7 +71,7 @@ impl JitterBuffer {
             self.jitter += (d - self.jitter) / 16.0;
         }
         self.last = Some((now, rtp_ts));
-        let ext = self.extend(seq);
+        let ext = super::reorder::extend_seq(&mut self.highest, seq);
         if self.next.is_some_and(|n| ext < n) {
             return; // its turn has passed
         }

@@ -13,6 +13,24 @@ pub enum Ordered<T> {
     Gap,
 }
 
+/// Extends a 16-bit RTP sequence number to 64 bits, next to the highest seen so far (which it
+/// updates): wrap-arounds count up, late packets land just below.
+pub(crate) fn extend_seq(highest: &mut Option<u64>, seq: u16) -> u64 {
+    match *highest {
+        None => {
+            let ext = (1u64 << 32) + u64::from(seq);
+            *highest = Some(ext);
+            ext
+        }
+        Some(h) => {
+            let diff = i64::from(seq.wrapping_sub(h as u16) as i16);
+            let ext = (h as i64 + diff) as u64;
+            *highest = Some(h.max(ext));
+            ext
+        }
+    }
+}
+
 pub struct Reorder<T> {
     wait: Duration,
     max_held: usize,
@@ -66,23 +84,8 @@ impl<T> Reorder<T> {
         out
     }
 
-    /// Extends a 16-bit sequence number to 64 bits, next to the highest seen.
     fn extend(&mut self, seq: u16) -> u64 {
-        match self.highest {
-            None => {
-                let ext = (1u64 << 32) + u64::from(seq);
-                self.highest = Some(ext);
-                ext
-            }
-            Some(h) => {
-                let diff = i64::from(seq.wrapping_sub(h as u16) as i16);
-                let ext = (h as i64 + diff) as u64;
-                if ext > h {
-                    self.highest = Some(ext);
-                }
-                ext
-            }
-        }
+        extend_seq(&mut self.highest, seq)
     }
 
     /// Takes one packet; returns what can be released now.

@@ -14,7 +14,8 @@ PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev libdbus
   libwebrtc-audio-processing-dev libpipewire-0.3-dev libwayland-dev libgbm-dev libxcb-randr0-dev
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
   postgresql dbus gnome-keyring pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth x11-utils
-  webkit2gtk-driver dbus-x11 trayer xdotool imagemagick)
+  webkit2gtk-driver dbus-x11 trayer xdotool imagemagick
+  fonts-noto-color-emoji)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

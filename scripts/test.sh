@@ -40,6 +40,7 @@ scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-desktop --test account --locked
 
 echo "== desktop end-to-end: the app in Xvfb through tauri-driver, signed in via a throwaway keychain"
+cargo build -p parley-engine --bin parley-cli --locked  # the E2E meeting's CLI participant
 scripts/keychain.sh env PARLEY_TEST_E2E=1 \
   cargo test -p parley-desktop --test e2e --locked -- --test-threads=1
 

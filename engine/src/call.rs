@@ -65,6 +65,9 @@ pub struct CallConfig {
     pub screen_max_width: u32,
     /// Decode what arrives (off: received media is read and dropped, costing no CPU).
     pub decode: bool,
+    /// Hand our own camera's frames to the application as [`CallEvent::LocalVideo`] at up to
+    /// this rate (a self view); 0: none.
+    pub preview_fps: u32,
     pub rtc: RtcOptions,
 }
 
@@ -84,6 +87,7 @@ impl Default for CallConfig {
             screen_kbps: 1500,
             screen_max_width: 1920,
             decode: true,
+            preview_fps: 0,
             rtc: RtcOptions::default(),
         }
     }
@@ -102,6 +106,8 @@ pub enum CallEvent {
         kind: MediaKind,
         frame: Arc<I420Frame>,
     },
+    /// Our own camera's picture as captured (the self view; see `CallConfig::preview_fps`).
+    LocalVideo { frame: Arc<I420Frame> },
     /// 20 ms of decoded audio from a peer (48 kHz mono), as it is played.
     Audio { peer: PeerId, samples: Vec<f32> },
     /// Once a second per connected peer: how fast our video may go to them (kbit/s, the
@@ -139,8 +145,13 @@ struct Devices {
 pub enum CallError {
     #[error("webrtc: {0}")]
     Rtc(#[from] rtc::RtcError),
+    /// The camera or screen capture.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    #[error("microphone: {0}")]
+    Microphone(DeviceError),
+    #[error("speaker: {0}")]
+    Speaker(DeviceError),
 }
 
 /// Control of one outgoing video track, shared by its capture thread, the call and the actor.
@@ -209,7 +220,7 @@ impl Call {
         let voice = if config.voice_processing && uses_mic {
             Some(
                 VoiceProcessor::new(config.denoiser)
-                    .map_err(|e| DeviceError::Audio(e.to_string()))?,
+                    .map_err(|e| CallError::Microphone(DeviceError::Audio(e.to_string())))?,
             )
         } else {
             None
@@ -257,6 +268,7 @@ impl Call {
             link_tx,
             speakers: Default::default(),
             mic_on: call.mic_on.clone(),
+            has_mic: config.mic.is_some(),
             me: call.me.clone(),
             api,
             tracks,
@@ -282,15 +294,18 @@ impl Call {
         lock(&self.me).clone()
     }
 
-    /// Sends a chat message (delivered once, even across reconnects).
-    pub async fn chat(&self, text: String) {
+    /// Sends a chat message (delivered once, even across reconnects). Returns its
+    /// `client_msg_id`, which the server's `chat_ack` names.
+    pub async fn chat(&self, text: String) -> String {
+        let client_msg_id = ulid::Ulid::new().to_string();
         let _ = self
             .commands
             .send(ClientMsg::Chat {
-                client_msg_id: String::new(),
+                client_msg_id: client_msg_id.clone(),
                 text,
             })
             .await;
+        client_msg_id
     }
 
     /// Sends a protocol message (hand, host controls…).
@@ -314,16 +329,7 @@ impl Call {
 
     /// What this participant sends, as the others are told.
     pub fn media_state(&self) -> MediaState {
-        let s = lock(&self.senders);
-        let on = |c: &Option<Arc<VideoCtl>>| {
-            c.as_ref()
-                .is_some_and(|c| c.on.load(Ordering::SeqCst) && !c.stop.load(Ordering::SeqCst))
-        };
-        MediaState {
-            audio: self.config.mic.is_some() && self.mic_on.load(Ordering::SeqCst),
-            video: on(&s.camera),
-            screen: on(&s.screen),
-        }
+        media_state(&self.senders, self.config.mic.is_some(), &self.mic_on)
     }
 
     async fn announce(&self) {
@@ -433,6 +439,10 @@ impl Call {
         let job = VideoJob {
             ctl: ctl.clone(),
             fps,
+            preview_fps: match kind {
+                MediaKind::Camera => self.config.preview_fps,
+                _ => 0,
+            },
             stats: self.stats.clone(),
             events: self.out.clone(),
             call_stop: self.stop.clone(),
@@ -476,7 +486,8 @@ impl Call {
                 device: Device::Microphone,
                 error,
             });
-        })?;
+        })
+        .map_err(CallError::Microphone)?;
         // The old microphone closes when replaced; its sender task ends with its channel.
         lock(&self.devices).mic = Some(mic);
         tokio::spawn(send_mic(
@@ -507,7 +518,8 @@ impl Call {
                     error,
                 });
             },
-        )?);
+        )
+        .map_err(CallError::Speaker)?);
         Ok(())
     }
 
@@ -527,6 +539,20 @@ impl Drop for Call {
     }
 }
 
+/// What is being sent: a microphone that is on, cameras and screens that run.
+fn media_state(senders: &Shared<Senders>, has_mic: bool, mic_on: &AtomicBool) -> MediaState {
+    let s = lock(senders);
+    let on = |c: &Option<Arc<VideoCtl>>| {
+        c.as_ref()
+            .is_some_and(|c| c.on.load(Ordering::SeqCst) && !c.stop.load(Ordering::SeqCst))
+    };
+    MediaState {
+        audio: has_mic && mic_on.load(Ordering::SeqCst),
+        video: on(&s.camera),
+        screen: on(&s.screen),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -541,6 +567,8 @@ type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn VideoCapture>, DeviceErr
 struct VideoJob {
     ctl: Arc<VideoCtl>,
     fps: u32,
+    /// Self-view frames per second handed to the application (0: none).
+    preview_fps: u32,
     stats: Arc<SendStats>,
     events: mpsc::Sender<CallEvent>,
     call_stop: Arc<AtomicBool>,
@@ -555,6 +583,9 @@ impl VideoJob {
         let mut next = std::time::Instant::now();
         let mut last_key = std::time::Instant::now() - Duration::from_secs(1);
         let mut last_sent: Option<std::time::Instant> = None;
+        let preview_period =
+            (self.preview_fps > 0).then(|| Duration::from_secs(1) / self.preview_fps);
+        let mut last_preview: Option<std::time::Instant> = None;
         while !ctl.stop.load(Ordering::SeqCst) && !self.call_stop.load(Ordering::SeqCst) {
             let now = std::time::Instant::now();
             if next > now {
@@ -584,6 +615,14 @@ impl VideoJob {
                     return;
                 }
             };
+            if let Some(p) = preview_period {
+                // A little slack so a 30 fps capture with a 30 fps preview skips nothing.
+                if last_preview.is_none_or(|t| captured - t + period / 4 >= p) {
+                    last_preview = Some(captured);
+                    let frame = Arc::new(frame.clone());
+                    let _ = self.events.try_send(CallEvent::LocalVideo { frame });
+                }
+            }
             // (Re)create the encoder for the frame's size: a shared window can be resized.
             let size = (frame.width, frame.height);
             if enc.as_ref().is_none_or(|e| e.size() != size) {
@@ -706,6 +745,7 @@ struct Actor {
     speakers: Shared<ActiveSpeaker>,
     /// The microphone switch (a host's mute turns it off).
     mic_on: Arc<AtomicBool>,
+    has_mic: bool,
     me: Shared<Option<PeerId>>,
     ice_servers: Vec<IceServer>,
     senders: Shared<Senders>,
@@ -778,7 +818,9 @@ impl Actor {
                 Some((peer, ev)) = link_rx.recv() => self.on_link(peer, ev).await,
                 cmd = commands.recv() => match cmd {
                     Some(ClientMsg::Leave) | None => self.session.leave().await,
-                    Some(ClientMsg::Chat { text, .. }) => { self.session.chat(text).await; }
+                    Some(ClientMsg::Chat { client_msg_id, text }) => {
+                        self.session.chat_as(client_msg_id, text).await;
+                    }
                     Some(msg) => self.session.send(msg).await,
                 },
             }
@@ -854,6 +896,9 @@ impl Actor {
             } => {
                 *lock(&self.me) = Some(peer_id.clone());
                 self.ice_servers = ice_servers.clone();
+                // Everyone learns what we send as we arrive (and again after a reconnect).
+                let state = media_state(&self.senders, self.has_mic, &self.mic_on);
+                self.session.send(ClientMsg::MediaState(state)).await;
                 // The newcomer offers to everyone already there.
                 for p in participants {
                     if self.links.contains_key(&p.peer_id) {

@@ -104,14 +104,19 @@ impl Session {
     /// `client_msg_id` (the `chat_ack` names it).
     pub async fn chat(&self, text: String) -> String {
         let client_msg_id = ulid::Ulid::new().to_string();
+        self.chat_as(client_msg_id.clone(), text).await;
+        client_msg_id
+    }
+
+    /// Sends a chat message under an id the caller chose (unique per sender and meeting).
+    pub async fn chat_as(&self, client_msg_id: String, text: String) {
         let _ = self
             .commands
             .send(Command::Chat {
-                client_msg_id: client_msg_id.clone(),
+                client_msg_id,
                 text,
             })
             .await;
-        client_msg_id
     }
 
     /// Sends any other protocol message (media state, hand, host controls…).

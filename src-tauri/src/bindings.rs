@@ -3,22 +3,51 @@
 //! file is stale; `PARLEY_WRITE_BINDINGS=1` rewrites it).
 
 use crate::commands;
+use crate::types::{ChatEvent, LevelsEvent, NoticeEvent, ReactionEvent, RoomEvent, TrayAction};
 
 pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
-    tauri_specta::Builder::<tauri::Wry>::new().commands(tauri_specta::collect_commands![
-        commands::app_info,
-        commands::set_server,
-        commands::sign_up,
-        commands::sign_in,
-        commands::verify_email,
-        commands::resend_code,
-        commands::request_password_reset,
-        commands::reset_password,
-        commands::sign_out,
-        commands::meetings,
-        commands::create_meeting,
-        commands::meeting_chat,
-    ])
+    tauri_specta::Builder::<tauri::Wry>::new()
+        .events(tauri_specta::collect_events![
+            RoomEvent,
+            ChatEvent,
+            LevelsEvent,
+            ReactionEvent,
+            NoticeEvent,
+            TrayAction,
+        ])
+        .commands(tauri_specta::collect_commands![
+            commands::app_info,
+            commands::set_server,
+            commands::sign_up,
+            commands::sign_in,
+            commands::verify_email,
+            commands::resend_code,
+            commands::request_password_reset,
+            commands::reset_password,
+            commands::sign_out,
+            commands::meetings,
+            commands::create_meeting,
+            commands::meeting_chat,
+            commands::meeting_info,
+            commands::join_meeting,
+            commands::leave_meeting,
+            commands::room,
+            commands::room_chat,
+            commands::set_mic,
+            commands::set_camera,
+            commands::raise_hand,
+            commands::react,
+            commands::send_chat,
+            commands::host_action,
+            commands::share_targets,
+            commands::start_share,
+            commands::stop_share,
+            commands::devices,
+            commands::select_device,
+            commands::watch_video,
+            commands::frames_drawn,
+            commands::device_preview,
+        ])
 }
 
 /// The TypeScript bindings as text.

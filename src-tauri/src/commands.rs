@@ -1,10 +1,16 @@
 //! The commands the front end calls (typed through `ui/src/bindings.ts`).
 
+use parley_engine::media::{capture, devices};
 use parley_shared::api::CreateMeetingRequest;
 use parley_shared::MeetingCode;
-use tauri::State;
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Manager as _, State};
 
-use crate::types::{AppError, AppInfo, ChatView, MeetingView, SignUpResult, UserView};
+use crate::meeting::{self, VideoPacket};
+use crate::types::{
+    AppError, AppInfo, ChatView, DeviceView, DevicesView, MeetingView, RoomView, ShareTarget,
+    SignUpResult, UserView,
+};
 use crate::Shell;
 
 fn code(c: &str) -> Result<MeetingCode, AppError> {
@@ -191,4 +197,306 @@ pub async fn meeting_chat(
         }
     }
     Ok(all)
+}
+
+// ---- Meetings in progress -------------------------------------------------------------
+
+/// A meeting's details before joining (title, whether it asks for a passcode…).
+#[tauri::command]
+#[specta::specta]
+pub async fn meeting_info(shell: State<'_, Shell>, code: String) -> Result<MeetingView, AppError> {
+    let code = self::code(&code)?;
+    let m = crate::with_token!(shell.account, |api, t| api.meeting(&t, &code).await)?;
+    Ok(m.into())
+}
+
+/// Joins a meeting with the chosen devices; `camera` and `mic` say whether they start on.
+#[tauri::command]
+#[specta::specta]
+pub async fn join_meeting(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    code: String,
+    passcode: Option<String>,
+    camera: bool,
+    mic: bool,
+) -> Result<RoomView, AppError> {
+    let code = self::code(&code)?;
+    let user = shell
+        .account
+        .user()
+        .await
+        .ok_or_else(AppError::signed_out)?;
+    let meeting = crate::with_token!(shell.account, |api, t| api.meeting(&t, &code).await)?;
+    if meeting.ended_at_ms.is_some() {
+        return Err(AppError::new("meeting_ended", "That meeting has ended."));
+    }
+    shell
+        .meetings
+        .join(
+            &app,
+            meeting::JoinRequest {
+                code,
+                title: meeting.title,
+                my_name: user.username,
+                passcode: passcode.filter(|p| !p.is_empty()),
+                camera_on: camera,
+                mic_on: mic,
+            },
+        )
+        .await
+}
+
+/// Leaves the meeting in progress (nothing happens when there is none).
+#[tauri::command]
+#[specta::specta]
+pub async fn leave_meeting(shell: State<'_, Shell>) -> Result<(), AppError> {
+    shell.meetings.leave().await;
+    Ok(())
+}
+
+/// The meeting room as it stands (`status` is `idle` when not in a meeting).
+#[tauri::command]
+#[specta::specta]
+pub async fn room(shell: State<'_, Shell>) -> Result<RoomView, AppError> {
+    let mut r = shell.meetings.room();
+    if r.status.is_empty() {
+        r.status = "idle".into();
+    }
+    Ok(r)
+}
+
+/// The meeting's chat so far, oldest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn room_chat(shell: State<'_, Shell>) -> Result<Vec<ChatView>, AppError> {
+    Ok(shell.meetings.chat())
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn set_mic(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    on: bool,
+) -> Result<RoomView, AppError> {
+    shell.meetings.set_mic(&app, on).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn set_camera(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    on: bool,
+) -> Result<RoomView, AppError> {
+    shell.meetings.set_camera(&app, on).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn raise_hand(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    raised: bool,
+) -> Result<(), AppError> {
+    shell.meetings.set_hand(&app, raised).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn react(app: AppHandle, shell: State<'_, Shell>, emoji: String) -> Result<(), AppError> {
+    if emoji.is_empty() || emoji.len() > parley_shared::signal::MAX_REACTION_BYTES {
+        return Err(AppError::new("invalid", "A reaction is one emoji."));
+    }
+    shell.meetings.react(&app, emoji).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn send_chat(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    text: String,
+) -> Result<(), AppError> {
+    shell.meetings.send_chat(&app, text).await
+}
+
+/// Host and co-host controls: `admit`, `deny`, `mute`, `remove`, `promote` (with `peer`),
+/// `lock`, `unlock`, `end`.
+#[tauri::command]
+#[specta::specta]
+pub async fn host_action(
+    shell: State<'_, Shell>,
+    action: String,
+    peer: Option<String>,
+) -> Result<(), AppError> {
+    shell.meetings.host(&action, peer).await
+}
+
+/// Monitors and windows that can be shared, with small pictures where the OS allows.
+#[tauri::command]
+#[specta::specta]
+pub async fn share_targets() -> Result<Vec<ShareTarget>, AppError> {
+    tokio::task::spawn_blocking(|| {
+        use base64::Engine as _;
+        let list = capture::screens().map_err(|e| AppError::new("media_device", e.to_string()))?;
+        Ok(list
+            .into_iter()
+            .map(|s| {
+                let thumbnail = capture::thumbnail(&s.target, 320).ok().map(|png| {
+                    format!(
+                        "data:image/png;base64,{}",
+                        base64::engine::general_purpose::STANDARD.encode(png)
+                    )
+                });
+                let id = s.target.to_string();
+                ShareTarget {
+                    kind: if id.starts_with("window") {
+                        "window"
+                    } else {
+                        "monitor"
+                    }
+                    .into(),
+                    id,
+                    name: s.name,
+                    width: s.width,
+                    height: s.height,
+                    thumbnail,
+                }
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| AppError::new("media_device", e.to_string()))?
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn start_share(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    target: String,
+    name: String,
+) -> Result<RoomView, AppError> {
+    shell.meetings.start_share(&app, &target, name).await
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn stop_share(app: AppHandle, shell: State<'_, Shell>) -> Result<RoomView, AppError> {
+    shell.meetings.stop_share(&app).await
+}
+
+fn devices_view(shell: &Shell) -> DevicesView {
+    let stored = shell.settings.get();
+    let mut cameras: Vec<DeviceView> = capture::cameras()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| DeviceView {
+            id: c.id,
+            name: c.name,
+        })
+        .collect();
+    let named = |n: String| DeviceView {
+        id: n.clone(),
+        name: n,
+    };
+    let mut mics: Vec<DeviceView> = devices::audio_inputs().into_iter().map(named).collect();
+    let speakers = devices::audio_outputs().into_iter().map(named).collect();
+    if meeting::fake_media() {
+        cameras.insert(
+            0,
+            DeviceView {
+                id: meeting::SYNTHETIC_CAMERA.into(),
+                name: "Test pattern".into(),
+            },
+        );
+        mics.insert(
+            0,
+            DeviceView {
+                id: meeting::TONE_MIC.into(),
+                name: "Test tone (440 Hz)".into(),
+            },
+        );
+    }
+    DevicesView {
+        cameras,
+        mics,
+        speakers,
+        camera: stored.camera,
+        mic: stored.mic,
+        speaker: stored.speaker,
+        noise: stored.noise.unwrap_or_else(|| "webrtc".into()),
+    }
+}
+
+/// Cameras, microphones and speakers, and which are chosen.
+#[tauri::command]
+#[specta::specta]
+pub async fn devices(app: AppHandle) -> Result<DevicesView, AppError> {
+    tokio::task::spawn_blocking(move || devices_view(&app.state::<Shell>()))
+        .await
+        .map_err(|e| AppError::new("media_device", e.to_string()))
+}
+
+/// Chooses a device (`camera`, `mic` or `speaker`; None: the default) or the noise
+/// suppressor (`noise`: `webrtc` or `rnnoise`); applied at once in a call, remembered.
+#[tauri::command]
+#[specta::specta]
+pub async fn select_device(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    kind: String,
+    id: Option<String>,
+) -> Result<DevicesView, AppError> {
+    let id = id.filter(|i| !i.is_empty());
+    match kind.as_str() {
+        "camera" | "mic" | "speaker" => shell.meetings.apply_device(&kind, id.as_deref()).await?,
+        "noise" if matches!(id.as_deref(), Some("webrtc" | "rnnoise")) => {}
+        _ => {
+            return Err(AppError::new(
+                "invalid",
+                format!("{kind:?} is not a device kind."),
+            ))
+        }
+    }
+    shell.settings.update(|s| match kind.as_str() {
+        "camera" => s.camera = id,
+        "mic" => s.mic = id,
+        "speaker" => s.speaker = id,
+        _ => s.noise = id,
+    });
+    devices(app).await
+}
+
+/// Where video frames go: binary packets (see `meeting::packet`) on this channel.
+#[tauri::command]
+#[specta::specta]
+pub async fn watch_video(
+    shell: State<'_, Shell>,
+    channel: Channel<VideoPacket>,
+) -> Result<(), AppError> {
+    shell.meetings.set_video_channel(channel);
+    Ok(())
+}
+
+/// The UI is done with `count` more frames (drawn or skipped); lets more through.
+#[tauri::command]
+#[specta::specta]
+pub async fn frames_drawn(shell: State<'_, Shell>, count: u32) -> Result<(), AppError> {
+    shell.meetings.frames_done(count);
+    Ok(())
+}
+
+/// Starts or stops the device preview (the settings dialog outside a call): the camera as
+/// the self view and the microphone's level.
+#[tauri::command]
+#[specta::specta]
+pub async fn device_preview(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    on: bool,
+) -> Result<(), AppError> {
+    shell.meetings.preview(&app, on)
 }

@@ -1,5 +1,5 @@
-//! The app's own settings (the server address), in a small JSON file in the user's config
-//! directory. Secrets never go here: the sign-in is in the keychain.
+//! The app's own settings (server address, chosen devices, recent meetings), in a small JSON
+//! file in the user's config directory. Secrets never go here: the sign-in is in the keychain.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -8,9 +8,26 @@ use serde::{Deserialize, Serialize};
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
+/// How many recent meetings the tray lists.
+const RECENT: usize = 5;
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Stored {
-    server: Option<String>,
+pub struct Stored {
+    pub server: Option<String>,
+    /// Camera id (None: the first one).
+    #[serde(default)]
+    pub camera: Option<String>,
+    /// Microphone and speaker names (None: the system default).
+    #[serde(default)]
+    pub mic: Option<String>,
+    #[serde(default)]
+    pub speaker: Option<String>,
+    /// Noise suppression: `webrtc` (default) or `rnnoise`.
+    #[serde(default)]
+    pub noise: Option<String>,
+    /// Meetings joined lately, newest first: (code, title).
+    #[serde(default)]
+    pub recent: Vec<(String, String)>,
 }
 
 pub struct Settings {
@@ -50,8 +67,30 @@ impl Settings {
     }
 
     pub fn set_server(&self, url: &str) {
+        self.update(|s| s.server = Some(url.to_string()));
+    }
+
+    /// A copy of what is stored.
+    pub fn get(&self) -> Stored {
+        self.stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Notes a meeting as joined (the tray lists the latest few).
+    pub fn add_recent(&self, code: &str, title: &str) {
+        self.update(|s| {
+            s.recent.retain(|(c, _)| c != code);
+            s.recent.insert(0, (code.to_string(), title.to_string()));
+            s.recent.truncate(RECENT);
+        });
+    }
+
+    /// Changes the settings and saves them.
+    pub fn update(&self, change: impl FnOnce(&mut Stored)) {
         let mut s = self.stored.lock().unwrap_or_else(|p| p.into_inner());
-        s.server = Some(url.to_string());
+        change(&mut s);
         if let Some(p) = &self.path {
             if let Some(dir) = p.parent() {
                 let _ = std::fs::create_dir_all(dir);

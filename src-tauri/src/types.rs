@@ -4,7 +4,7 @@
 
 use parley_engine::rest::ApiError;
 use parley_shared::api::{Meeting, Role, User};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use specta::Type;
 
 /// An error the UI can show and act on: `code` is stable (the server's error codes, or one
@@ -118,7 +118,7 @@ impl From<Meeting> for MeetingView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Type)]
+#[derive(Clone, Debug, Serialize, Deserialize, Type)]
 pub struct ChatView {
     pub id: String,
     pub seq: f64,
@@ -139,4 +139,134 @@ impl From<parley_shared::api::ChatEntry> for ChatView {
             at_ms: m.at_ms as f64,
         }
     }
+}
+
+/// One person in the meeting (not us), as the room shows them.
+#[derive(Clone, Debug, Serialize, Deserialize, Type)]
+pub struct ParticipantView {
+    pub peer_id: String,
+    pub user_id: String,
+    pub name: String,
+    /// `host`, `cohost` or `participant`.
+    pub role: String,
+    pub mic: bool,
+    pub camera: bool,
+    pub screen: bool,
+    pub hand: bool,
+    /// The media connection: `new`, `connecting`, `connected`, `disconnected`, `failed`…
+    pub link: String,
+    /// How fast our video may go to them (kbit/s, the congestion controller's estimate).
+    pub send_kbps: Option<u32>,
+}
+
+/// Someone in the waiting room (hosts and co-hosts see them).
+#[derive(Clone, Debug, Serialize, Deserialize, Type)]
+pub struct WaitingView {
+    pub peer_id: String,
+    pub name: String,
+}
+
+/// The meeting room as it stands; sent whole (`RoomEvent`) whenever it changes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Type)]
+pub struct RoomView {
+    pub code: String,
+    pub title: String,
+    /// `idle`, `joining`, `waiting`, `in`, `reconnecting` or `ended`.
+    pub status: String,
+    /// Why it ended, as a stable code: `left`, `meeting_ended`, `removed`, `denied`, or the
+    /// server's error code.
+    pub ended: Option<String>,
+    /// Why it ended, for people.
+    pub ended_message: Option<String>,
+    pub me: Option<String>,
+    pub my_name: String,
+    pub my_role: String,
+    pub mic: bool,
+    pub camera: bool,
+    pub screen: bool,
+    pub hand: bool,
+    /// Whether a microphone / camera could be opened at all.
+    pub has_mic: bool,
+    pub has_camera: bool,
+    pub locked: bool,
+    pub participants: Vec<ParticipantView>,
+    pub waiting: Vec<WaitingView>,
+    /// What we are sharing, for the sharing indicator.
+    pub share_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct RoomEvent(pub RoomView);
+
+/// A chat message in the meeting (history and live alike; the UI keeps one per `id`).
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct ChatEvent {
+    pub message: ChatView,
+    pub mine: bool,
+    /// Sent by us and not yet acknowledged by the server.
+    pub pending: bool,
+    /// Ours: the id we sent it under (the acknowledged copy replaces the pending one).
+    pub client_msg_id: Option<String>,
+}
+
+/// Audio levels, about ten times a second while in a call.
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct LevelsEvent {
+    /// (peer id, dBFS) for each remote participant heard lately.
+    pub peers: Vec<(String, f32)>,
+    /// Our microphone as sent (dBFS; -100 when muted or silent).
+    pub mic: f32,
+    pub active_speaker: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct ReactionEvent {
+    pub peer_id: String,
+    pub name: String,
+    pub emoji: String,
+}
+
+/// Something to tell the user briefly (a toast): muted by the host, a device lost…
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct NoticeEvent {
+    /// `info`, `warning` or `error`.
+    pub level: String,
+    pub text: String,
+}
+
+/// A tray menu choice the window acts on: `quick_join`, `instant`, or `join:CODE`.
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct TrayAction(pub String);
+
+/// Something that can be shared.
+#[derive(Clone, Debug, Serialize, Type)]
+pub struct ShareTarget {
+    /// `monitor`, `monitor:ID` or `window:ID`.
+    pub id: String,
+    pub name: String,
+    /// `monitor` or `window`.
+    pub kind: String,
+    pub width: u32,
+    pub height: u32,
+    /// A small picture (PNG data URL) where the OS allows capturing one.
+    pub thumbnail: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Type)]
+pub struct DeviceView {
+    pub id: String,
+    pub name: String,
+}
+
+/// Devices to choose from and the ones chosen (None: the system default / first camera).
+#[derive(Clone, Debug, Serialize, Type)]
+pub struct DevicesView {
+    pub cameras: Vec<DeviceView>,
+    pub mics: Vec<DeviceView>,
+    pub speakers: Vec<DeviceView>,
+    pub camera: Option<String>,
+    pub mic: Option<String>,
+    pub speaker: Option<String>,
+    /// `webrtc` or `rnnoise`.
+    pub noise: String,
 }

@@ -70,8 +70,19 @@ struct App {
 
 impl App {
     async fn start(display: &str, server: &str, config: &Path, port: u16) -> Self {
+        Self::start_env(display, server, config, port, &[]).await
+    }
+
+    async fn start_env(
+        display: &str,
+        server: &str,
+        config: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         let driver = Proc(
             Command::new(tauri_driver())
+                .envs(env.iter().copied())
                 .args([
                     "--port",
                     &port.to_string(),
@@ -127,12 +138,36 @@ impl App {
     /// Waits for visible text anywhere on the page.
     async fn text(&self, text: &str) {
         let xpath = format!("//*[contains(normalize-space(.), {text:?})]");
-        self.client
+        if let Err(e) = self
+            .client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::XPath(&xpath))
             .await
-            .unwrap_or_else(|e| panic!("{text:?} never showed: {e}"));
+        {
+            self.failed().await;
+            panic!("{text:?} never showed: {e}");
+        }
+    }
+
+    /// Keeps what the window showed when a step failed (in the system's temp directory).
+    async fn failed(&self) {
+        if let Ok(png) = self.client.screenshot().await {
+            let path = std::env::temp_dir().join("parley-e2e-failure.png");
+            let _ = std::fs::write(&path, png);
+            eprintln!("screenshot of the failure: {}", path.display());
+        }
+        if let Ok(v) = self
+            .client
+            .execute("return window.parleyVideo ? [window.parleyVideo.counters(), window.parleyVideo.stats()] : null", vec![])
+            .await
+        {
+            eprintln!("video: {v}");
+        }
+        if let Ok(body) = self.client.source().await {
+            let text: String = body.chars().take(4000).collect();
+            eprintln!("page: {text}");
+        }
     }
 
     async fn fill(&self, css: &str, value: &str) {
@@ -152,6 +187,28 @@ impl App {
             .click()
             .await
             .unwrap();
+    }
+
+    /// Clicks the first element matching `css`.
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Runs JavaScript in the page and returns its value.
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
+    /// Waits (`secs` at most) until `script` returns true.
+    async fn until(&self, secs: u64, what: &str, script: &str) {
+        for _ in 0..secs * 5 {
+            if self.js(script).await == serde_json::Value::Bool(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.failed().await;
+        panic!("{what}: not within {secs} s");
     }
 
     async fn screenshot(&self, name: &str) {
@@ -230,5 +287,338 @@ async fn sign_up_then_come_back_signed_in_from_the_keychain() {
     let app = App::start(&display, &base, &settings, 4444).await;
     app.find("#login").await;
     app.quit().await;
+    server.stop().await.unwrap();
+}
+
+/// `parley-cli`, built beside this test (`scripts/test.sh` builds it first).
+fn cli_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("PARLEY_CLI") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap(); // target/debug/deps → target/debug
+    let p = dir.join("parley-cli");
+    assert!(
+        p.exists(),
+        "{} missing: cargo build -p parley-engine --bin parley-cli",
+        p.display()
+    );
+    p
+}
+
+/// A headless participant: `parley-cli` with synthetic video and a tone, recording what it
+/// receives; its own HOME (tokens in a file there, never the test keychain).
+struct Cli {
+    home: tempfile::TempDir,
+    server: String,
+}
+
+struct Joined {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(cli_path());
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
+            .env("PARLEY_SERVER", &self.server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn register(server: &str, name: &str) -> Self {
+        use tokio::io::AsyncWriteExt as _;
+        let cli = Self {
+            home: tempfile::tempdir().unwrap(),
+            server: server.into(),
+        };
+        let email = format!("{name}@example.org");
+        let mut child = cli
+            .command(&["register", "--username", name, "--email", &email])
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{name}-Str0ng-Passphrase\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        assert!(child.wait().await.unwrap().success(), "register {name}");
+        cli
+    }
+
+    fn record_dir(&self) -> PathBuf {
+        self.home.path().join("rec")
+    }
+
+    async fn join(&self, code: &str, tone: &str) -> Joined {
+        use tokio::io::AsyncBufReadExt as _;
+        let rec = self.record_dir();
+        let mut child = self
+            .command(&[
+                "join",
+                code,
+                "--camera",
+                "synthetic",
+                "--mic",
+                tone,
+                "--record-dir",
+                rec.to_str().unwrap(),
+                "--loopback-only",
+            ])
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut j = Joined {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        };
+        j.expect(|l| l.starts_with("* joined ")).await;
+        j
+    }
+}
+
+impl Joined {
+    /// Waits (15 s at most) for a line printed by the participant.
+    async fn expect(&mut self, want: impl Fn(&str) -> bool) -> String {
+        if let Some(l) = self.seen.iter().find(|l| want(l)) {
+            return l.clone();
+        }
+        let found = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                self.seen.push(line.clone());
+                if want(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(l)) => l,
+            _ => panic!(
+                "the CLI participant never printed it; it printed {:?}",
+                self.seen
+            ),
+        }
+    }
+
+    async fn say(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Leaves (end of input) and waits for the process to end.
+    async fn finish(self) {
+        drop(self.stdin);
+        let mut child = self.child;
+        let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    }
+}
+
+/// A hash of a tile's canvas pixels (drawn into a small 2D canvas), or null without a picture.
+const TILE_PIXELS: &str = r#"
+const c = document.querySelector(arguments[0] + ' canvas');
+if (!c) return null;
+if (!c.width || c.classList.contains('hidden')) return { hidden: true, frames: 0};
+const t = document.createElement('canvas'); t.width = 64; t.height = 48;
+const g = t.getContext('2d'); g.drawImage(c, 0, 0, 64, 48);
+const d = g.getImageData(0, 0, 64, 48).data;
+let h = 0, sum = 0;
+for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + d[i+1] * 7 + d[i+2] * 13) >>> 0; sum += d[i] + d[i+1] + d[i+2]; }
+return { hash: h, mean: sum / (d.length / 4 * 3), frames: Number(c.dataset.frames || 0), renderer: c.dataset.renderer};
+"#;
+
+/// A script returning [`TILE_PIXELS`] for `name`'s tile.
+fn tile_script(name: &str) -> String {
+    format!(
+        "return ((sel) => {{{}}})('figure[data-name=\"{name}\"]');",
+        TILE_PIXELS.replace("arguments[0]", "sel")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_with_a_cli_participant() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
+        eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
+        return;
+    }
+    let (_x, display) = xvfb();
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().join("server"),
+        ..Config::default()
+    };
+    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let settings = data.path().join("desktop.json");
+    // The account exists already: this run signs in through the form.
+    let frank = Cli::register(&base, "frank").await;
+    drop(frank);
+    let bob = Cli::register(&base, "bob").await;
+
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(&display, &base, &settings, 4444, &env).await;
+    app.fill("#login", "frank").await;
+    app.fill("#password", "frank-Str0ng-Passphrase").await;
+    app.click("form button[type=submit]").await;
+    app.text("Your meetings").await;
+
+    // Create a meeting and join it: the pre-join dialog, then the room with our own preview.
+    app.fill("#title", "Weekly sync").await;
+    app.click_button("Create meeting").await;
+    app.click_button("Join now").await;
+    app.click_button("Join meeting").await;
+    app.text("You are the only one here").await;
+    let code = app
+        .js("return document.querySelector('.bar .mono').textContent")
+        .await;
+    let code = code.as_str().unwrap().to_string();
+    let own = tile_script("frank").replacen("return ", "const r = ", 1);
+    app.until(
+        10,
+        "own preview drawn",
+        &format!("{own} return r !== null && r.frames > 3;"),
+    )
+    .await;
+
+    // Bob joins from the CLI with synthetic video: his tile shows moving pictures.
+    let mut b = bob.join(&code, "tone:700").await;
+    app.text("bob").await;
+    let bob_tile = tile_script("bob");
+    let mut first = serde_json::Value::Null;
+    for _ in 0..100 {
+        first = app.js(&bob_tile).await;
+        if first["frames"].as_u64().unwrap_or(0) > 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if first["frames"].as_u64().unwrap_or(0) <= 10 {
+        app.failed().await;
+        panic!("bob's video not drawn: {first}");
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let second = app.js(&bob_tile).await;
+    assert_ne!(
+        first["hash"], second["hash"],
+        "bob's picture moves: {first} {second}"
+    );
+    assert!(second["frames"].as_u64().unwrap() > first["frames"].as_u64().unwrap());
+    assert!(
+        second["mean"].as_f64().unwrap() > 10.0,
+        "not a black tile: {second}"
+    );
+    eprintln!("bob's tile: {second}");
+    app.screenshot("meeting-2").await;
+
+    // Chat both ways; an unread count while the panel is closed.
+    b.say("hello from the terminal").await;
+    app.until(
+        10,
+        "unread badge",
+        "return document.querySelector('.badge')?.textContent === '1'",
+    )
+    .await;
+    app.click("button[title^='Chat']").await;
+    app.text("hello from the terminal").await;
+    app.fill("#chat-input", "hi bob, I see you").await;
+    app.click_button("Send").await;
+    b.expect(|l| l == "frank: hi bob, I see you").await;
+    app.until(10, "our message acknowledged", "return [...document.querySelectorAll('[data-testid=chat-message]')].some(m => m.textContent.includes('hi bob') && !m.classList.contains('pending'))").await;
+    app.screenshot("meeting-chat").await;
+    app.click("button[aria-label='Close chat']").await;
+
+    // Mic and camera off: the CLI is told; back on.
+    app.click("button[aria-keyshortcuts='Alt+A']").await;
+    b.expect(|l| l == "* frank: mic off, camera on, screen off")
+        .await;
+    app.click("button[aria-keyshortcuts='Alt+V']").await;
+    b.expect(|l| l == "* frank: mic off, camera off, screen off")
+        .await;
+    app.click("button[aria-keyshortcuts='Alt+A']").await;
+    app.click("button[aria-keyshortcuts='Alt+V']").await;
+    b.expect(|l| l == "* frank: mic on, camera on, screen off")
+        .await;
+
+    // Share the (Xvfb) screen from the picker: the CLI receives screen frames.
+    app.click("button[aria-keyshortcuts='Alt+S']").await;
+    app.find(".choice img").await; // a thumbnail of the monitor
+    app.screenshot("screen-picker").await;
+    app.click("[role=dialog] .btn.primary").await;
+    b.expect(|l| l == "* frank: mic on, camera on, screen on")
+        .await;
+    app.text("Sharing your screen").await;
+    let frames_csv = bob.record_dir().join("frames.csv");
+    let mut screen_frames = 0;
+    for _ in 0..75 {
+        let csv = std::fs::read_to_string(&frames_csv).unwrap_or_default();
+        screen_frames = csv
+            .lines()
+            .filter(|l| l.starts_with("frank,screen,"))
+            .count();
+        if screen_frames >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        screen_frames >= 5,
+        "the CLI received {screen_frames} screen frames"
+    );
+    app.click("button[aria-keyshortcuts='Alt+S']").await; // stop
+    b.expect(|l| l == "* frank: mic on, camera on, screen off")
+        .await;
+
+    // Device settings: the preview tile and the meter.
+    app.click("button[title='Devices and settings']").await;
+    app.text("Noise suppression").await;
+    app.screenshot("settings").await;
+    app.click_button("Done").await;
+
+    // Two more join: a grid of four.
+    let cat = Cli::register(&base, "cat").await;
+    let dan = Cli::register(&base, "dan").await;
+    let c = cat.join(&code, "tone:900").await;
+    let d = dan.join(&code, "tone:1100").await;
+    for name in ["cat", "dan"] {
+        app.until(
+            20,
+            &format!("{name}'s video"),
+            &format!("const c = document.querySelector('figure[data-name=\"{name}\"] canvas'); return !!c && Number(c.dataset.frames || 0) > 5;"),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.screenshot("meeting-4").await;
+
+    // Leave: the others see us go.
+    app.click("button.leave").await;
+    app.click_button("Leave meeting").await; // the host's menu
+    app.text("You left the meeting").await;
+    b.expect(|l| l == "* frank left").await;
+    app.click_button("Back to home").await;
+    app.text("Your meetings").await;
+    app.quit().await;
+    for j in [b, c, d] {
+        j.finish().await;
+    }
     server.stop().await.unwrap();
 }

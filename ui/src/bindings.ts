@@ -117,12 +117,218 @@ async meetingChat(meeting: string) : Promise<Result<ChatView[], AppError>> {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
 }
+},
+/**
+ * A meeting's details before joining (title, whether it asks for a passcode…).
+ */
+async meetingInfo(code: string) : Promise<Result<MeetingView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("meeting_info", { code }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Joins a meeting with the chosen devices; `camera` and `mic` say whether they start on.
+ */
+async joinMeeting(code: string, passcode: string | null, camera: boolean, mic: boolean) : Promise<Result<RoomView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("join_meeting", { code, passcode, camera, mic }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Leaves the meeting in progress (nothing happens when there is none).
+ */
+async leaveMeeting() : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("leave_meeting") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The meeting room as it stands (`status` is `idle` when not in a meeting).
+ */
+async room() : Promise<Result<RoomView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("room") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The meeting's chat so far, oldest first.
+ */
+async roomChat() : Promise<Result<ChatView[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("room_chat") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async setMic(on: boolean) : Promise<Result<RoomView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_mic", { on }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async setCamera(on: boolean) : Promise<Result<RoomView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("set_camera", { on }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async raiseHand(raised: boolean) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("raise_hand", { raised }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async react(emoji: string) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("react", { emoji }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async sendChat(text: string) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("send_chat", { text }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Host and co-host controls: `admit`, `deny`, `mute`, `remove`, `promote` (with `peer`),
+ * `lock`, `unlock`, `end`.
+ */
+async hostAction(action: string, peer: string | null) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("host_action", { action, peer }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Monitors and windows that can be shared, with small pictures where the OS allows.
+ */
+async shareTargets() : Promise<Result<ShareTarget[], AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("share_targets") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async startShare(target: string, name: string) : Promise<Result<RoomView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("start_share", { target, name }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+async stopShare() : Promise<Result<RoomView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("stop_share") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Cameras, microphones and speakers, and which are chosen.
+ */
+async devices() : Promise<Result<DevicesView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("devices") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Chooses a device (`camera`, `mic` or `speaker`; None: the default) or the noise
+ * suppressor (`noise`: `webrtc` or `rnnoise`); applied at once in a call, remembered.
+ */
+async selectDevice(kind: string, id: string | null) : Promise<Result<DevicesView, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("select_device", { kind, id }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Where video frames go: binary packets (see `meeting::packet`) on this channel.
+ */
+async watchVideo(channel: TAURI_CHANNEL<unknown>) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("watch_video", { channel }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * The UI is done with `count` more frames (drawn or skipped); lets more through.
+ */
+async framesDrawn(count: number) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("frames_drawn", { count }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Starts or stops the device preview (the settings dialog outside a call): the camera as
+ * the self view and the microphone's level.
+ */
+async devicePreview(on: boolean) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("device_preview", { on }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
 }
 }
 
 /** user-defined events **/
 
 
+export const events = __makeEvents__<{
+chatEvent: ChatEvent,
+levelsEvent: LevelsEvent,
+noticeEvent: NoticeEvent,
+reactionEvent: ReactionEvent,
+roomEvent: RoomEvent,
+trayAction: TrayAction
+}>({
+chatEvent: "chat-event",
+levelsEvent: "levels-event",
+noticeEvent: "notice-event",
+reactionEvent: "reaction-event",
+roomEvent: "room-event",
+trayAction: "tray-action"
+})
 
 /** user-defined constants **/
 
@@ -143,18 +349,127 @@ export type AppInfo = { server: string; user: UserView | null;
  * Whether sign-ins are kept in the OS keychain (false: none answered).
  */
 keychain: boolean; version: string }
+/**
+ * A chat message in the meeting (history and live alike; the UI keeps one per `id`).
+ */
+export type ChatEvent = { message: ChatView; mine: boolean; 
+/**
+ * Sent by us and not yet acknowledged by the server.
+ */
+pending: boolean; 
+/**
+ * Ours: the id we sent it under (the acknowledged copy replaces the pending one).
+ */
+client_msg_id: string | null }
 export type ChatView = { id: string; seq: number; sender_id: string; sender: string; text: string; at_ms: number }
+export type DeviceView = { id: string; name: string }
+/**
+ * Devices to choose from and the ones chosen (None: the system default / first camera).
+ */
+export type DevicesView = { cameras: DeviceView[]; mics: DeviceView[]; speakers: DeviceView[]; camera: string | null; mic: string | null; speaker: string | null; 
+/**
+ * `webrtc` or `rnnoise`.
+ */
+noise: string }
+/**
+ * Audio levels, about ten times a second while in a call.
+ */
+export type LevelsEvent = { 
+/**
+ * (peer id, dBFS) for each remote participant heard lately.
+ */
+peers: ([string, number])[]; 
+/**
+ * Our microphone as sent (dBFS; -100 when muted or silent).
+ */
+mic: number; active_speaker: string | null }
 export type MeetingView = { code: string; title: string; host: string; has_passcode: boolean; waiting_room: boolean; locked: boolean; created_at_ms: number; started_at_ms: number | null; ended_at_ms: number | null; 
 /**
  * `host`, `cohost` or `participant`.
  */
 my_role: string }
+/**
+ * Something to tell the user briefly (a toast): muted by the host, a device lost…
+ */
+export type NoticeEvent = { 
+/**
+ * `info`, `warning` or `error`.
+ */
+level: string; text: string }
+/**
+ * One person in the meeting (not us), as the room shows them.
+ */
+export type ParticipantView = { peer_id: string; user_id: string; name: string; 
+/**
+ * `host`, `cohost` or `participant`.
+ */
+role: string; mic: boolean; camera: boolean; screen: boolean; hand: boolean; 
+/**
+ * The media connection: `new`, `connecting`, `connected`, `disconnected`, `failed`…
+ */
+link: string; 
+/**
+ * How fast our video may go to them (kbit/s, the congestion controller's estimate).
+ */
+send_kbps: number | null }
+export type ReactionEvent = { peer_id: string; name: string; emoji: string }
+export type RoomEvent = RoomView
+/**
+ * The meeting room as it stands; sent whole (`RoomEvent`) whenever it changes.
+ */
+export type RoomView = { code: string; title: string; 
+/**
+ * `idle`, `joining`, `waiting`, `in`, `reconnecting` or `ended`.
+ */
+status: string; 
+/**
+ * Why it ended, as a stable code: `left`, `meeting_ended`, `removed`, `denied`, or the
+ * server's error code.
+ */
+ended: string | null; 
+/**
+ * Why it ended, for people.
+ */
+ended_message: string | null; me: string | null; my_name: string; my_role: string; mic: boolean; camera: boolean; screen: boolean; hand: boolean; 
+/**
+ * Whether a microphone / camera could be opened at all.
+ */
+has_mic: boolean; has_camera: boolean; locked: boolean; participants: ParticipantView[]; waiting: WaitingView[]; 
+/**
+ * What we are sharing, for the sharing indicator.
+ */
+share_name: string | null }
+/**
+ * Something that can be shared.
+ */
+export type ShareTarget = { 
+/**
+ * `monitor`, `monitor:ID` or `window:ID`.
+ */
+id: string; name: string; 
+/**
+ * `monitor` or `window`.
+ */
+kind: string; width: number; height: number; 
+/**
+ * A small picture (PNG data URL) where the OS allows capturing one.
+ */
+thumbnail: string | null }
 export type SignUpResult = { user: UserView; 
 /**
  * The server wants the e-mail verified before signing in.
  */
 verification_required: boolean }
+export type TAURI_CHANNEL<TSend> = null
+/**
+ * A tray menu choice the window acts on: `quick_join`, `instant`, or `join:CODE`.
+ */
+export type TrayAction = string
 export type UserView = { id: string; username: string; email: string; email_verified: boolean }
+/**
+ * Someone in the waiting room (hosts and co-hosts see them).
+ */
+export type WaitingView = { peer_id: string; name: string }
 
 /** tauri-specta globals **/
 

@@ -777,7 +777,9 @@ impl Conn {
             Conn::Plain(s) => {
                 s.chat(text).await;
             }
-            Conn::Media(c, _) => c.chat(text).await,
+            Conn::Media(c, _) => {
+                c.chat(text).await;
+            }
         }
     }
 
@@ -855,6 +857,7 @@ fn media_config(
         screen_max_width: 1920,
         denoiser: Default::default(),
         decode: recorder.is_some(),
+        preview_fps: 0,
         rtc: parley_engine::rtc::RtcOptions {
             loopback_only,
             relay_only: false,

@@ -206,6 +206,27 @@ pub fn screens() -> Result<Vec<ScreenInfo>, DeviceError> {
     Ok(out)
 }
 
+/// A still of a monitor or window, at most `max_width` wide, as PNG bytes (for a picker).
+pub fn thumbnail(target: &ScreenTarget, max_width: u32) -> Result<Vec<u8>, DeviceError> {
+    let cap = ScreenCapture::open(target, max_width)?;
+    let img = match &cap.what {
+        Shared::Monitor(m) => m.capture_image().map_err(screen_err)?,
+        Shared::Window(w) => w.capture_image().map_err(|_| DeviceError::ScreenGone)?,
+    };
+    let (w, h) = (img.width().max(1), img.height().max(1));
+    let tw = w.min(max_width.max(1));
+    let th = (u64::from(h) * u64::from(tw) / u64::from(w)).max(1) as u32;
+    let small = xcap::image::imageops::thumbnail(&img, tw, th);
+    let mut png = Vec::new();
+    small
+        .write_to(
+            &mut std::io::Cursor::new(&mut png),
+            xcap::image::ImageFormat::Png,
+        )
+        .map_err(|e| DeviceError::Screen(e.to_string()))?;
+    Ok(png)
+}
+
 enum Shared {
     Monitor(xcap::Monitor),
     Window(xcap::Window),

@@ -1,0 +1,283 @@
+// Video from the engine: binary packets over a Tauri channel (never JSON), drawn with WebGL
+// from I420, or with a 2D canvas where WebGL is unavailable.
+//
+// Packet layout (src-tauri/src/meeting.rs `packet`): [1, kind, width u16 LE, height u16 LE,
+// id length, id bytes…, Y, U, V].
+
+import { Channel } from "@tauri-apps/api/core";
+import { commands } from "../bindings";
+
+export const KIND_CAMERA = 0;
+export const KIND_SCREEN = 1;
+export const KIND_SELF = 2;
+
+export interface Frame {
+  peer: string;
+  kind: number;
+  width: number;
+  height: number;
+  y: Uint8Array;
+  u: Uint8Array;
+  v: Uint8Array;
+}
+
+export function parsePacket(buf: ArrayBuffer): Frame | null {
+  const view = new DataView(buf);
+  if (buf.byteLength < 7 || view.getUint8(0) !== 1) return null;
+  const kind = view.getUint8(1);
+  const width = view.getUint16(2, true);
+  const height = view.getUint16(4, true);
+  const idLen = view.getUint8(6);
+  const peer = new TextDecoder().decode(new Uint8Array(buf, 7, idLen));
+  const ySize = width * height;
+  const cSize = Math.ceil(width / 2) * Math.ceil(height / 2);
+  const start = 7 + idLen;
+  if (buf.byteLength < start + ySize + 2 * cSize) return null;
+  return {
+    peer,
+    kind,
+    width,
+    height,
+    y: new Uint8Array(buf, start, ySize),
+    u: new Uint8Array(buf, start + ySize, cSize),
+    v: new Uint8Array(buf, start + ySize + cSize, cSize),
+  };
+}
+
+export function trackKey(peer: string, kind: number): string {
+  return `${peer}/${kind}`;
+}
+
+const VERTEX = `
+attribute vec2 pos;
+varying vec2 uv;
+void main() {
+  uv = vec2((pos.x + 1.0) / 2.0, (1.0 - pos.y) / 2.0);
+  gl_Position = vec4(pos, 0.0, 1.0);
+}`;
+
+// BT.601 limited range, as the engine's encoder and decoder use.
+const FRAGMENT = `
+precision mediump float;
+varying vec2 uv;
+uniform sampler2D ty;
+uniform sampler2D tu;
+uniform sampler2D tv;
+void main() {
+  float y = (texture2D(ty, uv).r - 0.0625) * 1.164;
+  float u = texture2D(tu, uv).r - 0.5;
+  float v = texture2D(tv, uv).r - 0.5;
+  gl_FragColor = vec4(y + 1.596 * v, y - 0.392 * u - 0.813 * v, y + 2.017 * u, 1.0);
+}`;
+
+/** Draws I420 frames on one canvas. */
+export class I420Renderer {
+  private gl: WebGLRenderingContext | null = null;
+  private textures: WebGLTexture[] = [];
+  private ctx2d: CanvasRenderingContext2D | null = null;
+  private rgba: ImageData | null = null;
+  readonly webgl: boolean;
+
+  constructor(private canvas: HTMLCanvasElement) {
+    // preserveDrawingBuffer: the picture can be read back (tests, screenshots).
+    const gl = canvas.getContext("webgl", { preserveDrawingBuffer: true, antialias: false, alpha: false });
+    if (gl && this.setup(gl)) {
+      this.gl = gl;
+    } else {
+      this.ctx2d = canvas.getContext("2d");
+    }
+    this.webgl = this.gl !== null;
+  }
+
+  private setup(gl: WebGLRenderingContext): boolean {
+    const shader = (type: number, src: string) => {
+      const s = gl.createShader(type);
+      if (!s) return null;
+      gl.shaderSource(s, src);
+      gl.compileShader(s);
+      return gl.getShaderParameter(s, gl.COMPILE_STATUS) ? s : null;
+    };
+    const vs = shader(gl.VERTEX_SHADER, VERTEX);
+    const fs = shader(gl.FRAGMENT_SHADER, FRAGMENT);
+    const prog = gl.createProgram();
+    if (!vs || !fs || !prog) return false;
+    gl.attachShader(prog, vs);
+    gl.attachShader(prog, fs);
+    gl.linkProgram(prog);
+    if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) return false;
+    gl.useProgram(prog);
+    const buf = gl.createBuffer();
+    gl.bindBuffer(gl.ARRAY_BUFFER, buf);
+    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
+    const pos = gl.getAttribLocation(prog, "pos");
+    gl.enableVertexAttribArray(pos);
+    gl.vertexAttribPointer(pos, 2, gl.FLOAT, false, 0, 0);
+    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+    ["ty", "tu", "tv"].forEach((name, i) => {
+      const t = gl.createTexture();
+      if (!t) return;
+      gl.activeTexture(gl.TEXTURE0 + i);
+      gl.bindTexture(gl.TEXTURE_2D, t);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+      gl.uniform1i(gl.getUniformLocation(prog, name), i);
+      this.textures.push(t);
+    });
+    return this.textures.length === 3;
+  }
+
+  draw(f: Frame) {
+    if (this.canvas.width !== f.width || this.canvas.height !== f.height) {
+      this.canvas.width = f.width;
+      this.canvas.height = f.height;
+      this.rgba = null;
+    }
+    const gl = this.gl;
+    if (gl) {
+      const cw = Math.ceil(f.width / 2);
+      const ch = Math.ceil(f.height / 2);
+      const planes: [Uint8Array, number, number][] = [
+        [f.y, f.width, f.height],
+        [f.u, cw, ch],
+        [f.v, cw, ch],
+      ];
+      planes.forEach(([data, w, h], i) => {
+        gl.activeTexture(gl.TEXTURE0 + i);
+        gl.bindTexture(gl.TEXTURE_2D, this.textures[i] ?? null);
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+      });
+      gl.viewport(0, 0, f.width, f.height);
+      gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+      return;
+    }
+    if (!this.ctx2d) return;
+    if (!this.rgba) this.rgba = this.ctx2d.createImageData(f.width, f.height);
+    const out = this.rgba.data;
+    const cw = Math.ceil(f.width / 2);
+    for (let row = 0; row < f.height; row++) {
+      for (let col = 0; col < f.width; col++) {
+        const c = (row >> 1) * cw + (col >> 1);
+        const y = ((f.y[row * f.width + col] ?? 16) - 16) * 1.164;
+        const u = (f.u[c] ?? 128) - 128;
+        const v = (f.v[c] ?? 128) - 128;
+        const o = (row * f.width + col) * 4;
+        out[o] = y + 1.596 * v;
+        out[o + 1] = y - 0.392 * u - 0.813 * v;
+        out[o + 2] = y + 2.017 * u;
+        out[o + 3] = 255;
+      }
+    }
+    this.ctx2d.putImageData(this.rgba, 0, 0);
+  }
+}
+
+type Sink = (f: Frame) => void;
+
+interface TrackStats {
+  /** Frames drawn since the start. */
+  drawn: number;
+  /** Frames drawn in the last whole second. */
+  fps: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Receives every frame, keeps the newest per track and draws each track at most once per
+ * display refresh. Tells Rust how many frames it is done with, so Rust never queues more
+ * than the UI can take.
+ */
+class VideoHub {
+  private sinks = new Map<string, Sink>();
+  private latest = new Map<string, Frame>();
+  private done = 0;
+  private counting = new Map<string, number>();
+  readonly stats = new Map<string, TrackStats>();
+  private started = false;
+  /** Packets that arrived, and frames reported done, since the start. */
+  received = 0;
+  frames = 0;
+  drawMs = 0;
+  acked = 0;
+  private scheduled = false;
+
+  start() {
+    if (this.started) return;
+    this.started = true;
+    const channel = new Channel<unknown>();
+    channel.onmessage = (msg) => {
+      this.received++;
+      if (!(msg instanceof ArrayBuffer)) {
+        this.done++;
+        return;
+      }
+      const f = parsePacket(msg);
+      if (!f) {
+        this.done++;
+        return;
+      }
+      const key = trackKey(f.peer, f.kind);
+      if (this.latest.has(key)) this.done++; // replaced before it was drawn
+      this.latest.set(key, f);
+      this.schedule();
+    };
+    void commands.watchVideo(channel);
+    setInterval(() => {
+      if (this.done > 0) {
+        const n = this.done;
+        this.done = 0;
+        this.acked += n;
+        void commands.framesDrawn(n);
+      }
+    }, 50);
+    setInterval(() => {
+      for (const [key, s] of this.stats) {
+        s.fps = this.counting.get(key) ?? 0;
+      }
+      this.counting.clear();
+    }, 1000);
+    // For tests and the rendering benchmark: what was drawn, per track.
+    (window as unknown as { parleyVideo: unknown }).parleyVideo = {
+      stats: () => Object.fromEntries(this.stats),
+      counters: () => ({ received: this.received, acked: this.acked, pending: this.latest.size, rafs: this.frames, drawMs: this.drawMs }),
+    };
+  }
+
+  private schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      const t0 = performance.now();
+      this.frames++;
+      for (const [key, f] of this.latest) {
+        const sink = this.sinks.get(key);
+        if (sink) {
+          sink(f);
+          const s = this.stats.get(key) ?? { drawn: 0, fps: 0, width: 0, height: 0 };
+          s.drawn++;
+          s.width = f.width;
+          s.height = f.height;
+          this.stats.set(key, s);
+          this.counting.set(key, (this.counting.get(key) ?? 0) + 1);
+        }
+        this.done++;
+      }
+      this.latest.clear();
+      this.drawMs += performance.now() - t0;
+    });
+  }
+
+  /** Draws `peer`'s `kind` track with `sink` until the returned function is called. */
+  attach(key: string, sink: Sink): () => void {
+    this.start();
+    this.sinks.set(key, sink);
+    return () => {
+      if (this.sinks.get(key) === sink) this.sinks.delete(key);
+    };
+  }
+}
+
+export const video = new VideoHub();

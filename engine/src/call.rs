@@ -508,18 +508,15 @@ impl Call {
         let mut devices = lock(&self.devices);
         devices.speaker = None; // close the old one first: some devices allow one stream
         let out = self.out.clone();
-        devices.speaker = Some(Speaker::start(
-            name,
-            mixer.clone(),
-            self.voice.clone(),
-            move |error| {
+        devices.speaker = Some(
+            Speaker::start(name, mixer.clone(), self.voice.clone(), move |error| {
                 let _ = out.try_send(CallEvent::DeviceLost {
                     device: Device::Speaker,
                     error,
                 });
-            },
-        )
-        .map_err(CallError::Speaker)?);
+            })
+            .map_err(CallError::Speaker)?,
+        );
         Ok(())
     }
 

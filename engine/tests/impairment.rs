@@ -418,10 +418,13 @@ async fn sender_backs_off_under_a_300_kbit_cap_and_video_keeps_moving() {
          the cap {below:?} s later; at the end sending {final_rate:.0} kbit/s (target \
          {final_target}); {last_fps:.1} fps decoded in the last 4 s"
     );
+    // The estimate saws around the cap (cut to 85 % of what arrived, then probing up 8 %/s),
+    // so one sample can sit just above it: the median of the last five must not.
+    let mut last: Vec<u32> = saw.quality.iter().rev().take(5).copied().collect();
+    last.sort_unstable();
     assert!(
-        saw.quality.last().is_some_and(|&k| k < 300),
-        "Bob's view of his own sending to Ann reflects the cap: {:?}",
-        saw.quality.last()
+        last.len() == 5 && last[2] < 300,
+        "Bob's view of his own sending to Ann reflects the cap: last five {last:?}"
     );
     let below = below.expect("the sender never went below the cap");
     assert!(below <= 10.0, "took {below:.1} s");

@@ -364,22 +364,17 @@ impl Cli {
     }
 
     async fn join(&self, code: &str, tone: &str) -> Joined {
-        use tokio::io::AsyncBufReadExt as _;
         let rec = self.record_dir();
-        let mut child = self
-            .command(&[
-                "join",
-                code,
-                "--camera",
-                "synthetic",
-                "--mic",
-                tone,
-                "--record-dir",
-                rec.to_str().unwrap(),
-                "--loopback-only",
-            ])
-            .spawn()
-            .unwrap();
+        let args = ["--mic", tone, "--record-dir", rec.to_str().unwrap()];
+        self.join_with(code, &args).await
+    }
+
+    /// Joins with synthetic video, on loopback, with more options.
+    async fn join_with(&self, code: &str, extra: &[&str]) -> Joined {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut args = vec!["join", code, "--camera", "synthetic", "--loopback-only"];
+        args.extend_from_slice(extra);
+        let mut child = self.command(&args).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut j = Joined {
@@ -622,5 +617,145 @@ async fn a_meeting_with_a_cli_participant() {
     for j in [b, c, d] {
         j.finish().await;
     }
+    server.stop().await.unwrap();
+}
+
+/// The pids of `root` and everything it started.
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if let Some(ppid) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent.insert(pid, ppid);
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent.iter().filter(|(_, pp)| **pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+fn pid_of(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        (comm.trim() == name).then_some(pid)
+    })
+}
+
+/// Resident memory of a process (kB), from /proc.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Rendering figures (not a pass/fail test; `scripts/bench-render.sh` runs it on a release
+/// build): four `parley-cli` participants send 640×360 at 30 fps; the app draws their four
+/// tiles. Prints frames per second drawn per tile (over 10 s, after 10 s of warm-up) and the
+/// memory of the app and its WebKit processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_four_remote_tiles() {
+    if std::env::var("PARLEY_BENCH_RENDER").as_deref() != Ok("1") {
+        eprintln!("a benchmark: scripts/bench-render.sh");
+        return;
+    }
+    let (_x, display) = xvfb();
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().join("server"),
+        ..Config::default()
+    };
+    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let settings = data.path().join("desktop.json");
+    let host = Cli::register(&base, "host").await;
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(&display, &base, &settings, 4444, &env).await;
+    app.fill("#login", "host").await;
+    app.fill("#password", "host-Str0ng-Passphrase").await;
+    app.click("form button[type=submit]").await;
+    app.fill("#title", "Rendering").await;
+    app.click_button("Create meeting").await;
+    app.click_button("Join now").await;
+    // Our own camera off: the figures are about drawing what arrives.
+    app.click("[role=dialog] input[type=checkbox]").await;
+    app.click_button("Join meeting").await;
+    app.text("You are the only one here").await;
+    let code = app
+        .js("return document.querySelector('.bar .mono').textContent")
+        .await;
+    let code = code.as_str().unwrap().to_string();
+    let mut people = Vec::new();
+    let mut joined = Vec::new();
+    for name in ["ann", "bob", "cat", "dan"] {
+        let p = Cli::register(&base, name).await;
+        joined.push(
+            p.join_with(&code, &["--video", "640x360@30", "--mic", "none"])
+                .await,
+        );
+        people.push(p);
+    }
+    for name in ["ann", "bob", "cat", "dan"] {
+        app.until(
+            30,
+            &format!("{name}'s video"),
+            &format!("const c = document.querySelector('figure[data-name=\"{name}\"] canvas'); return !!c && Number(c.dataset.frames || 0) > 5;"),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let drawn = "return Object.fromEntries(Object.entries(window.parleyVideo.stats()).map(([k, v]) => [k, [v.drawn, v.width, v.height]]))";
+    let before = app.js(drawn).await;
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = app.js(drawn).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let mut fps = Vec::new();
+    for (k, v) in after.as_object().unwrap() {
+        let n = v[0].as_f64().unwrap() - before[k][0].as_f64().unwrap_or(0.0);
+        fps.push(n / secs);
+        eprintln!("tile {k}: {:.1} fps drawn ({}x{})", n / secs, v[1], v[2]);
+    }
+    let app_pid = pid_of("parley-desktop").expect("the app's process");
+    let tree = process_tree(app_pid);
+    let total: u64 = tree.iter().map(|p| rss_kb(*p)).sum();
+    for p in &tree {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        eprintln!("  {p} {}: {} MiB", comm.trim(), rss_kb(*p) / 1024);
+    }
+    fps.sort_by(f64::total_cmp);
+    println!(
+        "RENDER tiles={} fps_min={:.1} fps_median={:.1} memory_mib={}",
+        fps.len(),
+        fps[0],
+        fps[fps.len() / 2],
+        total / 1024
+    );
+    app.quit().await;
+    for j in joined {
+        j.finish().await;
+    }
+    drop(host);
     server.stop().await.unwrap();
 }

@@ -114,6 +114,9 @@ enum Command {
         /// Gather only loopback ICE candidates (tests and single-machine demos).
         #[arg(long)]
         loopback_only: bool,
+        /// Camera picture size and rate, `WIDTHxHEIGHT@FPS` (default 640x480@30).
+        #[arg(long, value_name = "WxH@FPS", value_parser = parse_video_size)]
+        video: Option<(u32, u32, u32)>,
     },
     /// List cameras, microphones, speakers and shareable screens.
     Devices,
@@ -503,6 +506,7 @@ async fn run(cli: Cli) -> Res<()> {
             rnnoise,
             record_dir,
             loopback_only,
+            video,
         } => {
             let code = parse_code(&code)?;
             let screen = screen
@@ -512,6 +516,9 @@ async fn run(cli: Cli) -> Res<()> {
             let wants_media = screen.is_some();
             let media = media_config(camera, mic, speaker, record_dir, loopback_only, wants_media)?
                 .map(|(mut c, r)| {
+                    if let Some((w, h, fps)) = video {
+                        (c.width, c.height, c.fps) = (w, h, fps);
+                    }
                     c.voice_processing = !raw_mic;
                     if rnnoise {
                         c.denoiser = parley_engine::media::aec::Denoiser::RnNoise;
@@ -803,6 +810,23 @@ impl Conn {
             r.finish();
         }
     }
+}
+
+/// `640x360@30` → (640, 360, 30): even sizes from 16×16 to 3840×2160, 1–60 fps.
+fn parse_video_size(s: &str) -> Result<(u32, u32, u32), String> {
+    let bad = || format!("{s:?}: use WIDTHxHEIGHT@FPS, like 640x360@30");
+    let (size, fps) = s.split_once('@').ok_or_else(bad)?;
+    let (w, h) = size.split_once('x').ok_or_else(bad)?;
+    let (w, h, fps): (u32, u32, u32) = (
+        w.parse().map_err(|_| bad())?,
+        h.parse().map_err(|_| bad())?,
+        fps.parse().map_err(|_| bad())?,
+    );
+    let even = |v: u32, max: u32| (16..=max).contains(&v) && v % 2 == 0;
+    if !even(w, 3840) || !even(h, 2160) || !(1..=60).contains(&fps) {
+        return Err(bad());
+    }
+    Ok((w, h, fps))
 }
 
 fn media_config(
@@ -1227,5 +1251,27 @@ fn on(b: bool) -> &'static str {
         "on"
     } else {
         "off"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_video_size;
+
+    #[test]
+    fn video_sizes_are_parsed_and_checked() {
+        assert_eq!(parse_video_size("640x360@30"), Ok((640, 360, 30)));
+        assert_eq!(parse_video_size("1280x720@15"), Ok((1280, 720, 15)));
+        for bad in [
+            "640x360",
+            "640@30",
+            "641x360@30",
+            "8x8@30",
+            "640x360@0",
+            "axb@c",
+            "",
+        ] {
+            assert!(parse_video_size(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

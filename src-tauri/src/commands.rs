@@ -206,8 +206,24 @@ pub async fn meeting_chat(
 #[specta::specta]
 pub async fn meeting_info(shell: State<'_, Shell>, code: String) -> Result<MeetingView, AppError> {
     let code = self::code(&code)?;
-    let m = crate::with_token!(shell.account, |api, t| api.meeting(&t, &code).await)?;
-    Ok(m.into())
+    match crate::with_token!(shell.account, |api, t| api.meeting(&t, &code).await) {
+        Ok(m) => Ok(m.into()),
+        // Someone else's meeting we have not been in: its details come with joining (the
+        // join asks for the passcode if there is one).
+        Err(e) if e.code == "not_participant" => Ok(MeetingView {
+            code: code.to_string(),
+            title: String::new(),
+            host: String::new(),
+            has_passcode: false,
+            waiting_room: false,
+            locked: false,
+            created_at_ms: 0.0,
+            started_at_ms: None,
+            ended_at_ms: None,
+            my_role: "participant".into(),
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Joins a meeting with the chosen devices; `camera` and `mic` say whether they start on.
@@ -227,10 +243,13 @@ pub async fn join_meeting(
         .user()
         .await
         .ok_or_else(AppError::signed_out)?;
-    let meeting = crate::with_token!(shell.account, |api, t| api.meeting(&t, &code).await)?;
-    if meeting.ended_at_ms.is_some() {
-        return Err(AppError::new("meeting_ended", "That meeting has ended."));
-    }
+    let passcode = passcode.filter(|p| !p.is_empty());
+    // The REST join checks what the live join will (ended, locked, passcode, removed) and
+    // answers with a clear error code before any device is opened.
+    let joined = crate::with_token!(shell.account, |api, t| api
+        .join_meeting(&t, &code, passcode.clone())
+        .await)?;
+    let meeting = joined.meeting;
     shell
         .meetings
         .join(
@@ -239,7 +258,7 @@ pub async fn join_meeting(
                 code,
                 title: meeting.title,
                 my_name: user.username,
-                passcode: passcode.filter(|p| !p.is_empty()),
+                passcode,
                 camera_on: camera,
                 mic_on: mic,
             },

@@ -218,8 +218,31 @@ impl App {
         std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Ends the session and the app. Closing the window only hides Parley (it keeps running
+    /// in the tray), and a second Parley defers to a running one (single instance), so the
+    /// app process is stopped here, or the next start in the same display would hand over to
+    /// this one and exit.
     async fn quit(self) {
+        let driver = self._driver.0.id();
+        let apps: Vec<u32> = process_tree(driver)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "parley-desktop")
+            })
+            .collect();
         let _ = self.client.close().await;
+        for pid in apps {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            for _ in 0..50 {
+                if !alive(pid) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -620,6 +643,14 @@ async fn a_meeting_with_a_cli_participant() {
     server.stop().await.unwrap();
 }
 
+/// Whether a process runs (a zombie waiting for its parent does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
+        .unwrap_or(false)
+}
+
 /// The pids of `root` and everything it started.
 fn process_tree(root: u32) -> Vec<u32> {
     let mut parent = std::collections::HashMap::new();
@@ -757,5 +788,142 @@ async fn render_four_remote_tiles() {
         j.finish().await;
     }
     drop(host);
+    server.stop().await.unwrap();
+}
+
+/// Runs `xdotool args…` on `display`; its output.
+fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool (scripts/deps.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (x, y, width, height) of an X window.
+fn geometry(display: &str, window: &str) -> Option<(i32, i32, i32, i32)> {
+    let out = xdotool(display, &["getwindowgeometry", "--shell", window]);
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse::<i32>().ok())
+    };
+    Some((get("X")?, get("Y")?, get("WIDTH")?, get("HEIGHT")?))
+}
+
+/// The tray: `trayer` hosts Parley's icon (the XEmbed fallback, as on desktops without a
+/// StatusNotifier host); xdotool clicks it and picks "Join a meeting…" from its menu with the
+/// keyboard; the code typed in the window's prompt joins a meeting a parley-cli host is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_join_from_the_tray() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
+        eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
+        return;
+    }
+    let (_x, display) = xvfb();
+    let _trayer = Proc(
+        Command::new("trayer")
+            .args([
+                "--edge",
+                "bottom",
+                "--align",
+                "right",
+                "--widthtype",
+                "pixel",
+                "--width",
+                "120",
+                "--heighttype",
+                "pixel",
+                "--height",
+                "32",
+                "--SetDockType",
+                "true",
+                "--transparent",
+                "false",
+            ])
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("trayer (scripts/deps.sh installs it)"),
+    );
+    let data = tempfile::tempdir().unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.path().join("server"),
+        ..Config::default()
+    };
+    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let settings = data.path().join("desktop.json");
+    let host = Cli::register(&base, "hank").await;
+    let out = host
+        .command(&["meetings", "create", "Tray test"])
+        .output()
+        .await
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(code.len(), 14, "a meeting code: {code:?}");
+    let mut h = host.join_with(&code, &["--mic", "tone:600"]).await;
+    drop(Cli::register(&base, "tina").await);
+
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(&display, &base, &settings, 4444, &env).await;
+    app.fill("#login", "tina").await;
+    app.fill("#password", "tina-Str0ng-Passphrase").await;
+    app.click("form button[type=submit]").await;
+    app.text("Your meetings").await;
+
+    // Find the icon: the trayer panel's rightmost 32 px (icons are packed to the right).
+    let mut icon = None;
+    for _ in 0..50 {
+        let panels = xdotool(&display, &["search", "--class", "trayer"]);
+        icon = panels
+            .lines()
+            .filter_map(|w| geometry(&display, w))
+            .find(|g| g.2 >= 100)
+            .map(|(x, y, w, h)| (x + w - h / 2, y + h / 2));
+        if icon.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (x, y) = icon.expect("the trayer panel");
+    tokio::time::sleep(Duration::from_secs(1)).await; // the icon docks
+    xdotool(
+        &display,
+        &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The menu: Show Parley, Join a meeting…, …
+    xdotool(&display, &["key", "Down"]);
+    xdotool(&display, &["key", "Down"]);
+    xdotool(&display, &["key", "Return"]);
+    let prompt = app
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#quick-code"))
+        .await;
+    if prompt.is_err() {
+        app.failed().await;
+        panic!("the tray's quick join did not open the code prompt");
+    }
+    app.fill("#quick-code", &code).await;
+    app.click_button("Continue").await;
+    app.click_button("Join meeting").await;
+    app.text("Tray test").await; // the room's title, known once joined
+    h.expect(|l| l == "* tina joined").await;
+    app.until(
+        20,
+        "hank's video",
+        "const c = document.querySelector('figure[data-name=\"hank\"] canvas'); return !!c && Number(c.dataset.frames || 0) > 3;",
+    )
+    .await;
+    app.click("button.leave").await;
+    h.expect(|l| l == "* tina left").await;
+    app.quit().await;
+    h.finish().await;
     server.stop().await.unwrap();
 }

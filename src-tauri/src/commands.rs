@@ -500,11 +500,12 @@ pub async fn watch_video(
     Ok(())
 }
 
-/// The UI is done with `count` more frames (drawn or skipped); lets more through.
+/// The UI is done (drew or skipped) with one frame of each track named (`peer/kind`, once per
+/// frame); lets more of those tracks through.
 #[tauri::command]
 #[specta::specta]
-pub async fn frames_drawn(shell: State<'_, Shell>, count: u32) -> Result<(), AppError> {
-    shell.meetings.frames_done(count);
+pub async fn frames_drawn(shell: State<'_, Shell>, tracks: Vec<String>) -> Result<(), AppError> {
+    shell.meetings.frames_done(&tracks);
     Ok(())
 }
 

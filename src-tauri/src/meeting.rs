@@ -5,7 +5,7 @@
 //! never as JSON.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,10 @@ use crate::types::{
 };
 use crate::Shell;
 
-/// Frames handed to the webview and not yet reported drawn; beyond this, frames are dropped
-/// (the newest wins) rather than queued, so a busy UI shows fresh pictures, not old ones.
-const MAX_FRAMES_IN_FLIGHT: u32 = 24;
+/// Frames of one track handed to the webview and not yet reported drawn; beyond this, that
+/// track's frames are dropped rather than queued: a busy UI is sent only what it can draw
+/// (receiving a frame costs the webview as much as drawing it), and shows fresh pictures.
+const MAX_FRAMES_IN_FLIGHT: u32 = 2;
 /// Self-view frame rate.
 const PREVIEW_FPS: u32 = 15;
 
@@ -98,7 +99,8 @@ pub struct Meetings {
     /// Chat sent and not yet acknowledged: client_msg_id → text.
     pending: std::sync::Mutex<HashMap<String, String>>,
     video: std::sync::Mutex<Option<Channel<VideoPacket>>>,
-    in_flight: AtomicU32,
+    /// Frames in flight per track (`peer/kind`).
+    in_flight: std::sync::Mutex<HashMap<String, u32>>,
     /// Frames dropped because the UI was behind (for the rendering figures).
     pub dropped: AtomicU64,
     /// Counts calls, so a finished call's late events do not touch the next one's room.
@@ -230,16 +232,17 @@ impl Meetings {
 
     pub fn set_video_channel(&self, channel: Channel<VideoPacket>) {
         *lock(&self.video) = Some(channel);
-        self.in_flight.store(0, Ordering::SeqCst);
+        lock(&self.in_flight).clear();
     }
 
-    /// The UI drew (or dropped) `n` of the frames sent.
-    pub fn frames_done(&self, n: u32) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-                Some(v.saturating_sub(n))
-            });
+    /// The UI is done (drew or skipped) with one frame of each track named (`peer/kind`).
+    pub fn frames_done(&self, tracks: &[String]) {
+        let mut in_flight = lock(&self.in_flight);
+        for t in tracks {
+            if let Some(n) = in_flight.get_mut(t) {
+                *n = n.saturating_sub(1);
+            }
+        }
     }
 
     fn send_frame(&self, kind: u8, peer: &str, frame: &I420Frame) {
@@ -247,16 +250,21 @@ impl Meetings {
         let Some(channel) = video.as_ref() else {
             return;
         };
-        if self.in_flight.load(Ordering::SeqCst) >= MAX_FRAMES_IN_FLIGHT {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let track = format!("{peer}/{kind}");
+        {
+            let mut in_flight = lock(&self.in_flight);
+            let n = in_flight.entry(track.clone()).or_insert(0);
+            if *n >= MAX_FRAMES_IN_FLIGHT {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            *n += 1;
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
         if channel
             .send(VideoPacket(packet(kind, peer, frame)))
             .is_err()
         {
-            self.frames_done(1);
+            self.frames_done(&[track]);
         }
     }
 

@@ -93,6 +93,8 @@ impl App {
                 .env("PARLEY_SERVER", server)
                 .env("PARLEY_DESKTOP_CONFIG", config)
                 .env("PARLEY_KEYCHAIN_SERVICE", "parley-desktop-e2e")
+                // Not in the tester's own desktop settings: no parley:// handler registration.
+                .env("PARLEY_NO_LINK_REGISTRATION", "1")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -757,11 +759,21 @@ async fn render_four_remote_tiles() {
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     let drawn = "return Object.fromEntries(Object.entries(window.parleyVideo.stats()).map(([k, v]) => [k, [v.drawn, v.width, v.height]]))";
+    let counters = "return window.parleyVideo.counters()";
     let before = app.js(drawn).await;
+    let c0 = app.js(counters).await;
     let t0 = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let after = app.js(drawn).await;
+    let c1 = app.js(counters).await;
     let secs = t0.elapsed().as_secs_f64();
+    let rate = |k: &str| (c1[k].as_f64().unwrap_or(0.0) - c0[k].as_f64().unwrap_or(0.0)) / secs;
+    eprintln!(
+        "frames arriving {:.1}/s, animation frames {:.1}/s, drawing {:.1} ms per animation frame",
+        rate("received"),
+        rate("rafs"),
+        rate("drawMs") / rate("rafs").max(0.001)
+    );
     let mut fps = Vec::new();
     for (k, v) in after.as_object().unwrap() {
         let n = v[0].as_f64().unwrap() - before[k][0].as_f64().unwrap_or(0.0);
@@ -868,7 +880,13 @@ async fn quick_join_from_the_tray() {
     let mut h = host.join_with(&code, &["--mic", "tone:600"]).await;
     drop(Cli::register(&base, "tina").await);
 
-    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    // PARLEY_RENDER_ENV="NAME=VALUE" passes one more variable to the app (e.g. WebKit's
+    // WEBKIT_DISABLE_COMPOSITING_MODE=1, to compare compositing modes).
+    let extra = std::env::var("PARLEY_RENDER_ENV").unwrap_or_default();
+    let mut env = vec![("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    if let Some((k, v)) = extra.split_once('=') {
+        env.push((k, v));
+    }
     let app = App::start_env(&display, &base, &settings, 4444, &env).await;
     app.fill("#login", "tina").await;
     app.fill("#password", "tina-Str0ng-Passphrase").await;

@@ -287,11 +287,12 @@ async watchVideo(channel: TAURI_CHANNEL<unknown>) : Promise<Result<null, AppErro
 }
 },
 /**
- * The UI is done with `count` more frames (drawn or skipped); lets more through.
+ * The UI is done (drew or skipped) with one frame of each track named (`peer/kind`, once per
+ * frame); lets more of those tracks through.
  */
-async framesDrawn(count: number) : Promise<Result<null, AppError>> {
+async framesDrawn(tracks: string[]) : Promise<Result<null, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("frames_drawn", { count }) };
+    return { status: "ok", data: await TAURI_INVOKE("frames_drawn", { tracks }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };

@@ -186,13 +186,14 @@ interface TrackStats {
 
 /**
  * Receives every frame, keeps the newest per track and draws each track at most once per
- * display refresh. Tells Rust how many frames it is done with, so Rust never queues more
+ * display refresh. Tells Rust which frames it is done with, so Rust never sends more
  * than the UI can take.
  */
 class VideoHub {
   private sinks = new Map<string, Sink>();
   private latest = new Map<string, Frame>();
-  private done = 0;
+  /** Track keys of frames done (drawn or replaced) not yet reported, one entry per frame. */
+  private done: string[] = [];
   private counting = new Map<string, number>();
   readonly stats = new Map<string, TrackStats>();
   private started = false;
@@ -209,29 +210,18 @@ class VideoHub {
     const channel = new Channel<unknown>();
     channel.onmessage = (msg) => {
       this.received++;
-      if (!(msg instanceof ArrayBuffer)) {
-        this.done++;
-        return;
-      }
+      if (!(msg instanceof ArrayBuffer)) return;
       const f = parsePacket(msg);
-      if (!f) {
-        this.done++;
-        return;
-      }
+      if (!f) return;
       const key = trackKey(f.peer, f.kind);
-      if (this.latest.has(key)) this.done++; // replaced before it was drawn
+      if (this.latest.has(key)) this.done.push(key); // replaced before it was drawn
       this.latest.set(key, f);
       this.schedule();
     };
     void commands.watchVideo(channel);
-    setInterval(() => {
-      if (this.done > 0) {
-        const n = this.done;
-        this.done = 0;
-        this.acked += n;
-        void commands.framesDrawn(n);
-      }
-    }, 50);
+    // Frames done are also reported right after each animation frame (see `schedule`); this
+    // covers a hidden window, where animation frames stop.
+    setInterval(() => this.report(), 100);
     setInterval(() => {
       for (const [key, s] of this.stats) {
         s.fps = this.counting.get(key) ?? 0;
@@ -243,6 +233,14 @@ class VideoHub {
       stats: () => Object.fromEntries(this.stats),
       counters: () => ({ received: this.received, acked: this.acked, pending: this.latest.size, rafs: this.frames, drawMs: this.drawMs }),
     };
+  }
+
+  private report() {
+    if (this.done.length === 0) return;
+    const tracks = this.done;
+    this.done = [];
+    this.acked += tracks.length;
+    void commands.framesDrawn(tracks);
   }
 
   private schedule() {
@@ -263,9 +261,10 @@ class VideoHub {
           this.stats.set(key, s);
           this.counting.set(key, (this.counting.get(key) ?? 0) + 1);
         }
-        this.done++;
+        this.done.push(key);
       }
       this.latest.clear();
+      this.report();
       this.drawMs += performance.now() - t0;
     });
   }

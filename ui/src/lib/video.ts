@@ -76,6 +76,7 @@ export class I420Renderer {
   private textures: WebGLTexture[] = [];
   private ctx2d: CanvasRenderingContext2D | null = null;
   private rgba: ImageData | null = null;
+  private texSize = "";
   readonly webgl: boolean;
 
   constructor(private canvas: HTMLCanvasElement) {
@@ -143,10 +144,14 @@ export class I420Renderer {
         [f.u, cw, ch],
         [f.v, cw, ch],
       ];
+      // Storage is allocated when the size changes; later frames only replace the pixels.
+      const fresh = this.texSize !== `${f.width}x${f.height}`;
+      this.texSize = `${f.width}x${f.height}`;
       planes.forEach(([data, w, h], i) => {
         gl.activeTexture(gl.TEXTURE0 + i);
         gl.bindTexture(gl.TEXTURE_2D, this.textures[i] ?? null);
-        gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+        if (fresh) gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+        else gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
       });
       gl.viewport(0, 0, f.width, f.height);
       gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);

@@ -565,17 +565,6 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn chat_view(m: parley_shared::signal::ChatMessage) -> ChatView {
-    ChatView {
-        id: m.id,
-        seq: m.seq as f64,
-        sender_id: m.sender.to_string(),
-        sender: m.sender_name,
-        text: m.text,
-        at_ms: m.at_ms as f64,
-    }
-}
-
 fn ended_message(c: &Closed) -> (String, String) {
     match c {
         Closed::Left => ("left".into(), "You left the meeting.".into()),
@@ -824,7 +813,7 @@ async fn server_msg(app: &AppHandle, m: &Meetings, g: u64, msg: ServerMsg) {
             m.update(app, g, |r| r.mic = false);
         }
         ServerMsg::Chat { message } => {
-            let view = chat_view(message);
+            let view = ChatView::from(message);
             let mine = false;
             if add_chat(m, &view) {
                 notify_chat(app, &view);

@@ -128,18 +128,25 @@ pub struct ChatView {
     pub at_ms: f64,
 }
 
-impl From<parley_shared::api::ChatEntry> for ChatView {
-    fn from(m: parley_shared::api::ChatEntry) -> Self {
-        Self {
-            id: m.id,
-            seq: m.seq as f64,
-            sender_id: m.sender.to_string(),
-            sender: m.sender_name,
-            text: m.text,
-            at_ms: m.at_ms as f64,
+/// History (REST) and live (WebSocket) chat carry the same fields under two wire types.
+macro_rules! chat_view_from {
+    ($t:ty) => {
+        impl From<$t> for ChatView {
+            fn from(m: $t) -> Self {
+                Self {
+                    id: m.id,
+                    seq: m.seq as f64,
+                    sender_id: m.sender.to_string(),
+                    sender: m.sender_name,
+                    text: m.text,
+                    at_ms: m.at_ms as f64,
+                }
+            }
         }
-    }
+    };
 }
+chat_view_from!(parley_shared::api::ChatEntry);
+chat_view_from!(parley_shared::signal::ChatMessage);
 
 /// One person in the meeting (not us), as the room shows them.
 #[derive(Clone, Debug, Serialize, Deserialize, Type)]

@@ -56,6 +56,40 @@ fn xvfb() -> (Proc, String) {
     (Proc(child), format!(":{}", line.trim()))
 }
 
+/// What every E2E test stands on: its own X display, a real server in-process, and a settings
+/// file for the app in a temp directory.
+struct World {
+    _x: Proc,
+    display: String,
+    _data: tempfile::TempDir,
+    server: Server,
+    base: String,
+    settings: PathBuf,
+}
+
+impl World {
+    async fn start() -> Self {
+        let (x, display) = xvfb();
+        let data = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().join("server"),
+            ..Config::default()
+        };
+        let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        let settings = data.path().join("desktop.json");
+        Self {
+            _x: x,
+            display,
+            _data: data,
+            server,
+            base,
+            settings,
+        }
+    }
+}
+
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -191,6 +225,14 @@ impl App {
             .unwrap();
     }
 
+    /// Signs in through the form (test accounts use `NAME-Str0ng-Passphrase`).
+    async fn sign_in(&self, name: &str) {
+        self.fill("#login", name).await;
+        self.fill("#password", &format!("{name}-Str0ng-Passphrase"))
+            .await;
+        self.click("form button[type=submit]").await;
+    }
+
     /// Clicks the first element matching `css`.
     async fn click(&self, css: &str) {
         self.find(css).await.click().await.unwrap();
@@ -266,18 +308,10 @@ async fn sign_up_then_come_back_signed_in_from_the_keychain() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let (_x, display) = xvfb();
-    let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().join("server"),
-        ..Config::default()
-    };
-    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let settings = data.path().join("desktop.json");
+    let w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
 
-    let app = App::start(&display, &base, &settings, 4444).await;
+    let app = App::start(display, base, settings, 4444).await;
     app.text("Meetings that keep going").await;
     app.screenshot("sign-in").await;
     app.click_button("Create account").await;
@@ -303,7 +337,7 @@ async fn sign_up_then_come_back_signed_in_from_the_keychain() {
     app.quit().await;
 
     // Restart: signed in from the keychain, straight to the home screen.
-    let app = App::start(&display, &base, &settings, 4444).await;
+    let app = App::start(display, base, settings, 4444).await;
     app.text("Your meetings").await;
     app.text("Design review").await;
     app.text("erin").await;
@@ -311,10 +345,10 @@ async fn sign_up_then_come_back_signed_in_from_the_keychain() {
     app.click_button("Sign out").await;
     app.text("Meetings that keep going").await;
     app.quit().await;
-    let app = App::start(&display, &base, &settings, 4444).await;
+    let app = App::start(display, base, settings, 4444).await;
     app.find("#login").await;
     app.quit().await;
-    server.stop().await.unwrap();
+    w.server.stop().await.unwrap();
 }
 
 /// `parley-cli`, built beside this test (`scripts/test.sh` builds it first).
@@ -481,26 +515,16 @@ async fn a_meeting_with_a_cli_participant() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let (_x, display) = xvfb();
-    let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().join("server"),
-        ..Config::default()
-    };
-    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let settings = data.path().join("desktop.json");
+    let w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
     // The account exists already: this run signs in through the form.
-    let frank = Cli::register(&base, "frank").await;
+    let frank = Cli::register(base, "frank").await;
     drop(frank);
-    let bob = Cli::register(&base, "bob").await;
+    let bob = Cli::register(base, "bob").await;
 
     let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
-    let app = App::start_env(&display, &base, &settings, 4444, &env).await;
-    app.fill("#login", "frank").await;
-    app.fill("#password", "frank-Str0ng-Passphrase").await;
-    app.click("form button[type=submit]").await;
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("frank").await;
     app.text("Your meetings").await;
 
     // Create a meeting and join it: the pre-join dialog, then the room with our own preview.
@@ -616,8 +640,8 @@ async fn a_meeting_with_a_cli_participant() {
     app.click_button("Done").await;
 
     // Two more join: a grid of four.
-    let cat = Cli::register(&base, "cat").await;
-    let dan = Cli::register(&base, "dan").await;
+    let cat = Cli::register(base, "cat").await;
+    let dan = Cli::register(base, "dan").await;
     let c = cat.join(&code, "tone:900").await;
     let d = dan.join(&code, "tone:1100").await;
     for name in ["cat", "dan"] {
@@ -642,7 +666,7 @@ async fn a_meeting_with_a_cli_participant() {
     for j in [b, c, d] {
         j.finish().await;
     }
-    server.stop().await.unwrap();
+    w.server.stop().await.unwrap();
 }
 
 /// Whether a process runs (a zombie waiting for its parent does not).
@@ -712,22 +736,12 @@ async fn render_four_remote_tiles() {
         eprintln!("a benchmark: scripts/bench-render.sh");
         return;
     }
-    let (_x, display) = xvfb();
-    let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().join("server"),
-        ..Config::default()
-    };
-    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let settings = data.path().join("desktop.json");
-    let host = Cli::register(&base, "host").await;
+    let w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
+    let host = Cli::register(base, "host").await;
     let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
-    let app = App::start_env(&display, &base, &settings, 4444, &env).await;
-    app.fill("#login", "host").await;
-    app.fill("#password", "host-Str0ng-Passphrase").await;
-    app.click("form button[type=submit]").await;
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("host").await;
     app.fill("#title", "Rendering").await;
     app.click_button("Create meeting").await;
     app.click_button("Join now").await;
@@ -742,7 +756,7 @@ async fn render_four_remote_tiles() {
     let mut people = Vec::new();
     let mut joined = Vec::new();
     for name in ["ann", "bob", "cat", "dan"] {
-        let p = Cli::register(&base, name).await;
+        let p = Cli::register(base, name).await;
         joined.push(
             p.join_with(&code, &["--video", "640x360@30", "--mic", "none"])
                 .await,
@@ -800,7 +814,7 @@ async fn render_four_remote_tiles() {
         j.finish().await;
     }
     drop(host);
-    server.stop().await.unwrap();
+    w.server.stop().await.unwrap();
 }
 
 /// Runs `xdotool args…` on `display`; its output.
@@ -833,7 +847,8 @@ async fn quick_join_from_the_tray() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let (_x, display) = xvfb();
+    let w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
     let _trayer = Proc(
         Command::new("trayer")
             .args([
@@ -854,22 +869,13 @@ async fn quick_join_from_the_tray() {
                 "--transparent",
                 "false",
             ])
-            .env("DISPLAY", &display)
+            .env("DISPLAY", display)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("trayer (scripts/deps.sh installs it)"),
     );
-    let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().join("server"),
-        ..Config::default()
-    };
-    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let settings = data.path().join("desktop.json");
-    let host = Cli::register(&base, "hank").await;
+    let host = Cli::register(base, "hank").await;
     let out = host
         .command(&["meetings", "create", "Tray test"])
         .output()
@@ -878,7 +884,7 @@ async fn quick_join_from_the_tray() {
     let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(code.len(), 14, "a meeting code: {code:?}");
     let mut h = host.join_with(&code, &["--mic", "tone:600"]).await;
-    drop(Cli::register(&base, "tina").await);
+    drop(Cli::register(base, "tina").await);
 
     // PARLEY_RENDER_ENV="NAME=VALUE" passes one more variable to the app (e.g. WebKit's
     // WEBKIT_DISABLE_COMPOSITING_MODE=1, to compare compositing modes).
@@ -887,19 +893,17 @@ async fn quick_join_from_the_tray() {
     if let Some((k, v)) = extra.split_once('=') {
         env.push((k, v));
     }
-    let app = App::start_env(&display, &base, &settings, 4444, &env).await;
-    app.fill("#login", "tina").await;
-    app.fill("#password", "tina-Str0ng-Passphrase").await;
-    app.click("form button[type=submit]").await;
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("tina").await;
     app.text("Your meetings").await;
 
     // Find the icon: the trayer panel's rightmost 32 px (icons are packed to the right).
     let mut icon = None;
     for _ in 0..50 {
-        let panels = xdotool(&display, &["search", "--class", "trayer"]);
+        let panels = xdotool(display, &["search", "--class", "trayer"]);
         icon = panels
             .lines()
-            .filter_map(|w| geometry(&display, w))
+            .filter_map(|w| geometry(display, w))
             .find(|g| g.2 >= 100)
             .map(|(x, y, w, h)| (x + w - h / 2, y + h / 2));
         if icon.is_some() {
@@ -910,14 +914,14 @@ async fn quick_join_from_the_tray() {
     let (x, y) = icon.expect("the trayer panel");
     tokio::time::sleep(Duration::from_secs(1)).await; // the icon docks
     xdotool(
-        &display,
+        display,
         &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
     // The menu: Show Parley, Join a meeting…, …
-    xdotool(&display, &["key", "Down"]);
-    xdotool(&display, &["key", "Down"]);
-    xdotool(&display, &["key", "Return"]);
+    xdotool(display, &["key", "Down"]);
+    xdotool(display, &["key", "Down"]);
+    xdotool(display, &["key", "Return"]);
     let prompt = app
         .client
         .wait()
@@ -943,5 +947,5 @@ async fn quick_join_from_the_tray() {
     h.expect(|l| l == "* tina left").await;
     app.quit().await;
     h.finish().await;
-    server.stop().await.unwrap();
+    w.server.stop().await.unwrap();
 }

@@ -13,5 +13,5 @@ cargo build --release --locked -p parley-engine --bin parley-cli
 for i in $(seq "$runs"); do
   scripts/keychain.sh env PARLEY_BENCH_RENDER=1 \
     cargo test --release --locked -p parley-desktop --test e2e -- --nocapture render_four 2>&1 \
-    | grep -E "^RENDER|^tile|MiB|^frames arriving"
+    | grep -E "^RENDER|^tile|MiB|^frames arriving|panicked"
 done

@@ -6,7 +6,7 @@ use parley_shared::MeetingCode;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager as _, State};
 
-use crate::meeting::{self, VideoPacket};
+use crate::meeting::{self, VideoFormat, VideoPacket};
 use crate::types::{
     AppError, AppInfo, ChatView, DeviceView, DevicesView, MeetingView, RoomView, ShareTarget,
     SignUpResult, UserView,
@@ -489,15 +489,18 @@ pub async fn select_device(
     devices(app).await
 }
 
-/// Where video frames go: binary packets (see `meeting::packet`) on this channel.
+/// Where video frames go: binary packets (see `meeting::packet`) on this channel, with pixels
+/// in the format asked for, or RGBA on a machine without a GPU; returns the format sent.
 #[tauri::command]
 #[specta::specta]
 pub async fn watch_video(
     shell: State<'_, Shell>,
     channel: Channel<VideoPacket>,
-) -> Result<(), AppError> {
-    shell.meetings.set_video_channel(channel);
-    Ok(())
+    format: VideoFormat,
+) -> Result<VideoFormat, AppError> {
+    let format = VideoFormat::for_this_machine(format);
+    shell.meetings.set_video_channel(channel, format);
+    Ok(format)
 }
 
 /// The UI is done (drew or skipped) with one frame of each track named (`peer/kind`, once per

@@ -31,6 +31,13 @@ pub struct Shell {
 
 /// Starts the app (blocks until it quits).
 pub fn run() {
+    // Before any thread starts (setting the environment is not thread-safe).
+    #[cfg(target_os = "linux")]
+    if meeting::software_gl() && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
+        // Without a GPU, WebKitGTK's accelerated compositing runs on Mesa's software GL and
+        // costs ~4× the frame rate of video tiles (docs/decisions.md, "Rendering without a GPU").
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

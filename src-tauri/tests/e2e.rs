@@ -100,6 +100,7 @@ fn screenshots() -> PathBuf {
 struct App {
     _driver: Proc,
     client: Client,
+    display: String,
 }
 
 impl App {
@@ -152,6 +153,7 @@ impl App {
                     return Self {
                         _driver: driver,
                         client,
+                        display: display.to_string(),
                     }
                 }
                 Err(e) => last = Some(e),
@@ -188,9 +190,8 @@ impl App {
 
     /// Keeps what the window showed when a step failed (in the system's temp directory).
     async fn failed(&self) {
-        if let Ok(png) = self.client.screenshot().await {
-            let path = std::env::temp_dir().join("parley-e2e-failure.png");
-            let _ = std::fs::write(&path, png);
+        let path = std::env::temp_dir().join("parley-e2e-failure.png");
+        if self.capture(&path) {
             eprintln!("screenshot of the failure: {}", path.display());
         }
         if let Ok(v) = self
@@ -258,8 +259,29 @@ impl App {
     async fn screenshot(&self, name: &str) {
         // Let the window repaint what the last step changed (a busy machine lags).
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let png = self.client.screenshot().await.unwrap();
-        std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+        assert!(
+            self.capture(&screenshots().join(format!("{name}.png"))),
+            "screenshot {name}"
+        );
+    }
+
+    /// Writes the window, as the X server shows it, to `path` (WebDriver's screenshot hangs
+    /// in WebKitGTK's non-composited mode, which Parley uses on machines without a GPU).
+    fn capture(&self, path: &Path) -> bool {
+        let window = xdotool(
+            &self.display,
+            &["search", "--onlyvisible", "--name", "^Parley$"],
+        );
+        let Some(window) = window.lines().next() else {
+            return false;
+        };
+        Command::new("import")
+            .args(["-window", window])
+            .arg(path)
+            .env("DISPLAY", &self.display)
+            .status()
+            .expect("ImageMagick's import (scripts/deps.sh installs it)")
+            .success()
     }
 
     /// Ends the session and the app. Closing the window only hides Parley (it keeps running
@@ -739,7 +761,11 @@ async fn render_four_remote_tiles() {
     let w = World::start().await;
     let (display, base, settings) = (&w.display, &w.base, &w.settings);
     let host = Cli::register(base, "host").await;
-    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    // PARLEY_RENDER_ENV="NAME=VALUE …" passes more variables to the app (e.g.
+    // PARLEY_VIDEO_FORMAT=i420, or WebKit's WEBKIT_DISABLE_COMPOSITING_MODE=1).
+    let extra = std::env::var("PARLEY_RENDER_ENV").unwrap_or_default();
+    let mut env = vec![("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    env.extend(extra.split_whitespace().filter_map(|kv| kv.split_once('=')));
     let app = App::start_env(display, base, settings, 4444, &env).await;
     app.sign_in("host").await;
     app.fill("#title", "Rendering").await;
@@ -783,8 +809,9 @@ async fn render_four_remote_tiles() {
     let secs = t0.elapsed().as_secs_f64();
     let rate = |k: &str| (c1[k].as_f64().unwrap_or(0.0) - c0[k].as_f64().unwrap_or(0.0)) / secs;
     eprintln!(
-        "frames arriving {:.1}/s, animation frames {:.1}/s, drawing {:.1} ms per animation frame",
+        "frames arriving {:.1}/s ({}), animation frames {:.1}/s, drawing {:.1} ms per animation frame",
         rate("received"),
+        c1["format"],
         rate("rafs"),
         rate("drawMs") / rate("rafs").max(0.001)
     );
@@ -886,13 +913,7 @@ async fn quick_join_from_the_tray() {
     let mut h = host.join_with(&code, &["--mic", "tone:600"]).await;
     drop(Cli::register(base, "tina").await);
 
-    // PARLEY_RENDER_ENV="NAME=VALUE" passes one more variable to the app (e.g. WebKit's
-    // WEBKIT_DISABLE_COMPOSITING_MODE=1, to compare compositing modes).
-    let extra = std::env::var("PARLEY_RENDER_ENV").unwrap_or_default();
-    let mut env = vec![("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
-    if let Some((k, v)) = extra.split_once('=') {
-        env.push((k, v));
-    }
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
     let app = App::start_env(display, base, settings, 4444, &env).await;
     app.sign_in("tina").await;
     app.text("Your meetings").await;

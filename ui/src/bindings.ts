@@ -276,11 +276,12 @@ async selectDevice(kind: string, id: string | null) : Promise<Result<DevicesView
 }
 },
 /**
- * Where video frames go: binary packets (see `meeting::packet`) on this channel.
+ * Where video frames go: binary packets (see `meeting::packet`) on this channel, with pixels
+ * in the format asked for, or RGBA on a machine without a GPU; returns the format sent.
  */
-async watchVideo(channel: TAURI_CHANNEL<unknown>) : Promise<Result<null, AppError>> {
+async watchVideo(channel: TAURI_CHANNEL<unknown>, format: VideoFormat) : Promise<Result<VideoFormat, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("watch_video", { channel }) };
+    return { status: "ok", data: await TAURI_INVOKE("watch_video", { channel, format }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -467,6 +468,19 @@ export type TAURI_CHANNEL<TSend> = null
  */
 export type TrayAction = string
 export type UserView = { id: string; username: string; email: string; email_verified: boolean }
+/**
+ * How the webview gets its pixels.
+ */
+export type VideoFormat = 
+/**
+ * For a WebGL shader: a third of RGBA's bytes, converted on the GPU.
+ */
+"i420" | 
+/**
+ * For a 2D canvas (`putImageData`), converted here with SIMD: for a webview without
+ * WebGL, or on a machine without a GPU, where WebGL would run in software.
+ */
+"rgba"
 /**
  * Someone in the waiting room (hosts and co-hosts see them).
  */

@@ -1,11 +1,12 @@
 // Video from the engine: binary packets over a Tauri channel (never JSON), drawn with WebGL
-// from I420, or with a 2D canvas where WebGL is unavailable.
+// from I420 where WebGL runs on a GPU, or from RGBA (converted in Rust) on a 2D canvas where
+// WebGL would run in software.
 //
-// Packet layout (src-tauri/src/meeting.rs `packet`): [1, kind, width u16 LE, height u16 LE,
-// id length, id bytes…, Y, U, V].
+// Packet layout (src-tauri/src/meeting.rs `packet`): [format (1 I420, 2 RGBA), kind,
+// width u16 LE, height u16 LE, id length, id bytes…, pixels].
 
 import { Channel } from "@tauri-apps/api/core";
-import { commands } from "../bindings";
+import { commands, type VideoFormat } from "../bindings";
 
 export const KIND_CAMERA = 0;
 export const KIND_SCREEN = 1;
@@ -16,22 +17,33 @@ export interface Frame {
   kind: number;
   width: number;
   height: number;
-  y: Uint8Array;
-  u: Uint8Array;
-  v: Uint8Array;
+  /** I420 planes (format 1) … */
+  y?: Uint8Array;
+  u?: Uint8Array;
+  v?: Uint8Array;
+  /** … or RGBA pixels (format 2). */
+  rgba?: Uint8ClampedArray<ArrayBuffer>;
 }
 
 export function parsePacket(buf: ArrayBuffer): Frame | null {
   const view = new DataView(buf);
-  if (buf.byteLength < 7 || view.getUint8(0) !== 1) return null;
+  if (buf.byteLength < 7) return null;
+  const format = view.getUint8(0);
   const kind = view.getUint8(1);
   const width = view.getUint16(2, true);
   const height = view.getUint16(4, true);
   const idLen = view.getUint8(6);
+  if (buf.byteLength < 7 + idLen) return null;
   const peer = new TextDecoder().decode(new Uint8Array(buf, 7, idLen));
+  const start = 7 + idLen;
+  if (format === 2) {
+    const size = width * height * 4;
+    if (width === 0 || buf.byteLength < start + size) return null;
+    return { peer, kind, width, height, rgba: new Uint8ClampedArray(buf, start, size) };
+  }
+  if (format !== 1) return null;
   const ySize = width * height;
   const cSize = Math.ceil(width / 2) * Math.ceil(height / 2);
-  const start = 7 + idLen;
   if (buf.byteLength < start + ySize + 2 * cSize) return null;
   return {
     peer,
@@ -42,6 +54,14 @@ export function parsePacket(buf: ArrayBuffer): Frame | null {
     u: new Uint8Array(buf, start + ySize, cSize),
     v: new Uint8Array(buf, start + ySize + cSize, cSize),
   };
+}
+
+/** I420 for a WebGL shader, or RGBA (converted in Rust) for a 2D canvas without WebGL. Rust
+ * also picks RGBA where WebGL would run in software: WebKit tells pages no real renderer. */
+export function preferredFormat(): VideoFormat {
+  const gl = document.createElement("canvas").getContext("webgl");
+  gl?.getExtension("WEBGL_lose_context")?.loseContext();
+  return gl ? "i420" : "rgba";
 }
 
 export function trackKey(peer: string, kind: number): string {
@@ -70,27 +90,24 @@ void main() {
   gl_FragColor = vec4(y + 1.596 * v, y - 0.392 * u - 0.813 * v, y + 2.017 * u, 1.0);
 }`;
 
-/** Draws I420 frames on one canvas. */
+/** Draws frames on one canvas: I420 with WebGL, RGBA with a 2D context (picked at the first frame). */
 export class I420Renderer {
   private gl: WebGLRenderingContext | null = null;
   private textures: WebGLTexture[] = [];
   private ctx2d: CanvasRenderingContext2D | null = null;
-  private rgba: ImageData | null = null;
   private texSize = "";
-  readonly webgl: boolean;
 
-  constructor(private canvas: HTMLCanvasElement) {
-    // preserveDrawingBuffer: the picture can be read back (tests, screenshots).
-    const gl = canvas.getContext("webgl", { preserveDrawingBuffer: true, antialias: false, alpha: false });
-    if (gl && this.setup(gl)) {
-      this.gl = gl;
-    } else {
-      this.ctx2d = canvas.getContext("2d");
-    }
-    this.webgl = this.gl !== null;
+  constructor(private canvas: HTMLCanvasElement) {}
+
+  /** "webgl" or "2d" once a frame was drawn. */
+  get kind(): string {
+    return this.gl ? "webgl" : this.ctx2d ? "2d" : "";
   }
 
-  private setup(gl: WebGLRenderingContext): boolean {
+  private setupGl(): boolean {
+    // preserveDrawingBuffer: the picture can be read back (tests, screenshots).
+    const gl = this.canvas.getContext("webgl", { preserveDrawingBuffer: true, antialias: false, alpha: false });
+    if (!gl) return false;
     const shader = (type: number, src: string) => {
       const s = gl.createShader(type);
       if (!s) return null;
@@ -126,55 +143,43 @@ export class I420Renderer {
       gl.uniform1i(gl.getUniformLocation(prog, name), i);
       this.textures.push(t);
     });
-    return this.textures.length === 3;
+    if (this.textures.length !== 3) return false;
+    this.gl = gl;
+    return true;
   }
 
   draw(f: Frame) {
     if (this.canvas.width !== f.width || this.canvas.height !== f.height) {
       this.canvas.width = f.width;
       this.canvas.height = f.height;
-      this.rgba = null;
     }
-    const gl = this.gl;
-    if (gl) {
-      const cw = Math.ceil(f.width / 2);
-      const ch = Math.ceil(f.height / 2);
-      const planes: [Uint8Array, number, number][] = [
-        [f.y, f.width, f.height],
-        [f.u, cw, ch],
-        [f.v, cw, ch],
-      ];
-      // Storage is allocated when the size changes; later frames only replace the pixels.
-      const fresh = this.texSize !== `${f.width}x${f.height}`;
-      this.texSize = `${f.width}x${f.height}`;
-      planes.forEach(([data, w, h], i) => {
-        gl.activeTexture(gl.TEXTURE0 + i);
-        gl.bindTexture(gl.TEXTURE_2D, this.textures[i] ?? null);
-        if (fresh) gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
-        else gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
-      });
-      gl.viewport(0, 0, f.width, f.height);
-      gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+    if (f.rgba) {
+      this.ctx2d ??= this.canvas.getContext("2d", { alpha: false });
+      this.ctx2d?.putImageData(new ImageData(f.rgba, f.width, f.height), 0, 0);
       return;
     }
-    if (!this.ctx2d) return;
-    if (!this.rgba) this.rgba = this.ctx2d.createImageData(f.width, f.height);
-    const out = this.rgba.data;
+    const { y, u, v } = f;
+    if (!y || !u || !v || (!this.gl && !this.setupGl())) return;
+    const gl = this.gl;
+    if (!gl) return;
     const cw = Math.ceil(f.width / 2);
-    for (let row = 0; row < f.height; row++) {
-      for (let col = 0; col < f.width; col++) {
-        const c = (row >> 1) * cw + (col >> 1);
-        const y = ((f.y[row * f.width + col] ?? 16) - 16) * 1.164;
-        const u = (f.u[c] ?? 128) - 128;
-        const v = (f.v[c] ?? 128) - 128;
-        const o = (row * f.width + col) * 4;
-        out[o] = y + 1.596 * v;
-        out[o + 1] = y - 0.392 * u - 0.813 * v;
-        out[o + 2] = y + 2.017 * u;
-        out[o + 3] = 255;
-      }
-    }
-    this.ctx2d.putImageData(this.rgba, 0, 0);
+    const ch = Math.ceil(f.height / 2);
+    const planes: [Uint8Array, number, number][] = [
+      [y, f.width, f.height],
+      [u, cw, ch],
+      [v, cw, ch],
+    ];
+    // Storage is allocated when the size changes; later frames only replace the pixels.
+    const fresh = this.texSize !== `${f.width}x${f.height}`;
+    this.texSize = `${f.width}x${f.height}`;
+    planes.forEach(([data, w, h], i) => {
+      gl.activeTexture(gl.TEXTURE0 + i);
+      gl.bindTexture(gl.TEXTURE_2D, this.textures[i] ?? null);
+      if (fresh) gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+      else gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+    });
+    gl.viewport(0, 0, f.width, f.height);
+    gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
 }
 
@@ -208,6 +213,8 @@ class VideoHub {
   drawMs = 0;
   acked = 0;
   private scheduled = false;
+  /** The pixel format Rust sends. */
+  format: VideoFormat | "" = "";
 
   start() {
     if (this.started) return;
@@ -223,7 +230,9 @@ class VideoHub {
       this.latest.set(key, f);
       this.schedule();
     };
-    void commands.watchVideo(channel);
+    void commands.watchVideo(channel, preferredFormat()).then((r) => {
+      if (r.status === "ok") this.format = r.data;
+    });
     // Frames done are also reported right after each animation frame (see `schedule`); this
     // covers a hidden window, where animation frames stop.
     setInterval(() => this.report(), 100);
@@ -236,7 +245,7 @@ class VideoHub {
     // For tests and the rendering benchmark: what was drawn, per track.
     (window as unknown as { parleyVideo: unknown }).parleyVideo = {
       stats: () => Object.fromEntries(this.stats),
-      counters: () => ({ received: this.received, acked: this.acked, pending: this.latest.size, rafs: this.frames, drawMs: this.drawMs }),
+      counters: () => ({ received: this.received, acked: this.acked, pending: this.latest.size, rafs: this.frames, drawMs: this.drawMs, format: this.format }),
     };
   }
 

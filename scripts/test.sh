@@ -54,3 +54,6 @@ source scripts/postgres.sh
 pg_start
 trap pg_stop EXIT
 cargo test -p parley-server --test api --locked
+
+echo "== installer: the .deb builds, and its desktop entry opens parley:// links"
+scripts/package.sh

@@ -452,20 +452,25 @@ impl Cli {
 
     /// Joins with synthetic video, on loopback, with more options.
     async fn join_with(&self, code: &str, extra: &[&str]) -> Joined {
+        let mut j = self.start_join(code, extra);
+        j.expect(|l| l.starts_with("* joined ")).await;
+        j
+    }
+
+    /// Starts joining (the waiting room may come first).
+    fn start_join(&self, code: &str, extra: &[&str]) -> Joined {
         use tokio::io::AsyncBufReadExt as _;
         let mut args = vec!["join", code, "--camera", "synthetic", "--loopback-only"];
         args.extend_from_slice(extra);
         let mut child = self.command(&args).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut j = Joined {
+        Joined {
             child,
             stdin,
             lines,
             seen: Vec::new(),
-        };
-        j.expect(|l| l.starts_with("* joined ")).await;
-        j
+        }
     }
 }
 
@@ -752,6 +757,134 @@ fn rss_kb(pid: u32) -> u64 {
 /// build): four `parley-cli` participants send 640×360 at 30 fps; the app draws their four
 /// tiles. Prints frames per second drawn per tile (over 10 s, after 10 s of warm-up) and the
 /// memory of the app and its WebKit processes.
+/// Host actions from the people panel: waiting room (admit, deny), hands and reactions both
+/// ways, mute, lock, remove, end for all — each seen by the CLI participants they act on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosting_from_the_people_panel() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
+        eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
+        return;
+    }
+    let w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
+    drop(Cli::register(base, "hope").await);
+    let (ann, bob, cat) = (
+        Cli::register(base, "ann").await,
+        Cli::register(base, "bob").await,
+        Cli::register(base, "cat").await,
+    );
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("hope").await;
+    app.text("Your meetings").await;
+    app.fill("#title", "Office hours").await;
+    app.click("label.check input[type=checkbox]").await; // waiting room
+    app.click_button("Create meeting").await;
+    app.text("waiting room").await; // the meeting list says so
+    app.click_button("Join now").await;
+    app.click_button("Join meeting").await;
+    app.text("You are the only one here").await;
+    let code = app
+        .js("return document.querySelector('.bar .mono').textContent")
+        .await;
+    let code = code.as_str().unwrap().to_string();
+    let light = ["--video", "160x120@10", "--mic", "tone:500"];
+
+    // Ann knocks: a badge on People, her name under "Waiting to join"; admitted, she is in.
+    let mut a = ann.start_join(&code, &light);
+    a.expect(|l| l == "* waiting for the host to let you in")
+        .await;
+    app.find("button[aria-keyshortcuts='Alt+U'] .badge[aria-label='1 waiting']")
+        .await;
+    app.click("button[aria-keyshortcuts='Alt+U']").await;
+    app.text("Waiting to join (1)").await;
+    app.find("[data-testid=waiting-person]").await;
+    app.screenshot("people-waiting").await;
+    app.click("[data-testid=waiting-person] button.primary")
+        .await;
+    a.expect(|l| l.starts_with("* joined ")).await;
+    app.until(
+        10,
+        "ann in the meeting",
+        "return [...document.querySelectorAll('[data-testid=person] .name')].some(e => e.textContent === 'ann')",
+    )
+    .await;
+
+    // Bob knocks and is turned away.
+    let mut b = bob.start_join(&code, &light);
+    b.expect(|l| l == "* waiting for the host to let you in")
+        .await;
+    app.text("Waiting to join (1)").await;
+    app.click_button("Deny").await;
+    b.expect(|l| l == "* the host did not let you in").await;
+    app.until(
+        10,
+        "the waiting list empties",
+        "return !document.querySelector('[data-testid=waiting-person]')",
+    )
+    .await;
+
+    // Hands and reactions, both ways.
+    a.say("/hand").await;
+    app.find("[data-testid=person] [aria-label='hand raised']")
+        .await;
+    app.find("figure[data-name='ann'][aria-label*='hand raised']")
+        .await;
+    a.say("/react 🎉").await;
+    app.until(
+        10,
+        "ann's reaction",
+        "return [...document.querySelectorAll('.reaction')].some(e => e.textContent.includes('🎉') && e.textContent.includes('ann'))",
+    )
+    .await;
+    app.click("button[aria-keyshortcuts='Alt+Y']").await;
+    a.expect(|l| l == "* hope raised a hand").await;
+    app.click("button[title=Reactions]").await;
+    app.click("button[aria-label='React 👏']").await;
+    a.expect(|l| l == "* hope reacted 👏").await;
+
+    // Mute her: she hears about it and shows muted.
+    app.click("summary[aria-label='Actions for ann']").await;
+    app.click_button("Mute").await;
+    a.expect(|l| l == "* the host muted you").await;
+    app.find("[data-testid=person] [aria-label='muted']").await;
+
+    // Lock: she sees it, and a newcomer is refused.
+    app.click_button("Lock meeting").await;
+    a.expect(|l| l == "* meeting locked").await;
+    app.click_button("Unlock meeting").await;
+    a.expect(|l| l == "* meeting unlocked").await;
+
+    // Remove her.
+    app.click("summary[aria-label='Actions for ann']").await;
+    app.click_button("Remove").await;
+    a.expect(|l| l == "* you were removed from the meeting")
+        .await;
+    app.until(
+        10,
+        "ann's tile gone",
+        "return !document.querySelector(\"figure[data-name='ann']\")",
+    )
+    .await;
+
+    // Cat comes in (admitted); end for all ends it for her too.
+    let mut c = cat.start_join(&code, &light);
+    c.expect(|l| l == "* waiting for the host to let you in")
+        .await;
+    app.click("[data-testid=waiting-person] button.primary")
+        .await;
+    c.expect(|l| l.starts_with("* joined ")).await;
+    app.click_button("End for all").await;
+    c.expect(|l| l == "* the meeting has ended").await;
+    app.text("The meeting has ended").await;
+
+    app.quit().await;
+    for j in [a, b, c] {
+        j.finish().await;
+    }
+    w.server.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_four_remote_tiles() {
     if std::env::var("PARLEY_BENCH_RENDER").as_deref() != Ok("1") {

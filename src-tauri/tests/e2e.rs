@@ -1001,8 +1001,10 @@ fn geometry(display: &str, window: &str) -> Option<(i32, i32, i32, i32)> {
 /// The tray: `trayer` hosts Parley's icon (the XEmbed fallback, as on desktops without a
 /// StatusNotifier host); xdotool clicks it and picks "Join a meeting…" from its menu with the
 /// keyboard; the code typed in the window's prompt joins a meeting a parley-cli host is in.
+/// In the call, the global mute shortcut; after it, a `parley://join/CODE` link opened by a
+/// second start is handed to the running app (single instance), which joins again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quick_join_from_the_tray() {
+async fn tray_quick_join_shortcut_and_link_handover() {
     if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
@@ -1097,6 +1099,45 @@ async fn quick_join_from_the_tray() {
         "const c = document.querySelector('figure[data-name=\"hank\"] canvas'); return !!c && Number(c.dataset.frames || 0) > 3;",
     )
     .await;
+    // The global shortcut (Ctrl+Shift+M, grabbed from the X server, whatever has focus).
+    h.expect(|l| l.starts_with("* tina: mic on")).await;
+    xdotool(display, &["key", "ctrl+shift+m"]);
+    h.expect(|l| l.starts_with("* tina: mic off")).await;
+    app.find("button[aria-keyshortcuts='Alt+A'][aria-pressed='false']")
+        .await;
+    xdotool(display, &["key", "ctrl+shift+m"]);
+    h.seen.clear();
+    h.expect(|l| l.starts_with("* tina: mic on")).await;
+    app.click("button.leave").await;
+    h.expect(|l| l == "* tina left").await;
+
+    // A parley:// link opened while Parley runs: the second start hands it over and exits;
+    // the running app offers to join that meeting.
+    let second = Command::new(env!("CARGO_BIN_EXE_parley-desktop"))
+        .arg(format!("parley://join/{code}"))
+        .env("DISPLAY", display)
+        .env("PARLEY_SERVER", base)
+        .env("PARLEY_DESKTOP_CONFIG", settings)
+        .env("PARLEY_KEYCHAIN_SERVICE", "parley-desktop-e2e")
+        .env("PARLEY_NO_LINK_REGISTRATION", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a second Parley");
+    let mut second = Proc(second);
+    let mut handed_over = false;
+    for _ in 0..100 {
+        if let Ok(Some(status)) = second.0.try_wait() {
+            handed_over = status.success();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(handed_over, "the second start did not hand over and exit");
+    h.seen.clear();
+    app.click_button("Join meeting").await;
+    h.expect(|l| l == "* tina joined").await;
+    app.text("Tray test").await;
     app.click("button.leave").await;
     h.expect(|l| l == "* tina left").await;
     app.quit().await;

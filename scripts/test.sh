@@ -57,3 +57,6 @@ cargo test -p parley-server --test api --locked
 
 echo "== installer: the .deb builds, and its desktop entry opens parley:// links"
 scripts/package.sh
+
+echo "== benchmark smoke: the signaling load harness against both servers (tiny, no timing checks)"
+scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1

@@ -80,12 +80,12 @@ pub async fn audit(state: &AppState, actor: Option<&str>, action: &str, target: 
 pub async fn create_session(state: &AppState, user_id: &str) -> ApiResult<TokenPair> {
     let now = state.now_ms();
     let session_id = ulid::Ulid::new().to_string();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db.pool).await?;
     sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)")
         .bind(&session_id)
         .bind(user_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     let refresh = insert_refresh_token(&mut tx, state, &session_id, user_id, now).await?;
     tx.commit().await?;
@@ -153,13 +153,13 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
     };
     let now = state.now_ms();
     let hash = crypto::hash_refresh_token(token);
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db.pool).await?;
     let row: Option<RefreshRow> = sqlx::query_as(
         "SELECT r.session_id, r.user_id, r.expires_at, r.used_at, s.revoked_at \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
     )
     .bind(&hash)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
         return Err(invalid());
@@ -173,7 +173,7 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
         )
         .bind(now)
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 0;
@@ -217,11 +217,11 @@ async fn revoke_session_in(
 
 /// Revokes the session `token` belongs to (logout). Returns whether the token was known.
 pub async fn revoke_by_refresh_token(state: &AppState, token: &str) -> ApiResult<Option<String>> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = crate::db::begin_write(&state.db.pool).await?;
     let row: Option<(String, String)> =
         sqlx::query_as("SELECT session_id, user_id FROM refresh_tokens WHERE token_hash = $1")
             .bind(crypto::hash_refresh_token(token))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
     let Some((session_id, user_id)) = row else {
         return Ok(None);

@@ -417,11 +417,11 @@ async fn end_meeting(
     require_host(&m, user_id)?;
     if m.ended_at.is_none() {
         let now = state.now_ms();
-        let mut tx = state.db.pool.begin().await?;
+        let mut tx = crate::db::begin_write(&state.db.pool).await?;
         sqlx::query("UPDATE meetings SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(&m.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query(
             "UPDATE participants SET status = 'left', left_at = $1 \
@@ -429,7 +429,7 @@ async fn end_meeting(
         )
         .bind(now)
         .bind(&m.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         auth_store::audit(&state, Some(user_id), "meeting_end", Some(&m.id)).await;

@@ -40,14 +40,14 @@ pub async fn store(
     text: &str,
     now_ms: i64,
 ) -> sqlx::Result<(ChatMessage, bool)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let existing: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND sender_id = $2 AND client_msg_id = $3"
     ))
     .bind(meeting_id)
     .bind(sender.as_str())
     .bind(client_msg_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     if let Some(row) = existing {
         return Ok((row.into(), true));
@@ -55,7 +55,7 @@ pub async fn store(
     let (seq,): (i64,) =
         sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE meeting_id = $1")
             .bind(meeting_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
     let id = ulid::Ulid::new().to_string();
     sqlx::query(
@@ -70,7 +70,7 @@ pub async fn store(
     .bind(text)
     .bind(client_msg_id)
     .bind(now_ms)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     tx.commit().await?;
     let message = ChatMessage {

@@ -51,9 +51,16 @@ pub async fn upgrade(
     ws.protocols([SUBPROTOCOL])
         .max_message_size(HARD_FRAME_LIMIT_BYTES)
         .max_frame_size(HARD_FRAME_LIMIT_BYTES)
+        // A signaling socket is idle most of the time; the 128 KiB default read buffer was
+        // most of each connection's memory (scripts/bench-signaling.sh). Larger messages
+        // (an SDP) still arrive whole: the buffer is read into in steps of this size.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| run(state, auth, socket))
         .into_response()
 }
+
+/// Bytes read from a socket at a time.
+const READ_BUFFER_BYTES: usize = 4096;
 
 struct Joined {
     room: mpsc::Sender<RoomCmd>,

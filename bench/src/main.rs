@@ -1,0 +1,151 @@
+//! Parley's benchmarks (issue 6). `parley-bench signaling` runs the signaling load against
+//! Parley's server and a Socket.IO 4 server in the same run and prints both, with ratios.
+//! Run through `scripts/bench-signaling.sh`, which builds and installs what it needs.
+
+mod server;
+mod signaling;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use server::Server;
+use signaling::Report;
+
+#[derive(Parser)]
+#[command(about = "Parley's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// WebSocket clients in meetings of 4: join storm with offer/answer/ICE, then chat at
+    /// stepped rates until p99 delivery latency passes 50 ms.
+    Signaling {
+        #[arg(long, default_value_t = 2000)]
+        clients: usize,
+        /// Chat messages per second per client, one phase each, until p99 > 50 ms.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,6,8,12,16")]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 10)]
+        phase_secs: u64,
+        /// The parley-server binary (default: next to this one).
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
+        /// The Socket.IO server's directory (bench/socketio, after `npm install`).
+        #[arg(long, default_value = "bench/socketio")]
+        socketio_dir: PathBuf,
+        /// Write the results here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Signaling {
+            clients,
+            rates,
+            phase_secs,
+            server_bin,
+            socketio_dir,
+            json,
+        } => {
+            let bin = match server_bin {
+                Some(b) => b,
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("no directory")?
+                    .join("parley-server"),
+            };
+            let meetings = clients / signaling::GROUP;
+
+            eprintln!("== Parley: {clients} clients");
+            let s = Server::parley(&bin).await?;
+            let target = signaling::parley_target(&s.base_url, meetings).await?;
+            let parley = signaling::run(&s, target, clients, &rates, phase_secs).await?;
+            s.stop().await;
+
+            eprintln!("== Socket.IO 4: {clients} clients");
+            let s = Server::socketio(&socketio_dir).await?;
+            let target = signaling::Target::SocketIo {
+                ws_url: s.base_url.replacen("http://", "ws://", 1)
+                    + "/socket.io/?EIO=4&transport=websocket",
+            };
+            let sio = signaling::run(&s, target, clients, &rates, phase_secs).await?;
+            s.stop().await;
+
+            print_table(&parley, &sio);
+            if let Some(path) = json {
+                let out = serde_json::json!({ "parley": parley, "socketio": sio });
+                std::fs::write(&path, serde_json::to_string_pretty(&out)?)?;
+                eprintln!("results: {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_table(p: &Report, s: &Report) {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let last_ok = |r: &Report| {
+        r.phases
+            .iter()
+            .rev()
+            .find(|ph| ph.p99_ms <= 50.0)
+            .map(|ph| (ph.p50_ms, ph.p99_ms, ph.server_cpu))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN))
+    };
+    let first = |r: &Report| {
+        r.phases
+            .first()
+            .map(|ph| (ph.delivered_per_sec, ph.p50_ms, ph.p99_ms, ph.server_cpu))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN))
+    };
+    let (pf, sf) = (first(p), first(s));
+    let (pl, sl) = (last_ok(p), last_ok(s));
+    println!(
+        "| {} clients, meetings of 4 | Parley | Socket.IO 4 | Parley / Socket.IO |",
+        p.clients
+    );
+    println!("|---|---|---|---|");
+    let row = |name: &str, a: f64, b: f64| {
+        println!("| {name} | {a:.2} | {b:.2} | {:.2} |", ratio(a, b));
+    };
+    row("join storm, s", p.join_storm_secs, s.join_storm_secs);
+    row("chat at 1/s per client: delivered/s", pf.0, sf.0);
+    row("  p50 ms", pf.1, sf.1);
+    row("  p99 ms", pf.2, sf.2);
+    row("  server CPU, cores", pf.3, sf.3);
+    row(
+        "sustained delivered/s (p99 ≤ 50 ms)",
+        p.sustained_per_sec,
+        s.sustained_per_sec,
+    );
+    row("  p99 ms at that rate", pl.1, sl.1);
+    row("  server CPU at that rate, cores", pl.2, sl.2);
+    row(
+        "server RSS before clients, MiB",
+        p.server_rss_base_mib,
+        s.server_rss_base_mib,
+    );
+    row(
+        "server RSS, clients idle, MiB",
+        p.server_rss_idle_mib,
+        s.server_rss_idle_mib,
+    );
+    row(
+        "RSS per idle connection, KiB",
+        p.rss_per_idle_connection_kib,
+        s.rss_per_idle_connection_kib,
+    );
+    println!("| client errors | {} | {} | |", p.errors, s.errors);
+    println!(
+        "| messages refused by the server | {} | {} | |",
+        p.refused, s.refused
+    );
+}

@@ -1,0 +1,127 @@
+//! The servers under test, each its own process: memory and CPU come from /proc/PID.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::io::AsyncBufReadExt as _;
+use tokio::process::{Child, Command};
+
+pub struct Server {
+    child: Child,
+    pid: u32,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Server {
+    /// `parley-server` on its embedded SQLite in a fresh directory. The chat limit is lifted
+    /// (the benchmark steps the chat rate up past the per-connection default of 5/s).
+    pub async fn parley(bin: &Path) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let port = free_port()?;
+        let child = Command::new(bin)
+            .env("PARLEY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PARLEY_DATA_DIR", data.path())
+            .env("PARLEY_LIMITS__CHAT_PER_SEC", "100000")
+            .env("PARLEY_LIMITS__REGISTER_PER_IP", "1000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = http.get(format!("{base_url}/api/health")).send().await {
+                if r.status().is_success() {
+                    let pid = child.id().context("parley-server exited")?;
+                    return Ok(Self {
+                        child,
+                        pid,
+                        base_url,
+                        _data: Some(data),
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("parley-server did not answer on {base_url}")
+    }
+
+    /// The Socket.IO 4 server in `dir` (`npm install` done), on Node.
+    pub async fn socketio(dir: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut child = Command::new("node")
+            .arg("server.js")
+            .current_dir(dir)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting node (the benchmark needs Node.js)")?;
+        let out = child.stdout.take().context("node's output")?;
+        let mut lines = tokio::io::BufReader::new(out).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .context("the Socket.IO server did not start in 20 s")??
+            .unwrap_or_default();
+        if !line.starts_with("listening") {
+            bail!("the Socket.IO server said {line:?}");
+        }
+        let pid = child.id().context("node exited")?;
+        Ok(Self {
+            child,
+            pid,
+            base_url: format!("http://127.0.0.1:{port}"),
+            _data: None,
+        })
+    }
+
+    /// Resident memory, KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS")
+    }
+
+    /// User + system CPU time so far, seconds.
+    pub fn cpu_secs(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command name (which may hold spaces): state is field 3.
+        let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+        Ok(ticks / clock_ticks())
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}

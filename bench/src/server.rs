@@ -28,7 +28,15 @@ impl Server {
     pub async fn parley(bin: &Path) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let port = free_port()?;
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        // Only this benchmark's settings: the server refuses unknown PARLEY_* variables (a
+        // test run exports PARLEY_TEST_POSTGRES_URL).
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("PARLEY_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
             .env("PARLEY_LISTEN", format!("127.0.0.1:{port}"))
             .env("PARLEY_DATA_DIR", data.path())
             .env("PARLEY_LIMITS__CHAT_PER_SEC", "100000")

@@ -25,6 +25,8 @@ pub struct Inner {
     pub limits: Limiters,
     /// Live meetings.
     pub rooms: Rooms,
+    /// Stores chat for every room (started on first use, inside the runtime).
+    chat_writer: std::sync::OnceLock<crate::room::chat::Writer>,
 }
 
 /// One limiter per abuse vector; sizes come from [`crate::config::Limits`].
@@ -78,7 +80,15 @@ impl AppState {
             mailer,
             limits,
             rooms: Rooms::default(),
+            chat_writer: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The chat writer; the first call must be made inside the Tokio runtime.
+    pub fn chat_writer(&self) -> &crate::room::chat::Writer {
+        self.0
+            .chat_writer
+            .get_or_init(|| crate::room::chat::Writer::start(self.0.db.pool.clone()))
     }
 
     /// The server clock's now, UTC epoch milliseconds.

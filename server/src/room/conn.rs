@@ -283,28 +283,34 @@ async fn join(
     meetings::upsert_participant_keep(&state.db.pool, &m.id, user_id, role, status, state.now_ms())
         .await
         .map_err(|_| fail(ErrorCode::Internal, "database unavailable"))?;
-    let room =
-        state
-            .rooms
-            .get_or_start(state, &m.id, &m.host_id, m.locked != 0, m.waiting_room != 0);
     let peer = PeerId(ulid::Ulid::new().to_string());
-    let joiner = Joiner {
-        peer: peer.clone(),
-        user: auth.user_id.clone(),
-        name,
-        role,
-        admitted_before,
-        resume_token: crate::auth::crypto::new_refresh_token(),
-        resume,
-        after_seq,
+    let mut cmd = RoomCmd::Connect {
+        joiner: Joiner {
+            peer: peer.clone(),
+            user: auth.user_id.clone(),
+            name,
+            role,
+            admitted_before,
+            resume_token: crate::auth::crypto::new_refresh_token(),
+            resume,
+            after_seq,
+        },
+        conn,
     };
-    room.send(RoomCmd::Connect { joiner, conn })
-        .await
-        .map_err(|_| {
-            fail(
-                ErrorCode::ServiceUnavailable,
-                "the meeting is restarting; try again",
-            )
-        })?;
-    Ok(Joined { room, peer })
+    // A room that found itself empty may retire between our lookup and our send; the next
+    // lookup starts a fresh one.
+    for _ in 0..3 {
+        let room =
+            state
+                .rooms
+                .get_or_start(state, &m.id, &m.host_id, m.locked != 0, m.waiting_room != 0);
+        match room.send(cmd).await {
+            Ok(()) => return Ok(Joined { room, peer }),
+            Err(tokio::sync::mpsc::error::SendError(back)) => cmd = back,
+        }
+    }
+    Err(fail(
+        ErrorCode::ServiceUnavailable,
+        "the meeting is restarting; try again",
+    ))
 }

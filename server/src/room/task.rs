@@ -116,6 +116,21 @@ impl Rooms {
             .cloned()
     }
 
+    /// Called by a room with nobody in it: hands back a waiting command, if any; otherwise
+    /// leaves the registry. Both under the registry's lock, so a joiner either finds the room
+    /// before it retires (and its command is waiting) or a fresh one after.
+    fn retire(&self, meeting_id: &str, rx: &mut mpsc::Receiver<RoomCmd>) -> Option<RoomCmd> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match rx.try_recv() {
+            Ok(cmd) => Some(cmd),
+            Err(_) => {
+                // Ours: an entry is only replaced once its room's queue is closed.
+                map.remove(meeting_id);
+                None
+            }
+        }
+    }
+
     fn remove_if_closed(&self, meeting_id: &str) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.get(meeting_id).is_some_and(|tx| tx.is_closed()) {
@@ -154,17 +169,28 @@ struct Task {
     room: Room,
     conns: HashMap<PeerId, Conn>,
     after_seq: HashMap<PeerId, i64>,
+    /// Where the chat writer reports stored messages, in the order they were handed over.
+    chat_done: mpsc::UnboundedSender<ChatDone>,
+}
+
+/// A chat message's outcome from the writer.
+struct ChatDone {
+    peer: PeerId,
+    client_msg_id: String,
+    outcome: chat::Outcome,
 }
 
 async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Receiver<RoomCmd>) {
     let span = tracing::info_span!("room", meeting_id = %meeting_id);
     let _enter = span.enter();
+    let (chat_done, mut chat_done_rx) = mpsc::unbounded_channel();
     let mut task = Task {
         state: state.clone(),
         meeting_id: meeting_id.clone(),
         room,
         conns: HashMap::new(),
         after_seq: HashMap::new(),
+        chat_done,
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -177,23 +203,25 @@ async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Rece
                 }
                 Some(cmd) => task.command(cmd).await,
             },
+            Some(done) = chat_done_rx.recv() => task.chat_stored(done),
             _ = tick.tick() => {
                 let fx = task.room.handle(Input::Tick, state.now_ms());
                 task.apply(fx).await;
             }
         }
         if task.room.is_empty() && task.conns.is_empty() {
-            rx.close();
-            // Serve what was queued before the close, then leave the registry.
-            while let Ok(cmd) = rx.try_recv() {
-                task.command(cmd).await;
-            }
-            if task.room.is_empty() && task.conns.is_empty() {
-                break;
+            // Retire, unless a command (a joiner) is already waiting. Before, the room closed
+            // its queue and went on serving what was queued: a joiner served that way sat in
+            // a room nobody could reach any more while the next joiners started a second one
+            // (the signaling benchmark's join storm lost one newcomer's offers that way).
+            match state.rooms.retire(&meeting_id, &mut rx) {
+                Some(cmd) => task.command(cmd).await,
+                None => break,
             }
         }
     }
     drop(_enter);
+    drop(rx);
     state.rooms.remove_if_closed(&meeting_id);
 }
 
@@ -290,17 +318,37 @@ impl Task {
         if let Err(e) = validate::chat_text(&text) {
             return self.send(&peer, ServerMsg::error(e.code, e.message));
         }
-        let stored = chat::store(
-            &self.state.db.pool,
-            &self.meeting_id,
-            &sender.user,
-            &sender.name,
-            &client_msg_id,
-            &text,
-            now,
-        )
-        .await;
-        match stored {
+        let message = chat::NewMessage {
+            meeting_id: self.meeting_id.clone(),
+            sender: sender.user.clone(),
+            sender_name: sender.name.clone(),
+            client_msg_id: client_msg_id.clone(),
+            text,
+            now_ms: now,
+        };
+        // The room goes on with other input while the message is committed; the outcome
+        // comes back through `chat_done`, in order.
+        let done = self.chat_done.clone();
+        self.state
+            .chat_writer()
+            .store(message, move |outcome| {
+                let _ = done.send(ChatDone {
+                    peer,
+                    client_msg_id,
+                    outcome,
+                });
+            })
+            .await;
+    }
+
+    /// A message is committed (or not): acknowledge it to its sender and relay it to the rest.
+    fn chat_stored(&mut self, done: ChatDone) {
+        let ChatDone {
+            peer,
+            client_msg_id,
+            outcome,
+        } = done;
+        match outcome {
             Ok((message, duplicate)) => {
                 let ack = ServerMsg::ChatAck {
                     client_msg_id,

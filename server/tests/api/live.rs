@@ -387,3 +387,167 @@ async fn chat_in_many_meetings_at_once_is_all_stored() {
         assert_eq!(history.body["messages"].as_array().unwrap().len(), EACH);
     }
 }
+
+/// A burst of chat from two meetings at once (committed together by the chat writer):
+/// every message is acknowledged in the order sent with consecutive seqs, a retry inside the
+/// same burst is folded into the first copy, and the others receive each message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_burst_is_committed_in_order_with_retries_folded() {
+    const N: i64 = 40;
+    let s = TestServer::with_config(|c| c.limits.chat_per_sec = 1000).await;
+    let host = s.register("host").await;
+    let ann = s.register("ann").await;
+    let code = s.create_meeting(&host, json!({"title": "Burst"})).await;
+    let other = s.create_meeting(&host, json!({"title": "Other"})).await;
+    let (mut h, _) = s.join_ws(&host, &code).await;
+    let (mut a, _) = s.join_ws(&ann, &code).await;
+    let (mut o, _) = s.join_ws(&host, &other).await;
+    h.recv_type("peer_joined").await;
+    for i in 1..=N {
+        a.send(
+            json!({"type": "chat", "client_msg_id": format!("b{i}"), "text": format!("burst {i}")}),
+        )
+        .await;
+        o.send(
+            json!({"type": "chat", "client_msg_id": format!("o{i}"), "text": format!("other {i}")}),
+        )
+        .await;
+        if i == 10 {
+            // The same message again before its first copy was acknowledged.
+            a.send(json!({"type": "chat", "client_msg_id": "b10", "text": "burst 10"}))
+                .await;
+        }
+    }
+    let mut acks = Vec::new();
+    while acks.len() < N as usize + 1 {
+        let m = a.recv().await;
+        assert_ne!(m["type"], "error", "{m}");
+        if m["type"] == "chat_ack" {
+            acks.push((
+                m["client_msg_id"].as_str().unwrap().to_string(),
+                m["seq"].as_i64().unwrap(),
+            ));
+        }
+    }
+    let mut expected: Vec<(String, i64)> = (1..=N).map(|i| (format!("b{i}"), i)).collect();
+    expected.insert(10, ("b10".into(), 10));
+    assert_eq!(acks, expected);
+    for i in 1..=N {
+        let got = h.recv_type("chat").await;
+        assert_eq!(
+            (
+                got["message"]["seq"].as_i64(),
+                got["message"]["text"].as_str()
+            ),
+            (Some(i), Some(format!("burst {i}").as_str()))
+        );
+    }
+    h.expect_silence(300).await;
+    let mut other_seqs = Vec::new();
+    while other_seqs.len() < N as usize {
+        let m = o.recv().await;
+        assert_ne!(m["type"], "error", "{m}");
+        if m["type"] == "chat_ack" {
+            other_seqs.push(m["seq"].as_i64().unwrap());
+        }
+    }
+    assert_eq!(other_seqs, (1..=N).collect::<Vec<_>>());
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+        .fetch_one(&s.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 2 * N);
+}
+
+/// Joins racing a room's start and its retirement: 4 people join each of many new meetings at
+/// once, then, over and over, the last one leaves and the next joins at the same instant.
+/// Everyone is welcomed into the one room of their meeting and meets the others. (Before, a
+/// room that found itself empty closed its queue and went on serving what was already queued:
+/// a joiner could end up in a room nobody else could reach, or be told "the meeting is
+/// restarting".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_joins_all_meet_in_one_room() {
+    const MEETINGS: usize = 40;
+    let s = TestServer::start().await;
+    let people = [
+        s.register("racer0").await,
+        s.register("racer1").await,
+        s.register("racer2").await,
+        s.register("racer3").await,
+    ];
+    let mut codes = Vec::new();
+    for m in 0..MEETINGS {
+        codes.push(
+            s.create_meeting(&people[0], json!({"title": format!("Race {m}")}))
+                .await,
+        );
+    }
+    let s = std::sync::Arc::new(s);
+    let people = std::sync::Arc::new(people);
+    let mut joins = Vec::new();
+    for code in &codes {
+        for p in 0..4 {
+            let (s, people, code) = (s.clone(), people.clone(), code.clone());
+            joins.push(tokio::spawn(async move {
+                let (mut ws, welcome) = s.join_ws(&people[p], &code).await;
+                let mut met = welcome["participants"].as_array().unwrap().len();
+                while met < 3 {
+                    let m = ws.recv().await;
+                    if m["type"] == "peer_joined" {
+                        met += 1;
+                    }
+                }
+                ws
+            }));
+        }
+    }
+    for j in joins {
+        j.await.unwrap();
+    }
+
+    let code = &s
+        .create_meeting(&people[0], json!({"title": "Revolving door"}))
+        .await;
+    let (mut inside, _) = s.join_ws(&people[0], code).await;
+    for round in 0..40 {
+        let next = (round % 3) + 1;
+        let mut ws = s.ws(&people[next].access).await;
+        inside.send(json!({"type": "leave"})).await;
+        // Read to the server's close (a socket dropped with unread data is reset, which can
+        // lose the leave and keep the peer's slot for the grace period).
+        let gone = tokio::spawn(async move { inside.closed().await });
+        if round % 2 == 1 {
+            tokio::time::sleep(std::time::Duration::from_micros(300 * round as u64)).await;
+        }
+        ws.send(json!({"type": "join", "code": code, "display_name": format!("racer{next}")}))
+            .await;
+        // The welcome, nothing else (an error here is the failure).
+        let welcome = match ws.next(std::time::Duration::from_secs(5)).await {
+            Some(m) if m["type"] == "welcome" => m,
+            other => panic!("round {round}: {other:?}"),
+        };
+        assert!(gone.await.unwrap(), "round {round}: left but not closed");
+        inside = ws;
+        // Whoever joins next must find the one who just came in.
+        let mut probe = s.ws(&people[0].access).await;
+        probe
+            .send(json!({"type": "join", "code": code, "display_name": "racer0"}))
+            .await;
+        let probe_welcome = match probe.next(std::time::Duration::from_secs(5)).await {
+            Some(m) if m["type"] == "welcome" => m,
+            other => panic!("round {round}, probe: {other:?}"),
+        };
+        let names: Vec<&str> = probe_welcome["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["display_name"].as_str().unwrap_or(""))
+            .collect();
+        assert!(
+            names.contains(&format!("racer{next}").as_str()),
+            "round {round}: {welcome} then {probe_welcome}"
+        );
+        probe.send(json!({"type": "leave"})).await;
+        assert!(probe.closed().await);
+    }
+}

@@ -1,7 +1,9 @@
 //! Parley's benchmarks (issue 6). `parley-bench signaling` runs the signaling load against
-//! Parley's server and a Socket.IO 4 server in the same run and prints both, with ratios.
-//! Run through `scripts/bench-signaling.sh`, which builds and installs what it needs.
+//! Parley's server and a Socket.IO 4 server in the same run and prints both, with ratios;
+//! `parley-bench join` measures join time to the first decoded frame, step by step.
+//! Run through `scripts/bench-*.sh`, which build and install what they need.
 
+mod join;
 mod server;
 mod signaling;
 
@@ -42,6 +44,32 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Two participants on loopback: a guest joins a host's meeting again and again; time
+    /// from the join command to the first decoded remote frame, split into steps.
+    Join {
+        #[arg(long, default_value_t = 20)]
+        joins: usize,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        /// The parley-server binary (default: next to this one).
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
+        /// Write the results here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn server_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory")?
+            .join("parley-server"),
+    })
 }
 
 #[tokio::main]
@@ -55,13 +83,7 @@ async fn main() -> anyhow::Result<()> {
             socketio_dir,
             json,
         } => {
-            let bin = match server_bin {
-                Some(b) => b,
-                None => std::env::current_exe()?
-                    .parent()
-                    .context("no directory")?
-                    .join("parley-server"),
-            };
+            let bin = self::server_bin(server_bin)?;
             let meetings = clients / signaling::GROUP;
 
             eprintln!("== Parley: {clients} clients");
@@ -83,6 +105,23 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = json {
                 let out = serde_json::json!({ "parley": parley, "socketio": sio });
                 std::fs::write(&path, serde_json::to_string_pretty(&out)?)?;
+                eprintln!("results: {}", path.display());
+            }
+        }
+        Cmd::Join {
+            joins,
+            width,
+            height,
+            server_bin,
+            json,
+        } => {
+            let s = Server::parley(&self::server_bin(server_bin)?).await?;
+            let report = join::run(&s.base_url, joins, width, height).await;
+            s.stop().await;
+            let report = report?;
+            join::print_table(&report);
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
                 eprintln!("results: {}", path.display());
             }
         }

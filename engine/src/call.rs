@@ -98,8 +98,11 @@ impl Default for CallConfig {
 pub enum CallEvent {
     /// From the meeting (participants, chat, controls…).
     Signal(Event),
-    /// The media connection to a peer changed state (`connected`, `failed`…).
+    /// The media connection to a peer changed state (`connected`, `failed`…): ICE and DTLS.
     Link { peer: PeerId, state: String },
+    /// The ICE part of a media connection changed state (`checking`, `connected`…); with
+    /// [`CallEvent::Link`] it splits a connection's setup time into ICE and DTLS.
+    Ice { peer: PeerId, state: String },
     /// A decoded video frame from a peer.
     Video {
         peer: PeerId,
@@ -162,8 +165,26 @@ struct VideoCtl {
     /// Ends the capture thread.
     stop: AtomicBool,
     keyframe: AtomicBool,
+    /// Until when (ms on the [`epoch_ms`] clock) keyframe requests are answered quickly: a
+    /// peer that just connected has nothing to decode until its first keyframe arrives.
+    fast_keyframes_until: AtomicU64,
     bitrate: AtomicU32,
 }
+
+/// Milliseconds since the first call (a process-local monotonic clock for atomics).
+fn epoch_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// Keyframes on request at most this often, and this often while a peer has just connected.
+const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(1000);
+const NEW_PEER_KEYFRAME_INTERVAL: Duration = Duration::from_millis(150);
+/// How long after a connection its keyframe requests count as a new peer's.
+const NEW_PEER_WINDOW_MS: u64 = 2000;
 
 /// The outgoing video tracks now running, shared by [`Call`] and the actor.
 #[derive(Default)]
@@ -433,6 +454,7 @@ impl Call {
             on: AtomicBool::new(true),
             stop: AtomicBool::new(false),
             keyframe: AtomicBool::new(true),
+            fast_keyframes_until: AtomicU64::new(0),
             bitrate: AtomicU32::new(kbps),
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -642,9 +664,17 @@ impl VideoJob {
                 let _ = enc.set_bitrate_kbps(want);
             }
             // Keyframes on request, but at most one a second: on a lossy or capped link every
-            // keyframe is large, and a storm of them would starve the picture.
-            let force = last_key.elapsed() >= Duration::from_millis(1000)
-                && ctl.keyframe.swap(false, Ordering::SeqCst);
+            // keyframe is large, and a storm of them would starve the picture. Just after a
+            // peer connects, quicker: the keyframe sent at "connected" can reach it before it
+            // reads the track, and its first picture then waited for the next allowed one
+            // (the join benchmark saw first frames up to a second after DTLS).
+            let interval = if epoch_ms() < ctl.fast_keyframes_until.load(Ordering::Relaxed) {
+                NEW_PEER_KEYFRAME_INTERVAL
+            } else {
+                KEYFRAME_MIN_INTERVAL
+            };
+            let force =
+                last_key.elapsed() >= interval && ctl.keyframe.swap(false, Ordering::SeqCst);
             if force {
                 last_key = std::time::Instant::now();
                 tracing::debug!(kind = ?ctl.kind, "keyframe forced");
@@ -1002,6 +1032,16 @@ impl Actor {
         }
     }
 
+    /// A peer connected: for a short while, answer keyframe requests quickly.
+    fn new_peer_keyframes(&self) {
+        let until = epoch_ms() + NEW_PEER_WINDOW_MS;
+        let s = lock(&self.senders);
+        for c in [&s.camera, &s.screen].into_iter().flatten() {
+            c.fast_keyframes_until.store(until, Ordering::Relaxed);
+            c.keyframe.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// A link failed: the side that offered restarts ICE at once; when that fails too it
     /// builds new peer connections, with backoff, for as long as the peer is in the meeting.
     /// The other side waits for its offers.
@@ -1078,7 +1118,7 @@ impl Actor {
             LinkEvent::State(state) => {
                 if state == LinkState::Connected {
                     // A new receiver needs a keyframe to start decoding.
-                    self.request_keyframes(None);
+                    self.new_peer_keyframes();
                     self.rates.connect(peer.clone(), std::time::Instant::now());
                     if let Some(l) = self.links.get_mut(&peer) {
                         (l.restarts, l.rebuilds) = (0, 0);
@@ -1095,6 +1135,9 @@ impl Actor {
                         state: state.to_string(),
                     })
                     .await;
+            }
+            LinkEvent::IceState(state) => {
+                let _ = self.out.send(CallEvent::Ice { peer, state }).await;
             }
             LinkEvent::KeyframeRequest(kind) => self.request_keyframes(Some(kind)),
             LinkEvent::Loss(fraction) => {

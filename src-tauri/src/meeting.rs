@@ -708,7 +708,7 @@ async fn pump(app: AppHandle, generation: u64, mut events: mpsc::Receiver<CallEv
                 m.send_frame(k, peer.as_str(), &frame);
             }
             CallEvent::LocalVideo { frame } => m.send_frame(KIND_SELF, "self", &frame),
-            CallEvent::Audio { .. } => {}
+            CallEvent::Audio { .. } | CallEvent::Ice { .. } => {}
             CallEvent::AudioLevel { peer, dbfs } => {
                 levels.insert(peer, dbfs);
             }

@@ -44,6 +44,16 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Writes Parley's synthetic camera picture as a Y4M file (for Chromium's fake camera).
+    Y4m {
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        #[arg(long, default_value_t = 300)]
+        frames: u32,
+        out: PathBuf,
+    },
     /// Two participants on loopback: a guest joins a host's meeting again and again; time
     /// from the join command to the first decoded remote frame, split into steps.
     Join {
@@ -60,6 +70,22 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+/// Writes `frames` of Parley's synthetic camera picture as a Y4M file (30 fps), so Chromium's
+/// fake camera (`--use-file-for-fake-video-capture`) sends the same picture as parley-cli.
+fn write_y4m(path: &std::path::Path, width: u32, height: u32, frames: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg")?;
+    let mut source = parley_engine::media::synthetic::SyntheticVideo::new(width, height);
+    for i in 0..frames {
+        let frame = source.next_frame(u64::from(i) * 1000 / 30);
+        out.write_all(b"FRAME\n")?;
+        out.write_all(&frame.data)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn server_bin(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -108,6 +134,12 @@ async fn main() -> anyhow::Result<()> {
                 eprintln!("results: {}", path.display());
             }
         }
+        Cmd::Y4m {
+            width,
+            height,
+            frames,
+            out,
+        } => write_y4m(&out, width, height, frames)?,
         Cmd::Join {
             joins,
             width,

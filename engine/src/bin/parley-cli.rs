@@ -117,6 +117,9 @@ enum Command {
         /// Camera picture size and rate, `WIDTHxHEIGHT@FPS` (default 640x480@30).
         #[arg(long, value_name = "WxH@FPS", value_parser = parse_video_size)]
         video: Option<(u32, u32, u32)>,
+        /// Most bits per second for the camera's video, kbit/s (default 800).
+        #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=20_000))]
+        video_kbps: Option<u32>,
     },
     /// List cameras, microphones, speakers and shareable screens.
     Devices,
@@ -507,6 +510,7 @@ async fn run(cli: Cli) -> Res<()> {
             record_dir,
             loopback_only,
             video,
+            video_kbps,
         } => {
             let code = parse_code(&code)?;
             let screen = screen
@@ -518,6 +522,9 @@ async fn run(cli: Cli) -> Res<()> {
                 .map(|(mut c, r)| {
                     if let Some((w, h, fps)) = video {
                         (c.width, c.height, c.fps) = (w, h, fps);
+                    }
+                    if let Some(kbps) = video_kbps {
+                        c.video_kbps = kbps;
                     }
                     c.voice_processing = !raw_mic;
                     if rnnoise {

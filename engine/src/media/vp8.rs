@@ -108,7 +108,7 @@ impl Vp8Encoder {
         // Realtime speed, and keyframes of at most 3× an average frame (as WebRTC does): on a
         // capped link a full-size keyframe after every loss would starve the picture.
         for (id, value) in [
-            (vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED, 8),
+            (vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED, -6),
             (
                 vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
                 300,

@@ -130,7 +130,10 @@ chromium_call() {
   wait "$chrome_pid" "$node_pid" 2>/dev/null || true
   local wall
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-  grep -q '"codec":"video/VP8"' "$work/stats.json" || echo "chromium: no VP8 call: $(cat "$work/stats.json")" >&2
+  if ! grep -q '"codec":"video/VP8"' "$work/stats.json"; then
+    echo "chromium: no VP8 call: $(cat "$work/stats.json")" >&2
+    d1=$d0 # counts as no frames
+  fi
   for _ in 1 2; do
     printf '%s %s %s nan nan\n' \
       "$(awk -v a="$before" -v b="$after" -v t="$tck" -v w="$wall" 'BEGIN { printf "%.1f", 100 * (b - a) / t / w / 2 }')" \
@@ -176,4 +179,10 @@ cut -d'|' -f1 "$all" | awk '!seen[$0]++' | while read -r label; do
   med() { grep -F "$label|" "$all" | cut -d'|' -f"$1" | grep -v nan | pct 0.5; }
   printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$(med 2)" "$(med 3)" "$(med 4)" "$(med 5)" "$(med 6)"
 done
+# The harness must not rot: every participant must have received video.
+if awk -F'|' '$4 + 0 <= 0 { bad = 1 } END { exit !bad }' "$all"; then
+  echo "FAILED: a participant received no video" >&2
+  rm -f "$all"
+  exit 1
+fi
 rm -f "$all"

@@ -58,5 +58,7 @@ cargo test -p parley-server --test api --locked
 echo "== installer: the .deb builds, and its desktop entry opens parley:// links"
 scripts/package.sh
 
-echo "== benchmark smoke: the signaling load harness against both servers (tiny, no timing checks)"
+echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
+scripts/bench-join.sh 1 2
+scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"

@@ -37,6 +37,10 @@ enum Cmd {
         /// The parley-server binary (default: next to this one).
         #[arg(long)]
         server_bin: Option<PathBuf>,
+        /// Make the server's data directory (its SQLite file) under this directory, e.g.
+        /// /dev/shm to see what the server does without the disk's fsync latency.
+        #[arg(long)]
+        data_under: Option<PathBuf>,
         /// The Socket.IO server's directory (bench/socketio, after `npm install`).
         #[arg(long, default_value = "bench/socketio")]
         socketio_dir: PathBuf,
@@ -106,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             rates,
             phase_secs,
             server_bin,
+            data_under,
             socketio_dir,
             json,
         } => {
@@ -113,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             let meetings = clients / signaling::GROUP;
 
             eprintln!("== Parley: {clients} clients");
-            let s = Server::parley(&bin).await?;
+            let s = Server::parley(&bin, data_under.as_deref()).await?;
             let target = signaling::parley_target(&s.base_url, meetings).await?;
             let parley = signaling::run(&s, target, clients, &rates, phase_secs).await?;
             s.stop().await;
@@ -147,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
             server_bin,
             json,
         } => {
-            let s = Server::parley(&self::server_bin(server_bin)?).await?;
+            let s = Server::parley(&self::server_bin(server_bin)?, None).await?;
             let report = join::run(&s.base_url, joins, width, height).await;
             s.stop().await;
             let report = report?;

@@ -25,8 +25,12 @@ fn free_port() -> anyhow::Result<u16> {
 impl Server {
     /// `parley-server` on its embedded SQLite in a fresh directory. The chat limit is lifted
     /// (the benchmark steps the chat rate up past the per-connection default of 5/s).
-    pub async fn parley(bin: &Path) -> anyhow::Result<Self> {
-        let data = tempfile::tempdir()?;
+    /// The data directory is made under `data_under` (default: the system's temp dir).
+    pub async fn parley(bin: &Path, data_under: Option<&Path>) -> anyhow::Result<Self> {
+        let data = match data_under {
+            Some(dir) => tempfile::tempdir_in(dir)?,
+            None => tempfile::tempdir()?,
+        };
         let port = free_port()?;
         let mut cmd = Command::new(bin);
         // Only this benchmark's settings: the server refuses unknown PARLEY_* variables (a

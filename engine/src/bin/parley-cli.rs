@@ -903,14 +903,15 @@ struct Recorder {
     dir: std::path::PathBuf,
     roster: Roster,
     wavs: std::collections::HashMap<String, hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
-    csv: std::io::BufWriter<std::fs::File>,
+    csv: std::io::LineWriter<std::fs::File>,
     count: std::collections::HashMap<String, u64>,
 }
 
 impl Recorder {
     fn new(dir: std::path::PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("frames.csv"))?);
+        // Line by line: tests and benchmarks read it while the call runs.
+        let mut csv = std::io::LineWriter::new(std::fs::File::create(dir.join("frames.csv"))?);
         writeln!(csv, "peer,kind,frame,capture_ms,received_ms,width,height")?;
         Ok(Self {
             dir,

@@ -34,16 +34,23 @@ now() { date +%s.%N; }
 # Nearest-rank percentile of numbers on stdin.
 pct() { sort -n | awk -v p="$1" '{ v[NR] = $1 } END { if (!NR) { print "nan"; exit } r = int(NR * p + 0.999999); if (r < 1) r = 1; print v[r] }'; }
 
+# The server refuses PARLEY_* variables it does not know (a test run exports some): only ours.
+unset_parley=()
+for v in $(compgen -e); do [[ $v == PARLEY_* ]] && unset_parley+=(-u "$v"); done
+
 # One Parley call: prints "cpu% pss_mib fps p50 p95" per participant.
 parley_call() {
   local n=$1 w=$2 h=$3 kbps=$4 work pids=() server_pid base code
   work="$(mktemp -d)"
-  NO_COLOR=1 RUST_LOG=info PARLEY_LISTEN=127.0.0.1:0 PARLEY_DATA_DIR="$work/data" \
+  env "${unset_parley[@]}" NO_COLOR=1 RUST_LOG=info PARLEY_LISTEN=127.0.0.1:0 PARLEY_DATA_DIR="$work/data" \
     "$bin/parley-server" > "$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do grep -q "listening" "$work/server.log" 2>/dev/null && break; sleep 0.1; done
   base="http://$(grep -o 'addr=[0-9.:]*' "$work/server.log" | head -1 | cut -d= -f2)"
-  cli() { local who=$1; shift; XDG_CONFIG_HOME="$work/$who" PARLEY_KEYCHAIN=off PARLEY_SERVER="$base" exec "$bin/parley-cli" "$@"; }
+  if [ "$base" = "http://" ]; then
+    echo "parley-server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+  fi
+  cli() { local who=$1; shift; exec env "${unset_parley[@]}" XDG_CONFIG_HOME="$work/$who" PARLEY_KEYCHAIN=off PARLEY_SERVER="$base" "$bin/parley-cli" "$@"; }
   for i in $(seq "$n"); do
     echo "user$i-Str0ng-Passphrase" | (cli "u$i" register --username "user$i" --email "user$i@example.org") >/dev/null 2>&1
   done

@@ -811,12 +811,19 @@ async fn echo_back_to_ann(w: &World, bob_args: &[&str]) -> (f32, f32) {
         "{} samples from Bob",
         samples.len()
     );
-    // One second from the second half (after the canceller has converged).
-    let tail = &samples[samples.len() / 2..samples.len() / 2 + 48_000];
-    (
-        parley_engine::media::audio::tone_level(tail, 660.0, 3.0),
-        parley_engine::media::audio::tone_level(tail, 300.0, 3.0),
-    )
+    // Each second of the second half (after the canceller has converged): the loudest echo
+    // (the worst a listener hears; PulseAudio's loopback can take a while to carry it) and
+    // the median voice.
+    let level = |hz: f32| -> Vec<f32> {
+        samples[samples.len() / 2..]
+            .chunks_exact(48_000)
+            .map(|s| parley_engine::media::audio::tone_level(s, hz, 3.0))
+            .collect()
+    };
+    let echo = level(660.0).into_iter().fold(0.0f32, f32::max);
+    let mut voice = level(300.0);
+    voice.sort_by(f32::total_cmp);
+    (echo, voice.get(voice.len() / 2).copied().unwrap_or(0.0))
 }
 
 /// The echo half of the real audio path (run inside scripts/pulse.sh): with Bob's echo

@@ -121,7 +121,9 @@ chromium_call() {
   local t0 t1 before=0 after=0 pss=0 d0 d1 p
   declare -A start=()
   t0=$(now)
-  d0=$(curl -s "127.0.0.1:$port/stats" | grep -o '"decoded":\[[0-9,]*\]' | grep -o '[0-9]*' | head -1)
+  # Frames the page decoded and when (its clock), at the start and the end of the window.
+  stats() { curl -s "127.0.0.1:$port/stats" | grep -o "\"$1\":\[*[0-9.]*" | grep -o '[0-9.]*$' | head -1; }
+  d0=$(stats decoded); p0=$(stats t)
   for p in $(session_pids "$sid"); do start[$p]=$(cpu_ticks "$p"); done
   sleep "$secs"
   for p in $(session_pids "$sid"); do
@@ -130,7 +132,7 @@ chromium_call() {
     pss=$((pss + $(pss_kib "$p") - $(file_pss_kib "$p" "$y4m")))
   done
   t1=$(now)
-  d1=$(curl -s "127.0.0.1:$port/stats" | grep -o '"decoded":\[[0-9,]*\]' | grep -o '[0-9]*' | head -1)
+  d1=$(stats decoded); p1=$(stats t)
   curl -s "127.0.0.1:$port/stats" > "$work/stats.json"
   kill -TERM -- "-$sid" 2>/dev/null || true
   kill "$node_pid" 2>/dev/null || true
@@ -145,7 +147,7 @@ chromium_call() {
     printf '%s %s %s nan nan\n' \
       "$(awk -v a="$before" -v b="$after" -v t="$tck" -v w="$wall" 'BEGIN { printf "%.1f", 100 * (b - a) / t / w / 2 }')" \
       "$(awk -v k="$pss" 'BEGIN { printf "%.1f", k / 1024 / 2 }')" \
-      "$(awk -v a="${d0:-0}" -v b="${d1:-0}" -v w="$wall" 'BEGIN { printf "%.1f", (b - a) / w }')"
+      "$(awk -v a="${d0:-0}" -v b="${d1:-0}" -v s="${p0:-0}" -v e="${p1:-0}" 'BEGIN { printf "%.1f", (e > s) ? (b - a) * 1000 / (e - s) : 0 }')"
   done
   rm -rf "$work"
 }

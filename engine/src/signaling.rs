@@ -230,7 +230,8 @@ impl<T: TokenSource> Task<T> {
                 header::SEC_WEBSOCKET_PROTOCOL,
                 HeaderValue::from_static(SUBPROTOCOL),
             );
-            match tokio_tungstenite::connect_async(req).await {
+            // Nagle off: signaling is small messages that should leave at once.
+            match tokio_tungstenite::connect_async_with_config(req, None, true).await {
                 Ok((socket, _)) => break socket,
                 Err(tokio_tungstenite::tungstenite::Error::Http(res))
                     if res.status() == 401 && !refresh =>

@@ -139,6 +139,8 @@ chromium_call() {
   wait "$chrome_pid" "$node_pid" 2>/dev/null || true
   local wall
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+  # libwebrtc may lower the resolution when it thinks the CPU is overused: say what it sent.
+  echo "  chromium sent $(grep -o '"resolution":"[0-9x]*"' "$work/stats.json" | cut -d'"' -f4) at $(grep -o '"sendKbps":[0-9]*' "$work/stats.json" | cut -d: -f2) kbit/s (asked ${w}x${h})" >&2
   if ! grep -q '"codec":"video/VP8"' "$work/stats.json"; then
     echo "chromium: no VP8 call: $(cat "$work/stats.json")" >&2
     d1=$d0 # counts as no frames

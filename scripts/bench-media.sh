@@ -12,21 +12,17 @@
 #            "2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500"
 #   scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"   # the CI smoke
 # Writes bench/results/media-K.json per run and prints medians over the runs.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-5}" secs="${2:-10}"
 configs="${3:-2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500}"
-scripts/deps.sh >&2
 if [[ "$configs" == *chromium* ]] && ! command -v chromium >/dev/null; then
   echo "== installing Debian's chromium" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
 cargo build --quiet --release --locked -p parley-server -p parley-engine -p parley-bench >&2
 bin="$CARGO_TARGET_DIR/release"
 tck=$(getconf CLK_TCK)
-mkdir -p bench/results
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pss_kib() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }

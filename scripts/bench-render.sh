@@ -3,11 +3,8 @@
 # 30 fps; the release app draws their tiles under Xvfb. Prints per-tile frames per second drawn
 # and the memory of the app and its WebKit processes, for RUNS runs (default 3).
 #   scripts/bench-render.sh [RUNS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
+source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-3}"
-scripts/deps.sh
 scripts/ui.sh
 cargo build --release --locked -p parley-engine --bin parley-cli
 for i in $(seq "$runs"); do

@@ -4,18 +4,10 @@
 # Prints a table per run (Parley, Socket.IO, ratio) and writes bench/results/signaling-K.json.
 #   scripts/bench-signaling.sh [RUNS] [CLIENTS] [extra parley-bench options…]
 #   scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1    # the CI smoke
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
+source "$(dirname "$0")/bench-prelude.sh"   # Node.js and npm among the system packages
 runs="${1:-5}"
 clients="${2:-2000}"
 shift $(( $# > 2 ? 2 : $# ))
-scripts/deps.sh   # Node.js and npm among the rest
 (cd bench/socketio && npm ci --no-audit --no-fund --silent)
 cargo build --release --locked -p parley-server -p parley-bench
-mkdir -p bench/results
-for i in $(seq "$runs"); do
-  echo "== run $i of $runs"
-  "$CARGO_TARGET_DIR/release/parley-bench" signaling --clients "$clients" \
-    --json "bench/results/signaling-$i.json" "$@"
-done
+bench_runs "$runs" signaling --clients "$clients" "$@"

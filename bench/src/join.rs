@@ -10,7 +10,7 @@ use anyhow::{bail, Context as _};
 use parley_engine::call::{Call, CallConfig, CallEvent, VideoSource};
 use parley_engine::rest::Api;
 use parley_engine::rtc::{MediaKind, RtcOptions};
-use parley_engine::signaling::{Event, JoinOptions, TokenSource};
+use parley_engine::signaling::{Event, JoinOptions, StaticToken};
 use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
 use parley_shared::signal::ServerMsg;
 use parley_shared::MeetingCode;
@@ -18,14 +18,6 @@ use serde::Serialize;
 
 /// How long one join may take before the run fails.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
-
-struct Token(String);
-
-impl TokenSource for Token {
-    async fn token(&self, _refresh: bool) -> Result<String, String> {
-        Ok(self.0.clone())
-    }
-}
 
 /// One join's milestones, milliseconds after the join command.
 #[derive(Debug, Clone, Serialize)]
@@ -58,8 +50,16 @@ async fn sign_up(api: &Api, name: &str) -> anyhow::Result<String> {
         .access_token)
 }
 
-fn config(width: u32, height: u32, decode: bool) -> CallConfig {
-    CallConfig {
+/// Joins `code` as `name`, sending synthetic video; `decode` whether to decode what arrives.
+async fn start_call(
+    api: &Api,
+    token: &str,
+    code: &MeetingCode,
+    name: &str,
+    (width, height): (u32, u32),
+    decode: bool,
+) -> anyhow::Result<Call> {
+    let config = CallConfig {
         camera: Some(VideoSource::Synthetic),
         mic: None,
         speaker: None,
@@ -72,7 +72,13 @@ fn config(width: u32, height: u32, decode: bool) -> CallConfig {
             ..Default::default()
         },
         ..Default::default()
-    }
+    };
+    let join = JoinOptions {
+        code: code.clone(),
+        display_name: name.into(),
+        passcode: None,
+    };
+    Ok(Call::start(api.ws_url(), StaticToken(token.into()), join, config).await?)
 }
 
 fn ms(since: Instant) -> f64 {
@@ -96,17 +102,7 @@ pub async fn run(base_url: &str, joins: usize, width: u32, height: u32) -> anyho
         .await?
         .code;
 
-    let mut host = Call::start(
-        api.ws_url(),
-        Token(host_token),
-        JoinOptions {
-            code: code.clone(),
-            display_name: "host".into(),
-            passcode: None,
-        },
-        config(width, height, false),
-    )
-    .await?;
+    let mut host = start_call(&api, &host_token, &code, "host", (width, height), false).await?;
     // Wait for the host's welcome, then keep its events drained (a full queue stalls a call).
     let deadline = Instant::now() + JOIN_TIMEOUT;
     loop {
@@ -161,17 +157,7 @@ async fn one_join(
     api.join_meeting(token, code, None).await?;
     let rest_ms = ms(t0);
     // …then the call: devices, the signaling connection, the peer connections.
-    let mut call = Call::start(
-        api.ws_url(),
-        Token(token.to_string()),
-        JoinOptions {
-            code: code.clone(),
-            display_name: "guest".into(),
-            passcode: None,
-        },
-        config(width, height, true),
-    )
-    .await?;
+    let mut call = start_call(api, token, code, "guest", (width, height), true).await?;
     let (mut welcome_ms, mut ice_ms, mut dtls_ms) = (None, None, None);
     let deadline = Instant::now() + JOIN_TIMEOUT;
     let first_frame_ms = loop {

@@ -133,11 +133,10 @@ async fn main() -> anyhow::Result<()> {
             s.stop().await;
 
             print_table(&parley, &sio);
-            if let Some(path) = json {
-                let out = serde_json::json!({ "parley": parley, "socketio": sio });
-                std::fs::write(&path, serde_json::to_string_pretty(&out)?)?;
-                eprintln!("results: {}", path.display());
-            }
+            write_json(
+                json,
+                &serde_json::json!({ "parley": parley, "socketio": sio }),
+            )?;
         }
         Cmd::Y4m {
             width,
@@ -157,11 +156,17 @@ async fn main() -> anyhow::Result<()> {
             s.stop().await;
             let report = report?;
             join::print_table(&report);
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-                eprintln!("results: {}", path.display());
-            }
+            write_json(json, &report)?;
         }
+    }
+    Ok(())
+}
+
+/// Writes a run's results where `--json` asked for them (nowhere without it).
+fn write_json(path: Option<PathBuf>, results: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(&path, serde_json::to_string_pretty(results)?)?;
+        eprintln!("results: {}", path.display());
     }
     Ok(())
 }

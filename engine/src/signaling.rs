@@ -27,6 +27,16 @@ pub trait TokenSource: Send + Sync + 'static {
     fn token(&self, refresh: bool) -> impl Future<Output = Result<String, String>> + Send;
 }
 
+/// A token that is never refreshed: for scripts, benchmarks and tests that sign in just
+/// before they join (a refused token ends their call rather than asking again).
+pub struct StaticToken(pub String);
+
+impl TokenSource for StaticToken {
+    async fn token(&self, _refresh: bool) -> Result<String, String> {
+        Ok(self.0.clone())
+    }
+}
+
 /// What to join.
 #[derive(Clone, Debug)]
 pub struct JoinOptions {

@@ -4,21 +4,14 @@
 use std::sync::Arc;
 
 use parley_engine::rest::Api;
-use parley_engine::signaling::TokenSource;
 use parley_server::clock::SystemClock;
 use parley_server::config::Config;
 use parley_server::Server;
 use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
 use parley_shared::MeetingCode;
 
-/// An access token that never changes (the tests are shorter than its lifetime).
-pub struct StaticToken(pub String);
-
-impl TokenSource for StaticToken {
-    async fn token(&self, _refresh: bool) -> Result<String, String> {
-        Ok(self.0.clone())
-    }
-}
+/// The tests are shorter than an access token's lifetime.
+pub use parley_engine::signaling::StaticToken;
 
 /// A server on 127.0.0.1:0 with a temporary data dir, after `tweak`.
 pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> (Server, tempfile::TempDir) {

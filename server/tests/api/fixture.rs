@@ -461,6 +461,20 @@ impl Ws {
         }
     }
 
+    /// The next `n` chat acknowledgements, in the order they arrive; other messages are
+    /// skipped, and an error fails the test.
+    pub async fn chat_acks(&mut self, n: usize) -> Vec<Value> {
+        let mut acks = Vec::with_capacity(n);
+        while acks.len() < n {
+            let m = self.recv().await;
+            assert_ne!(m["type"], "error", "{m}");
+            if m["type"] == "chat_ack" {
+                acks.push(m);
+            }
+        }
+        acks
+    }
+
     /// Asserts that nothing arrives for `ms` milliseconds.
     pub async fn expect_silence(&mut self, ms: u64) {
         if let Some(m) = self.next(Duration::from_millis(ms)).await {

@@ -363,14 +363,7 @@ async fn chat_in_many_meetings_at_once_is_all_stored() {
                     ws.send(json!({"type": "chat", "client_msg_id": format!("m{i}"), "text": format!("{code} {i}")}))
                         .await;
                 }
-                let mut acked = 0;
-                while acked < EACH {
-                    let m = ws.recv().await;
-                    assert_ne!(m["type"], "error", "in {code}: {m}");
-                    if m["type"] == "chat_ack" {
-                        acked += 1;
-                    }
-                }
+                ws.chat_acks(EACH).await;
                 code
             })
         })
@@ -418,17 +411,17 @@ async fn a_chat_burst_is_committed_in_order_with_retries_folded() {
                 .await;
         }
     }
-    let mut acks = Vec::new();
-    while acks.len() < N as usize + 1 {
-        let m = a.recv().await;
-        assert_ne!(m["type"], "error", "{m}");
-        if m["type"] == "chat_ack" {
-            acks.push((
+    let acks: Vec<(String, i64)> = a
+        .chat_acks(N as usize + 1)
+        .await
+        .iter()
+        .map(|m| {
+            (
                 m["client_msg_id"].as_str().unwrap().to_string(),
                 m["seq"].as_i64().unwrap(),
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     let mut expected: Vec<(String, i64)> = (1..=N).map(|i| (format!("b{i}"), i)).collect();
     expected.insert(10, ("b10".into(), 10));
     assert_eq!(acks, expected);
@@ -443,14 +436,12 @@ async fn a_chat_burst_is_committed_in_order_with_retries_folded() {
         );
     }
     h.expect_silence(300).await;
-    let mut other_seqs = Vec::new();
-    while other_seqs.len() < N as usize {
-        let m = o.recv().await;
-        assert_ne!(m["type"], "error", "{m}");
-        if m["type"] == "chat_ack" {
-            other_seqs.push(m["seq"].as_i64().unwrap());
-        }
-    }
+    let other_seqs: Vec<i64> = o
+        .chat_acks(N as usize)
+        .await
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(other_seqs, (1..=N).collect::<Vec<_>>());
     let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
         .fetch_one(&s.pool())

@@ -12,6 +12,7 @@ use parley_shared::signal::{ClientMsg, IceServer, MediaState, ServerMsg};
 use parley_shared::PeerId;
 use tokio::sync::mpsc;
 
+use crate::media::adapt::{CpuAdapter, CpuThresholds, Scaler};
 use crate::media::aec::{Denoiser, VoiceProcessor};
 use crate::media::audio::{OpusDecoder, OpusEncoder, Tone, FRAME_SAMPLES};
 use crate::media::capture::{CameraCapture, ScreenCapture, ScreenTarget, VideoCapture};
@@ -68,6 +69,9 @@ pub struct CallConfig {
     /// Hand our own camera's frames to the application as [`CallEvent::LocalVideo`] at up to
     /// this rate (a self view); 0: none.
     pub preview_fps: u32,
+    /// Step the camera's picture down when this computer cannot keep up with encoding it,
+    /// and back up when it can ([`crate::media::adapt`]); None: always the full size.
+    pub cpu_adaptation: Option<CpuThresholds>,
     pub rtc: RtcOptions,
 }
 
@@ -88,6 +92,7 @@ impl Default for CallConfig {
             screen_max_width: 1920,
             decode: true,
             preview_fps: 0,
+            cpu_adaptation: Some(CpuThresholds::default()),
             rtc: RtcOptions::default(),
         }
     }
@@ -122,6 +127,14 @@ pub enum CallEvent {
     ActiveSpeaker { peer: Option<PeerId> },
     /// Our own microphone's level over the last 100 ms, as sent (dBFS), for a level meter.
     MicLevel { dbfs: f32 },
+    /// Our camera's picture changed size to fit this computer's CPU: smaller when encoding
+    /// took more than the frame time allows (`busy_pct` of it), larger again when there is
+    /// room. Remote peers see the new size on their next frame.
+    CameraAdapted {
+        width: u32,
+        height: u32,
+        busy_pct: f32,
+    },
     /// A local device stopped working (unplugged camera, closed shared window…); what it fed
     /// is off until another is chosen.
     DeviceLost { device: Device, error: String },
@@ -465,6 +478,11 @@ impl Call {
                 MediaKind::Camera => self.config.preview_fps,
                 _ => 0,
             },
+            // Screens keep their size (text must stay legible); their frame rate is low.
+            cpu_adaptation: match kind {
+                MediaKind::Camera => self.config.cpu_adaptation,
+                _ => None,
+            },
             stats: self.stats.clone(),
             events: self.out.clone(),
             call_stop: self.stop.clone(),
@@ -588,6 +606,7 @@ struct VideoJob {
     fps: u32,
     /// Self-view frames per second handed to the application (0: none).
     preview_fps: u32,
+    cpu_adaptation: Option<CpuThresholds>,
     stats: Arc<SendStats>,
     events: mpsc::Sender<CallEvent>,
     call_stop: Arc<AtomicBool>,
@@ -605,6 +624,10 @@ impl VideoJob {
         let preview_period =
             (self.preview_fps > 0).then(|| Duration::from_secs(1) / self.preview_fps);
         let mut last_preview: Option<std::time::Instant> = None;
+        let began = std::time::Instant::now();
+        let mut adapter: Option<CpuAdapter> = None;
+        let mut scaler = Scaler::default();
+        let mut source_sizes = false;
         while !ctl.stop.load(Ordering::SeqCst) && !self.call_stop.load(Ordering::SeqCst) {
             let now = std::time::Instant::now();
             if next > now {
@@ -642,6 +665,19 @@ impl VideoJob {
                     let _ = self.events.try_send(CallEvent::LocalVideo { frame });
                 }
             }
+            // From here on the frame costs this thread's time (a camera's capture call mostly
+            // waits for the device, so it is not counted).
+            let work = std::time::Instant::now();
+            if let (None, Some(limits)) = (&adapter, self.cpu_adaptation) {
+                adapter = Some(CpuAdapter::new((frame.width, frame.height), limits));
+            }
+            let frame = match &adapter {
+                Some(a) if !source_sizes => {
+                    let (w, h) = a.size();
+                    scaler.scale(frame, w, h)
+                }
+                _ => frame,
+            };
             // (Re)create the encoder for the frame's size: a shared window can be resized.
             let size = (frame.width, frame.height);
             if enc.as_ref().is_none_or(|e| e.size() != size) {
@@ -679,7 +715,26 @@ impl VideoJob {
                 last_key = std::time::Instant::now();
                 tracing::debug!(kind = ?ctl.kind, "keyframe forced");
             }
-            match enc.encode(&frame, force) {
+            let encoded = enc.encode(&frame, force);
+            if let Some(a) = adapter.as_mut() {
+                let done = std::time::Instant::now();
+                if let Some(change) = a.frame(done - began, done - work) {
+                    tracing::info!(
+                        width = change.width,
+                        height = change.height,
+                        busy_pct = change.busy_pct,
+                        "camera picture resized to fit the CPU"
+                    );
+                    // A source that can make frames of the new size saves the scaling.
+                    source_sizes = source.set_size(change.width, change.height);
+                    let _ = self.events.try_send(CallEvent::CameraAdapted {
+                        width: change.width,
+                        height: change.height,
+                        busy_pct: change.busy_pct,
+                    });
+                }
+            }
+            match encoded {
                 Ok(out) => {
                     for e in out {
                         self.stats

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{meeting, user, StaticToken};
 use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
+use parley_engine::media::adapt::CpuThresholds;
 use parley_engine::media::audio::tone_strength;
 use parley_engine::media::synthetic::read_stamp;
 use parley_engine::rest::Api;
@@ -327,6 +328,88 @@ async fn camera_turns_off_and_on_without_renegotiation() {
         1
     );
     assert_eq!(count(&bob_log, |m| matches!(m, ServerMsg::Offer { .. })), 0);
+    ann.leave().await;
+    bob.leave().await;
+    server.stop().await.unwrap();
+}
+
+/// A camera that cannot keep up (here: thresholds that count any encoding as too much) steps
+/// its picture down, 640×480 → 480×360 → 320×240 (no lower: 240×180 is under the floor), a
+/// step per two 2-second windows; Bob decodes every size, the stamped frame numbers keep
+/// increasing across the changes, and Ann is told each new size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_overloaded_camera_steps_its_picture_down() {
+    let (server, _data) = server().await;
+    let api = Api::new(&format!("http://{}", server.addr));
+    let (_, ann_token) = user(&api, "ann").await;
+    let (_, bob_token) = user(&api, "bob").await;
+    let code = meeting(&api, &ann_token, "Busy laptop").await;
+    let join = |name: &str| JoinOptions {
+        code: code.clone(),
+        display_name: name.into(),
+        passcode: None,
+    };
+    let busy = CallConfig {
+        width: 640,
+        height: 480,
+        cpu_adaptation: Some(CpuThresholds {
+            high_pct: 0.0,
+            low_pct: 0.0,
+        }),
+        ..test_config(440.0)
+    };
+    let mut ann = Call::start(api.ws_url(), StaticToken(ann_token), join("ann"), busy)
+        .await
+        .unwrap();
+    let mut bob = Call::start(
+        api.ws_url(),
+        StaticToken(bob_token),
+        join("bob"),
+        test_config(880.0),
+    )
+    .await
+    .unwrap();
+    let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
+    let bob_events = std::mem::replace(&mut bob.events, tokio::sync::mpsc::channel(1).1);
+    let ann_log = tokio::spawn(record(ann_events, Duration::from_secs(14)));
+    let bob_log = tokio::spawn(record(bob_events, Duration::from_secs(14)));
+    let (ann_log, bob_log) = (ann_log.await.unwrap(), bob_log.await.unwrap());
+
+    let told: Vec<(u32, u32)> = ann_log
+        .iter()
+        .filter_map(|(_, ev)| match ev {
+            CallEvent::CameraAdapted { width, height, .. } => Some((*width, *height)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [(480, 360), (320, 240)]);
+    // (size, stamped frame number) of every frame Bob decoded from Ann, in arrival order.
+    let seen: Vec<((u32, u32), Option<u32>)> = bob_log
+        .iter()
+        .filter_map(|(_, ev)| match ev {
+            CallEvent::Video { frame, .. } => Some((
+                (frame.width, frame.height),
+                read_stamp(frame).map(|s| s.frame),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut sizes: Vec<(u32, u32)> = seen.iter().map(|(size, _)| *size).collect();
+    sizes.dedup();
+    assert_eq!(sizes, [(640, 480), (480, 360), (320, 240)]);
+    let numbers: Vec<u32> = seen.iter().filter_map(|(_, n)| *n).collect();
+    assert!(
+        numbers.len() + 2 >= seen.len(),
+        "stamps readable at every size: {} of {}",
+        numbers.len(),
+        seen.len()
+    );
+    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frames in order");
+    let small = seen.iter().filter(|(size, _)| *size == (320, 240)).count();
+    assert!(
+        small >= 15,
+        "video goes on at the smallest size: {small} frames"
+    );
     ann.leave().await;
     bob.leave().await;
     server.stop().await.unwrap();

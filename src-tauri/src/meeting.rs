@@ -708,7 +708,9 @@ async fn pump(app: AppHandle, generation: u64, mut events: mpsc::Receiver<CallEv
                 m.send_frame(k, peer.as_str(), &frame);
             }
             CallEvent::LocalVideo { frame } => m.send_frame(KIND_SELF, "self", &frame),
-            CallEvent::Audio { .. } | CallEvent::Ice { .. } => {}
+            // The self view shows what the camera captures; the smaller picture sent to fit
+            // the CPU is for the peers (logged by the engine).
+            CallEvent::Audio { .. } | CallEvent::Ice { .. } | CallEvent::CameraAdapted { .. } => {}
             CallEvent::AudioLevel { peer, dbfs } => {
                 levels.insert(peer, dbfs);
             }

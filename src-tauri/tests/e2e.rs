@@ -917,8 +917,19 @@ async fn render_four_remote_tiles() {
     for name in ["ann", "bob", "cat", "dan"] {
         let p = Cli::register(base, name).await;
         joined.push(
-            p.join_with(&code, &["--video", "640x360@30", "--mic", "none"])
-                .await,
+            // Full size always: the figures are about drawing 640×360 tiles, and four senders
+            // on this machine would otherwise step their pictures down.
+            p.join_with(
+                &code,
+                &[
+                    "--video",
+                    "640x360@30",
+                    "--mic",
+                    "none",
+                    "--no-cpu-adaptation",
+                ],
+            )
+            .await,
         );
         people.push(p);
     }

@@ -120,6 +120,10 @@ enum Command {
         /// Most bits per second for the camera's video, kbit/s (default 800).
         #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=20_000))]
         video_kbps: Option<u32>,
+        /// Always send the camera's full size, even when this computer cannot keep up with
+        /// encoding it (by default the picture steps down then, and back up when it can).
+        #[arg(long)]
+        no_cpu_adaptation: bool,
     },
     /// List cameras, microphones, speakers and shareable screens.
     Devices,
@@ -511,6 +515,7 @@ async fn run(cli: Cli) -> Res<()> {
             loopback_only,
             video,
             video_kbps,
+            no_cpu_adaptation,
         } => {
             let code = parse_code(&code)?;
             let screen = screen
@@ -525,6 +530,9 @@ async fn run(cli: Cli) -> Res<()> {
                     }
                     if let Some(kbps) = video_kbps {
                         c.video_kbps = kbps;
+                    }
+                    if no_cpu_adaptation {
+                        c.cpu_adaptation = None;
                     }
                     c.voice_processing = !raw_mic;
                     if rnnoise {
@@ -776,6 +784,14 @@ impl Conn {
                             None => {}
                         }
                     }
+                    CallEvent::CameraAdapted {
+                        width,
+                        height,
+                        busy_pct,
+                    } => eprintln!(
+                        "parley-cli: camera now sent at {width}x{height} (encoding took \
+                         {busy_pct:.0} % of the frame time)"
+                    ),
                     other => {
                         if let Some(r) = rec.as_mut() {
                             r.record(other);
@@ -889,6 +905,7 @@ fn media_config(
         denoiser: Default::default(),
         decode: recorder.is_some(),
         preview_fps: 0,
+        cpu_adaptation: Some(Default::default()),
         rtc: parley_engine::rtc::RtcOptions {
             loopback_only,
             relay_only: false,

@@ -18,11 +18,23 @@ pub trait VideoCapture {
     /// The next frame; `capture_ms` is the wall-clock time it is taken (the synthetic source
     /// stamps it into the pixels). Blocks at most about one frame interval.
     fn capture(&mut self, capture_ms: u64) -> Result<I420Frame, DeviceError>;
+
+    /// Asks for frames of this size from the next one on; false when the source cannot (its
+    /// frames are then scaled).
+    fn set_size(&mut self, _width: u32, _height: u32) -> bool {
+        false
+    }
 }
 
 impl VideoCapture for SyntheticVideo {
     fn capture(&mut self, capture_ms: u64) -> Result<I420Frame, DeviceError> {
         Ok(self.next_frame(capture_ms))
+    }
+
+    /// The pattern is drawn at the new size, so its stamp stays readable.
+    fn set_size(&mut self, width: u32, height: u32) -> bool {
+        self.resize(width, height);
+        true
     }
 }
 

@@ -1,5 +1,6 @@
-//! Media: raw frames, the synthetic camera, the VP8 codec, audio (tones, Opus, analysis).
+//! Media: raw frames, fitting the camera to the CPU, the synthetic camera, the VP8 codec, audio (tones, Opus, analysis).
 
+pub mod adapt;
 pub mod aec;
 pub mod audio;
 pub mod capture;

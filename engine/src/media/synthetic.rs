@@ -34,6 +34,12 @@ impl SyntheticVideo {
         }
     }
 
+    /// Draws the following frames at another size (the numbering goes on).
+    pub fn resize(&mut self, width: u32, height: u32) {
+        self.width = width;
+        self.height = height;
+    }
+
     /// The next frame, stamped with `capture_ms`.
     pub fn next_frame(&mut self, capture_ms: u64) -> I420Frame {
         let mut f = I420Frame::black(self.width, self.height);

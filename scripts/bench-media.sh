@@ -8,13 +8,15 @@
 # capture-to-decoded latency p50/p95 (Parley: timestamps in the frames).
 #
 #   scripts/bench-media.sh [RUNS=5] [SECONDS=10] [CONFIGS]
-#   CONFIGS: space-separated N:WxH:KBPS for Parley and chromium:WxH:KBPS, default
-#            "2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500"
+#   CONFIGS: space-separated N:WxH:KBPS[:fixed] for Parley (fixed: --no-cpu-adaptation, the
+#            full size even when the CPU cannot keep up) and chromium:WxH:KBPS, default
+#            "2:640x480:800 2:1280x720:1500 2:1280x720:1500:fixed 4:640x480:800 chromium:640x480:800
+#             chromium:1280x720:1500"
 #   scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"   # the CI smoke
 # Writes bench/results/media-K.json per run and prints medians over the runs.
 source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-5}" secs="${2:-10}"
-configs="${3:-2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500}"
+configs="${3:-2:640x480:800 2:1280x720:1500 2:1280x720:1500:fixed 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500}"
 if [[ "$configs" == *chromium* ]] && ! command -v chromium >/dev/null; then
   echo "== installing Debian's chromium" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -36,7 +38,8 @@ for v in $(compgen -e); do [[ $v == PARLEY_* ]] && unset_parley+=(-u "$v"); done
 
 # One Parley call: prints "cpu% pss_mib fps p50 p95" per participant.
 parley_call() {
-  local n=$1 w=$2 h=$3 kbps=$4 work pids=() server_pid base code
+  local n=$1 w=$2 h=$3 kbps=$4 opt=$5 work pids=() server_pid base code extra=()
+  [ "$opt" = fixed ] && extra+=(--no-cpu-adaptation)
   work="$(mktemp -d)"
   env "${unset_parley[@]}" NO_COLOR=1 RUST_LOG=info PARLEY_LISTEN=127.0.0.1:0 PARLEY_DATA_DIR="$work/data" \
     "$bin/parley-server" > "$work/server.log" 2>&1 &
@@ -53,11 +56,11 @@ parley_call() {
   code="$( (cli u1 meetings create Bench) )"
   for i in $(seq "$n"); do
     (cli "u$i" join "$code" --listen --loopback-only --camera synthetic --video "${w}x${h}@30" \
-      --video-kbps "$kbps" --mic "tone:$((300 + 200 * i))" --record-dir "$work/rec$i") > "$work/join$i.log" 2>&1 &
+      --video-kbps "$kbps" --mic "tone:$((300 + 200 * i))" --record-dir "$work/rec$i" "${extra[@]}") > "$work/join$i.log" 2>&1 &
     pids+=($!)
     sleep 0.3
   done
-  sleep 4 # connect and settle (the congestion controller reaches the bitrate)
+  sleep 6 # connect and settle (the bitrate ramps up; an overloaded sender steps its size down), as for Chromium
   local t0 t1 before=() after=() pss=()
   t0=$(now)
   for p in "${pids[@]}"; do before+=("$(cpu_ticks "$p")"); done
@@ -76,6 +79,8 @@ parley_call() {
     lat="$work/lat$i"
     awk -F, -v lo="$lo" -v hi="$hi" 'NR > 1 && $2 == "camera" && $4 != "" && $5 >= lo && $5 <= hi { print $5 - $4 }' "$csv" > "$lat" 2>/dev/null || true
     frames=$(wc -l < "$lat")
+    # What size the frames had (the sender steps its picture down when its CPU cannot keep up).
+    echo "  participant $i received $(awk -F, -v lo="$lo" -v hi="$hi" 'NR > 1 && $2 == "camera" && $5 >= lo && $5 <= hi { n[$6 "x" $7]++ } END { for (s in n) printf "%s%s: %d frames", (k++ ? ", " : ""), s, n[s] }' "$csv" 2>/dev/null) (sent ${w}x${h}$( [ "$opt" = fixed ] && echo ", fixed"))" >&2
     printf '%s %s %s %s %s\n' \
       "$(awk -v a="${before[$((i-1))]}" -v b="${after[$((i-1))]}" -v t="$tck" -v w="$wall" 'BEGIN { printf "%.1f", 100 * (b - a) / t / w }')" \
       "$(awk -v k="${pss[$((i-1))]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
@@ -157,12 +162,12 @@ for r in $(seq "$runs"); do
   echo "[" > "$json"
   first=1
   for c in $configs; do
-    IFS=: read -r who size kbps <<< "$c"
+    IFS=: read -r who size kbps opt <<< "$c"
     w=${size%x*} h=${size#*x}
     if [ "$who" = chromium ]; then
       out=$(chromium_call "$w" "$h" "$kbps"); label="chromium 2 ${size} ${kbps}k"
     else
-      out=$(parley_call "$who" "$w" "$h" "$kbps"); label="parley $who ${size} ${kbps}k"
+      out=$(parley_call "$who" "$w" "$h" "$kbps" "${opt:-}"); label="parley $who ${size} ${kbps}k${opt:+ $opt}"
     fi
     i=0
     while read -r cpu pss fps p50 p95; do

@@ -628,6 +628,7 @@ impl VideoJob {
         let mut adapter: Option<CpuAdapter> = None;
         let mut scaler = Scaler::default();
         let mut source_sizes = false;
+        let mut last_busy = None;
         while !ctl.stop.load(Ordering::SeqCst) && !self.call_stop.load(Ordering::SeqCst) {
             let now = std::time::Instant::now();
             if next > now {
@@ -665,9 +666,6 @@ impl VideoJob {
                     let _ = self.events.try_send(CallEvent::LocalVideo { frame });
                 }
             }
-            // From here on the frame costs this thread's time (a camera's capture call mostly
-            // waits for the device, so it is not counted).
-            let work = std::time::Instant::now();
             if let (None, Some(limits)) = (&adapter, self.cpu_adaptation) {
                 adapter = Some(CpuAdapter::new((frame.width, frame.height), limits));
             }
@@ -718,7 +716,15 @@ impl VideoJob {
             let encoded = enc.encode(&frame, force);
             if let Some(a) = adapter.as_mut() {
                 let done = std::time::Instant::now();
-                if let Some(change) = a.frame(done - began, done - work) {
+                // The frame's cost to this thread: capturing (less any wait for the device),
+                // the self view, scaling and encoding.
+                let work = (done - captured).saturating_sub(source.waited());
+                let change = a.frame(done - began, work);
+                if a.busy_pct() != last_busy {
+                    last_busy = a.busy_pct();
+                    tracing::debug!(busy_pct = ?last_busy, size = ?a.size(), "camera thread busy");
+                }
+                if let Some(change) = change {
                     tracing::info!(
                         width = change.width,
                         height = change.height,

@@ -4,8 +4,9 @@
 //! Without it an overloaded sender falls behind: frames wait, latency grows and the whole
 //! machine (the meeting window, the other participants' decoders) slows with it.
 //!
-//! The measure is the camera thread's busy share of wall time (capture, scaling and encoding,
-//! so a machine busy with something else counts too), over 2-second windows. Steps alternate
+//! The measure is the camera thread's busy share of wall time over 2-second windows: capture
+//! (less the time a camera makes it wait for its next frame), scaling and encoding, timed by
+//! the wall clock, so a machine busy with something else counts too. Steps alternate
 //! 3/4 and 2/3 per side (1280×720 → 960×540 → 640×360 → 480×270 → 320×180), never below
 //! 320×180 worth of pixels. Stepping down takes two busy windows in a row; stepping up takes
 //! three quiet ones, and twice as many each time a step up had to be undone within 10 s (so a

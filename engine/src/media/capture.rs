@@ -19,6 +19,12 @@ pub trait VideoCapture {
     /// stamps it into the pixels). Blocks at most about one frame interval.
     fn capture(&mut self, capture_ms: u64) -> Result<I420Frame, DeviceError>;
 
+    /// How long the last `capture` call waited for a device rather than worked (a camera
+    /// hands out frames at its own pace); the rest of its time is work the CPU adapter counts.
+    fn waited(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Asks for frames of this size from the next one on; false when the source cannot (its
     /// frames are then scaled).
     fn set_size(&mut self, _width: u32, _height: u32) -> bool {
@@ -66,6 +72,8 @@ pub fn cameras() -> Result<Vec<CameraInfo>, DeviceError> {
 /// gives at the negotiated format), then converted to I420.
 pub struct CameraCapture {
     camera: nokhwa::Camera,
+    /// How long the last capture waited for the device's frame.
+    waited: std::time::Duration,
 }
 
 impl CameraCapture {
@@ -109,7 +117,10 @@ impl CameraCapture {
                         .open_stream()
                         .map_err(|e| DeviceError::Camera(e.to_string()))?;
                     tracing::info!(format = %camera.camera_format(), "camera open");
-                    return Ok(Self { camera });
+                    return Ok(Self {
+                        camera,
+                        waited: std::time::Duration::ZERO,
+                    });
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -121,7 +132,9 @@ impl CameraCapture {
 impl VideoCapture for CameraCapture {
     fn capture(&mut self, _capture_ms: u64) -> Result<I420Frame, DeviceError> {
         // A frame error on an open stream is the camera going away (unplugged).
+        let asked = std::time::Instant::now();
         let buf = self.camera.frame().map_err(|_| DeviceError::CameraGone)?;
+        self.waited = asked.elapsed();
         let rgba = buf
             .decode_image::<RgbAFormat>()
             .map_err(|e| DeviceError::Camera(e.to_string()))?;
@@ -131,6 +144,10 @@ impl VideoCapture for CameraCapture {
             rgba.as_raw(),
             u32::MAX,
         ))
+    }
+
+    fn waited(&self) -> std::time::Duration {
+        self.waited
     }
 }
 

@@ -10,13 +10,12 @@
 #   scripts/bench-media.sh [RUNS=5] [SECONDS=10] [CONFIGS]
 #   CONFIGS: space-separated N:WxH:KBPS[:fixed] for Parley (fixed: --no-cpu-adaptation, the
 #            full size even when the CPU cannot keep up) and chromium:WxH:KBPS, default
-#            "2:640x480:800 2:1280x720:1500 2:1280x720:1500:fixed 4:640x480:800 chromium:640x480:800
-#             chromium:1280x720:1500"
+#            "2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500"
 #   scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"   # the CI smoke
 # Writes bench/results/media-K.json per run and prints medians over the runs.
 source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-5}" secs="${2:-10}"
-configs="${3:-2:640x480:800 2:1280x720:1500 2:1280x720:1500:fixed 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500}"
+configs="${3:-2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500}"
 if [[ "$configs" == *chromium* ]] && ! command -v chromium >/dev/null; then
   echo "== installing Debian's chromium" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

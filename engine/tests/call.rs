@@ -246,35 +246,36 @@ fn test_config(hz: f32) -> CallConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn camera_turns_off_and_on_without_renegotiation() {
-    let (server, _data) = server().await;
+/// Ann (the host) and Bob in a new meeting called `title`, Bob joining 300 ms after her.
+async fn ann_and_bob(
+    title: &str,
+    ann: CallConfig,
+    bob: CallConfig,
+) -> (Server, tempfile::TempDir, Call, Call) {
+    let (server, data) = server().await;
     let api = Api::new(&format!("http://{}", server.addr));
     let (_, ann_token) = user(&api, "ann").await;
     let (_, bob_token) = user(&api, "bob").await;
-    let code = meeting(&api, &ann_token, "Camera shy").await;
+    let code = meeting(&api, &ann_token, title).await;
     let join = |name: &str| JoinOptions {
         code: code.clone(),
         display_name: name.into(),
         passcode: None,
     };
-    let mut ann = Call::start(
-        api.ws_url(),
-        StaticToken(ann_token),
-        join("ann"),
-        test_config(440.0),
-    )
-    .await
-    .unwrap();
+    let ann = Call::start(api.ws_url(), StaticToken(ann_token), join("ann"), ann)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut bob = Call::start(
-        api.ws_url(),
-        StaticToken(bob_token),
-        join("bob"),
-        test_config(880.0),
-    )
-    .await
-    .unwrap();
+    let bob = Call::start(api.ws_url(), StaticToken(bob_token), join("bob"), bob)
+        .await
+        .unwrap();
+    (server, data, ann, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn camera_turns_off_and_on_without_renegotiation() {
+    let (server, _data, mut ann, mut bob) =
+        ann_and_bob("Camera shy", test_config(440.0), test_config(880.0)).await;
     let start = tokio::time::Instant::now();
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
     let bob_events = std::mem::replace(&mut bob.events, tokio::sync::mpsc::channel(1).1);
@@ -339,16 +340,6 @@ async fn camera_turns_off_and_on_without_renegotiation() {
 /// increasing across the changes, and Ann is told each new size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_overloaded_camera_steps_its_picture_down() {
-    let (server, _data) = server().await;
-    let api = Api::new(&format!("http://{}", server.addr));
-    let (_, ann_token) = user(&api, "ann").await;
-    let (_, bob_token) = user(&api, "bob").await;
-    let code = meeting(&api, &ann_token, "Busy laptop").await;
-    let join = |name: &str| JoinOptions {
-        code: code.clone(),
-        display_name: name.into(),
-        passcode: None,
-    };
     let busy = CallConfig {
         width: 640,
         height: 480,
@@ -358,17 +349,8 @@ async fn an_overloaded_camera_steps_its_picture_down() {
         }),
         ..test_config(440.0)
     };
-    let mut ann = Call::start(api.ws_url(), StaticToken(ann_token), join("ann"), busy)
-        .await
-        .unwrap();
-    let mut bob = Call::start(
-        api.ws_url(),
-        StaticToken(bob_token),
-        join("bob"),
-        test_config(880.0),
-    )
-    .await
-    .unwrap();
+    let (server, _data, mut ann, mut bob) =
+        ann_and_bob("Busy laptop", busy, test_config(880.0)).await;
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
     let bob_events = std::mem::replace(&mut bob.events, tokio::sync::mpsc::channel(1).1);
     let ann_log = tokio::spawn(record(ann_events, Duration::from_secs(14)));
@@ -417,33 +399,8 @@ async fn an_overloaded_camera_steps_its_picture_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_host_mute_stops_the_participants_audio() {
-    let (server, _data) = server().await;
-    let api = Api::new(&format!("http://{}", server.addr));
-    let (_, ann_token) = user(&api, "ann").await;
-    let (_, bob_token) = user(&api, "bob").await;
-    let code = meeting(&api, &ann_token, "Quiet please").await;
-    let join = |name: &str| JoinOptions {
-        code: code.clone(),
-        display_name: name.into(),
-        passcode: None,
-    };
-    let mut ann = Call::start(
-        api.ws_url(),
-        StaticToken(ann_token),
-        join("ann"),
-        test_config(440.0),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let bob = Call::start(
-        api.ws_url(),
-        StaticToken(bob_token),
-        join("bob"),
-        test_config(880.0),
-    )
-    .await
-    .unwrap();
+    let (server, _data, mut ann, bob) =
+        ann_and_bob("Quiet please", test_config(440.0), test_config(880.0)).await;
     let start = tokio::time::Instant::now();
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
     let log = tokio::spawn(record(ann_events, Duration::from_secs(7)));

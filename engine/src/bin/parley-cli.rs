@@ -789,8 +789,8 @@ impl Conn {
                         height,
                         busy_pct,
                     } => eprintln!(
-                        "parley-cli: camera now sent at {width}x{height} (encoding took \
-                         {busy_pct:.0} % of the frame time)"
+                        "parley-cli: camera now sent at {width}x{height} (capturing and encoding \
+                         took {busy_pct:.0} % of the frame time)"
                     ),
                     other => {
                         if let Some(r) = rec.as_mut() {

@@ -189,32 +189,9 @@ impl Scaler {
         use fast_image_resize::images::{Image, ImageRef};
         use fast_image_resize::PixelType;
         let mut out = I420Frame::black(width, height);
-        let (src_y, src_c) = I420Frame::plane_sizes(frame.width, frame.height);
-        let (dst_y, dst_c) = I420Frame::plane_sizes(width, height);
-        let planes = [
-            (0, src_y, frame.width, frame.height, 0, dst_y, width, height),
-            (
-                src_y,
-                src_c,
-                frame.width.div_ceil(2),
-                frame.height.div_ceil(2),
-                dst_y,
-                dst_c,
-                width.div_ceil(2),
-                height.div_ceil(2),
-            ),
-            (
-                src_y + src_c,
-                src_c,
-                frame.width.div_ceil(2),
-                frame.height.div_ceil(2),
-                dst_y + dst_c,
-                dst_c,
-                width.div_ceil(2),
-                height.div_ceil(2),
-            ),
-        ];
-        for (at, len, sw, sh, dat, dlen, dw, dh) in planes {
+        let from = I420Frame::planes(frame.width, frame.height);
+        let to = I420Frame::planes(width, height);
+        for ((at, len, sw, sh), (dat, dlen, dw, dh)) in from.into_iter().zip(to) {
             let src = &frame.data[at..at + len];
             let dst = &mut out.data[dat..dat + dlen];
             // Both views are exactly their planes' sizes; U8 has no alignment to break.

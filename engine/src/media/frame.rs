@@ -28,6 +28,13 @@ impl I420Frame {
         (w * h, w.div_ceil(2) * h.div_ceil(2))
     }
 
+    /// Each plane (Y, U, V) as (byte offset, byte length, width, height).
+    pub fn planes(width: u32, height: u32) -> [(usize, usize, u32, u32); 3] {
+        let (y, c) = Self::plane_sizes(width, height);
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        [(0, y, width, height), (y, c, cw, ch), (y + c, c, cw, ch)]
+    }
+
     /// The luma value at (x, y).
     pub fn luma(&self, x: u32, y: u32) -> u8 {
         self.data[(y * self.width + x) as usize]

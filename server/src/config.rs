@@ -22,6 +22,9 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub struct Config {
     /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (e.g. `["127.0.0.1"]` behind a
+    /// local nginx); requests from anyone else are keyed by their socket address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where the SQLite database and generated secrets live.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; empty means SQLite at `<data_dir>/parley.db`.
@@ -35,7 +38,10 @@ pub struct Config {
     pub jwt_audience: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// Lifetime of an e-mail verification code.
     pub email_code_ttl_secs: u64,
+    /// Lifetime of a password-reset code (short: it is as good as the password).
+    pub reset_code_ttl_secs: u64,
     /// Wrong tries after which an e-mail code stops working.
     pub email_code_max_attempts: u32,
     /// Minimum time between two codes sent to one address for one purpose.
@@ -106,9 +112,23 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub login_per_ip: u32,
     pub login_per_ip_window_secs: u64,
-    /// Failed logins allowed per account before it is paused.
+    /// Failed sign-ins per account from all sources together in each window (then 429 for
+    /// everyone until the window refills: the ceiling on a distributed guesser).
     pub login_failures_per_account: u32,
     pub login_failures_window_secs: u64,
+    /// Failures per account and source (an IPv4 address or IPv6 /64) that pass at once; each
+    /// further one must wait twice as long as the one before, from `failure_delay_base_ms` up
+    /// to `failure_delay_max_secs`. Used for sign-in and password change.
+    pub free_failures_per_source: u32,
+    pub failure_delay_base_ms: u64,
+    pub failure_delay_max_secs: u64,
+    /// Wrong e-mail codes per account across all its codes, in each window.
+    pub email_code_failures_per_account: u32,
+    pub email_code_failures_window_secs: u64,
+    /// Password hashes (argon2id, ~19 MiB each) computed at once; 0 means one per core.
+    pub hash_concurrency: usize,
+    /// How long a request waits for a hashing slot before it is answered 503.
+    pub hash_queue_timeout_ms: u64,
     pub register_per_ip: u32,
     pub register_per_ip_window_secs: u64,
     /// Wrong passcodes allowed per user per meeting.
@@ -118,6 +138,8 @@ pub struct Limits {
     pub passcode_window_secs: u64,
     /// Participants in one call (a mesh: each pair has a peer connection).
     pub max_participants: usize,
+    /// Users in one meeting's waiting room at once.
+    pub max_waiting: usize,
     /// Chat messages per second per connection (bursts up to twice this).
     pub chat_per_sec: u32,
 }
@@ -128,14 +150,22 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024,
             login_per_ip: 30,
             login_per_ip_window_secs: 60,
-            login_failures_per_account: 10,
-            login_failures_window_secs: 15 * 60,
+            login_failures_per_account: 100,
+            login_failures_window_secs: 60 * 60,
+            free_failures_per_source: 5,
+            failure_delay_base_ms: 1000,
+            failure_delay_max_secs: 15 * 60,
+            email_code_failures_per_account: 10,
+            email_code_failures_window_secs: 24 * 60 * 60,
+            hash_concurrency: 0,
+            hash_queue_timeout_ms: 5000,
             register_per_ip: 20,
             register_per_ip_window_secs: 60 * 60,
             passcode_failures_per_user: 5,
             passcode_failures_per_meeting: 50,
             passcode_window_secs: 10 * 60,
             max_participants: 8,
+            max_waiting: 50,
             chat_per_sec: 5,
         }
     }
@@ -145,6 +175,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trusted_proxies: Vec::new(),
             data_dir: default_data_dir(),
             database_url: None,
             jwt_secret: None,
@@ -154,6 +185,7 @@ impl Default for Config {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             email_code_ttl_secs: 24 * 60 * 60,
+            reset_code_ttl_secs: 15 * 60,
             email_code_max_attempts: 5,
             email_resend_cooldown_secs: 60,
             require_verified_email: false,

@@ -107,19 +107,122 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// The peer's IP address (the socket's; no proxy headers are trusted).
+/// The client's IP address: the socket's, or — when the socket is one of the configured
+/// `trusted_proxies` — the nearest untrusted address in `X-Forwarded-For`.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl ClientIp {
+    /// The address as a limiter key: an IPv4 address, or the /64 an IPv6 address is in (one
+    /// host usually holds a whole /64, so per-address IPv6 buckets would be free to multiply).
+    pub fn bucket(&self) -> String {
+        bucket(self.0)
+    }
+}
+
+/// See [`ClientIp::bucket`].
+pub fn bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The client address for a request that reached us from `peer` with these headers.
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    // Right to left: each trusted proxy appended the address it received from.
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        Ok(ClientIp(ip))
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(bucket(a), bucket(b));
+        assert_ne!(bucket(a), bucket(c));
+        assert_eq!(bucket("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(bucket("192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.1".parse().unwrap(),
+        );
+        // Untrusted peer: its header is ignored.
+        assert_eq!(
+            client_ip("192.0.2.1".parse().unwrap(), &h, &[proxy]),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        // Trusted peer: the nearest hop it names (a client can forge the ones before).
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy]),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        // Two trusted proxies in a row: the first untrusted address.
+        let second: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy, second]),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // Garbage in the header: stop at the last good address.
+        h.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(client_ip(proxy, &h, &[proxy]), proxy);
     }
 }

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use crate::auth::crypto::JwtKeys;
+use crate::auth::hasher::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::{Config, Secrets};
 use crate::db::Db;
 use crate::mail::Mailer;
-use crate::ratelimit::SharedLimiter;
+use crate::ratelimit::{SharedGate, SharedLimiter};
 use crate::room::task::Rooms;
 
 /// Cheap to clone; handed to every request handler.
@@ -23,6 +24,8 @@ pub struct Inner {
     pub code_secret: String,
     pub mailer: Mailer,
     pub limits: Limiters,
+    /// argon2id, a bounded number at a time.
+    pub hasher: PasswordHasher,
     /// Live meetings.
     pub rooms: Rooms,
     /// Stores chat for every room (started on first use, inside the runtime).
@@ -32,7 +35,14 @@ pub struct Inner {
 /// One limiter per abuse vector; sizes come from [`crate::config::Limits`].
 pub struct Limiters {
     pub login_per_ip: SharedLimiter,
+    /// All sources together: the ceiling per account.
     pub login_failures_per_account: SharedLimiter,
+    /// Per account and source: growing delays.
+    pub login_failures_per_source: SharedGate,
+    /// Per user: wrong current passwords on password change.
+    pub password_change_failures: SharedGate,
+    /// Wrong e-mail codes per account across all its codes.
+    pub email_code_failures_per_account: SharedLimiter,
     pub register_per_ip: SharedLimiter,
     pub passcode_failures_per_user: SharedLimiter,
     pub passcode_failures_per_meeting: SharedLimiter,
@@ -55,6 +65,20 @@ impl AppState {
                 l.login_failures_per_account,
                 l.login_failures_window_secs,
             ),
+            login_failures_per_source: SharedGate::new(
+                l.free_failures_per_source,
+                l.failure_delay_base_ms,
+                l.failure_delay_max_secs.saturating_mul(1000),
+            ),
+            password_change_failures: SharedGate::new(
+                l.free_failures_per_source,
+                l.failure_delay_base_ms,
+                l.failure_delay_max_secs.saturating_mul(1000),
+            ),
+            email_code_failures_per_account: SharedLimiter::new(
+                l.email_code_failures_per_account,
+                l.email_code_failures_window_secs,
+            ),
             register_per_ip: SharedLimiter::new(l.register_per_ip, l.register_per_ip_window_secs),
             passcode_failures_per_user: SharedLimiter::new(
                 l.passcode_failures_per_user,
@@ -66,6 +90,10 @@ impl AppState {
             ),
             email_send: SharedLimiter::new(1, config.email_resend_cooldown_secs),
         };
+        let hasher = PasswordHasher::new(
+            l.hash_concurrency,
+            std::time::Duration::from_millis(l.hash_queue_timeout_ms),
+        );
         let jwt = JwtKeys::new(
             &secrets.jwt_secret,
             &config.jwt_issuer,
@@ -79,6 +107,7 @@ impl AppState {
             code_secret: secrets.code_secret.clone(),
             mailer,
             limits,
+            hasher,
             rooms: Rooms::default(),
             chat_writer: std::sync::OnceLock::new(),
         }))

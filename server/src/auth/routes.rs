@@ -32,13 +32,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_password_reset))
 }
 
-/// Runs argon2 off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(AppError::internal)
-}
-
 fn limited(result: Result<(), u64>) -> ApiResult<()> {
     result.map_err(AppError::rate_limited)
 }
@@ -62,14 +55,15 @@ fn email_send_key(purpose: CodePurpose, email_key: &str) -> String {
               (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn register(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<RegisterResponse>)> {
+    let ip_bucket = ip.bucket();
     limited(
         state
             .limits
             .register_per_ip
-            .take(&ip.to_string(), state.now_ms()),
+            .take(&ip_bucket, state.now_ms()),
     )?;
     let username = validate::username(&req.username)?;
     let email = validate::email(&req.email)?;
@@ -89,10 +83,7 @@ async fn register(
     {
         return Err(taken(ErrorCode::EmailTaken, "e-mail address"));
     }
-    let password = req.password;
-    let hash = blocking(move || crypto::hash_password(&password))
-        .await?
-        .map_err(AppError::internal)?;
+    let hash = state.hasher.hash(req.password).await?;
     let user = store::UserRow {
         id: ulid::Ulid::new().to_string(),
         username,
@@ -161,11 +152,12 @@ async fn register(
               (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<ApiJson<LoginResponse>> {
     let now = state.now_ms();
-    limited(state.limits.login_per_ip.take(&ip.to_string(), now))?;
+    let ip_bucket = ip.bucket();
+    limited(state.limits.login_per_ip.take(&ip_bucket, now))?;
     let login = req.login.trim();
     let user = if login.contains('@') {
         store::user_by_email_key(&state.db.pool, &validate::email_key(login)).await?
@@ -173,38 +165,36 @@ async fn login(
         store::user_by_username(&state.db.pool, &login.to_ascii_lowercase()).await?
     };
     // Failures are counted per account, or per login text when no account matches, so an
-    // unknown login is answered exactly like a known one.
+    // unknown login is answered exactly like a known one. Each attempt is charged before the
+    // slow check and given back on success: parallel guesses cannot outrun the limits.
     let account_key = user.as_ref().map_or_else(
         || format!("login:{}", login.to_lowercase()),
         |u| u.id.clone(),
     );
-    limited(
-        state
-            .limits
-            .login_failures_per_account
-            .check(&account_key, now),
-    )?;
+    let source_key = format!("{account_key}|{ip_bucket}");
+    let limits = &state.limits;
+    limited(limits.login_failures_per_account.take(&account_key, now))?;
+    if let Err(wait) = limits.login_failures_per_source.begin(&source_key, now) {
+        limits.login_failures_per_account.refund(&account_key, now);
+        return Err(AppError::rate_limited(wait));
+    }
 
     let hash = user.as_ref().map_or_else(
         || crypto::dummy_hash().to_string(),
         |u| u.password_hash.clone(),
     );
-    let password = req.password;
-    let ok = blocking(move || crypto::verify_password(&password, &hash)).await?;
+    let ok = state.hasher.verify(req.password, hash).await?;
     let user = match user {
         Some(u) if ok => u,
         _ => {
-            let _ = state
-                .limits
-                .login_failures_per_account
-                .take(&account_key, now);
             return Err(AppError::unauthorized(
                 ErrorCode::InvalidCredentials,
                 "wrong username, e-mail or password",
             ));
         }
     };
-    state.limits.login_failures_per_account.reset(&account_key);
+    limits.login_failures_per_source.succeed(&source_key);
+    limits.login_failures_per_account.refund(&account_key, now);
     if state.config.require_verified_email && user.email_verified_at.is_none() {
         return Err(AppError::forbidden(
             ErrorCode::EmailNotVerified,
@@ -279,13 +269,20 @@ async fn change_password(
         .ok_or_else(|| {
             AppError::unauthorized(ErrorCode::InvalidToken, "account no longer exists")
         })?;
-    let (current, hash) = (req.current_password, user.password_hash.clone());
-    if !blocking(move || crypto::verify_password(&current, &hash)).await? {
+    // Throttled like sign-in: a stolen access token must not become a password oracle.
+    let gate = &state.limits.password_change_failures;
+    limited(gate.begin(&user.id, state.now_ms()))?;
+    if !state
+        .hasher
+        .verify(req.current_password, user.password_hash.clone())
+        .await?
+    {
         return Err(AppError::forbidden(
             ErrorCode::InvalidCredentials,
             "current password is wrong",
         ));
     }
+    gate.succeed(&user.id);
     validate::password(&req.new_password)?;
     set_password(&state, &user.id, req.new_password).await?;
     let revoked = store::revoke_user_sessions(
@@ -301,9 +298,7 @@ async fn change_password(
 }
 
 async fn set_password(state: &AppState, user_id: &str, password: String) -> ApiResult<()> {
-    let hash = blocking(move || crypto::hash_password(&password))
-        .await?
-        .map_err(AppError::internal)?;
+    let hash = state.hasher.hash(password).await?;
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(user_id)

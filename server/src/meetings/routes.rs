@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{crypto, store as auth_store};
+use crate::auth::store as auth_store;
 use crate::db::is_unique_violation;
 use crate::error::{ApiResult, AppError};
 use crate::extract::{ApiJson, AuthUser};
@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lock_meeting))
         .routes(routes!(unlock_meeting))
         .routes(routes!(chat_history))
+        .routes(routes!(readmit_participant))
 }
 
 fn parse_code(raw: &str) -> ApiResult<MeetingCode> {
@@ -58,18 +59,22 @@ async fn load(state: &AppState, raw_code: &str, user_id: &str) -> ApiResult<Meet
         .ok_or_else(not_found)
 }
 
-/// The caller may see a meeting they host or have a (non-denied) participant row in.
-fn require_participant(m: &MeetingRow) -> ApiResult<()> {
-    match m.status() {
-        Some(ParticipantStatus::Denied) => Err(AppError::forbidden(
+/// The caller may use a meeting's resources (details, chat, leave) once admitted, and its
+/// host always; a barred user never, until a host re-admits them.
+fn require_admitted(m: &MeetingRow, user_id: &str) -> ApiResult<()> {
+    if let Some(bar) = m.bar() {
+        return Err(AppError::forbidden(
             ErrorCode::NotParticipant,
-            "you were removed from this meeting",
-        )),
-        Some(_) => Ok(()),
-        None => Err(AppError::forbidden(
+            bar.message(),
+        ));
+    }
+    if m.host_id == user_id || m.admitted() || m.role().is_some_and(Role::can_moderate) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
             ErrorCode::NotParticipant,
-            "only participants can see this meeting",
-        )),
+            "only admitted participants can see this meeting",
+        ))
     }
 }
 
@@ -97,11 +102,7 @@ async fn create_meeting(
     let passcode_hash = match req.passcode.filter(|p| !p.is_empty()) {
         Some(p) => {
             validate::passcode(&p)?;
-            let hash = tokio::task::spawn_blocking(move || crypto::hash_password(&p))
-                .await
-                .map_err(AppError::internal)?
-                .map_err(AppError::internal)?;
-            Some(hash)
+            Some(state.hasher.hash(p).await?)
         }
         None => None,
     };
@@ -210,7 +211,7 @@ async fn get_meeting(
     Path(code): Path<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
-    require_participant(&m)?;
+    require_admitted(&m, auth.user_id.as_str())?;
     Ok(ApiJson(m.to_api()))
 }
 
@@ -225,6 +226,10 @@ async fn delete_meeting(
 ) -> ApiResult<StatusCode> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_host(&m, auth.user_id.as_str())?;
+    // Whoever is in the live room is told the meeting is over and disconnected.
+    if let Some(room) = state.rooms.get(&m.id) {
+        let _ = room.send(crate::room::task::RoomCmd::End).await;
+    }
     sqlx::query("DELETE FROM meetings WHERE id = $1")
         .bind(&m.id)
         .execute(&state.db.pool)
@@ -261,11 +266,8 @@ async fn join_meeting(
     };
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
-    let Admission {
-        role,
-        admitted_before,
-    } = admission(&state, &m, user_id, req.passcode).await?;
-    let waiting = m.waiting_room != 0 && !role.can_moderate() && !admitted_before;
+    let Admission { role, admitted } = admission(&state, &m, user_id, req.passcode).await?;
+    let waiting = m.waiting_room != 0 && !role.can_moderate() && !admitted;
     let status = if waiting {
         ParticipantStatus::Waiting
     } else {
@@ -290,12 +292,13 @@ async fn join_meeting(
 /// Who may enter, as both REST join and the WebSocket join decide it.
 pub(crate) struct Admission {
     pub role: Role,
-    /// Let in before (joined or left): no passcode, lock or waiting room again.
-    pub admitted_before: bool,
+    /// Admitted before (by a host, or entering without a waiting room): no passcode, lock
+    /// or waiting room again.
+    pub admitted: bool,
 }
 
-/// The checks every way into a meeting shares: not ended, not removed, not locked (for
-/// newcomers without a moderator role) and the passcode (for newcomers).
+/// The checks every way into a meeting shares: not ended, not barred (denied or removed),
+/// not locked (for users neither admitted nor moderators) and the passcode (the same).
 pub(crate) async fn admission(
     state: &AppState,
     m: &MeetingRow,
@@ -309,10 +312,10 @@ pub(crate) async fn admission(
             "this meeting has ended",
         ));
     }
-    if m.status() == Some(ParticipantStatus::Denied) {
+    if let Some(bar) = m.bar() {
         return Err(AppError::forbidden(
             ErrorCode::NotParticipant,
-            "you were removed from this meeting",
+            bar.message(),
         ));
     }
     let role = if m.host_id == user_id {
@@ -320,11 +323,8 @@ pub(crate) async fn admission(
     } else {
         m.role().unwrap_or(Role::Participant)
     };
-    let admitted_before = matches!(
-        m.status(),
-        Some(ParticipantStatus::Joined | ParticipantStatus::Left)
-    );
-    if !role.can_moderate() && !admitted_before {
+    let admitted = m.admitted();
+    if !role.can_moderate() && !admitted {
         if m.locked != 0 {
             return Err(AppError::forbidden(
                 ErrorCode::MeetingLocked,
@@ -335,10 +335,7 @@ pub(crate) async fn admission(
             check_passcode(state, &m.id, user_id, hash, passcode).await?;
         }
     }
-    Ok(Admission {
-        role,
-        admitted_before,
-    })
+    Ok(Admission { role, admitted })
 }
 
 async fn check_passcode(
@@ -357,23 +354,21 @@ async fn check_passcode(
     let now = state.now_ms();
     let user_key = format!("{meeting_id}:{user_id}");
     let limits = &state.limits;
+    // Reserve the try before the slow check and give it back on success, so a burst of
+    // parallel guesses gets no more checks than the limit.
     limits
         .passcode_failures_per_user
-        .check(&user_key, now)
+        .take(&user_key, now)
         .map_err(AppError::rate_limited)?;
-    limits
-        .passcode_failures_per_meeting
-        .check(meeting_id, now)
-        .map_err(AppError::rate_limited)?;
-    let hash = hash.to_string();
-    let ok = tokio::task::spawn_blocking(move || crypto::verify_password(&given, &hash))
-        .await
-        .map_err(AppError::internal)?;
-    if ok {
+    if let Err(wait) = limits.passcode_failures_per_meeting.take(meeting_id, now) {
+        limits.passcode_failures_per_user.refund(&user_key, now);
+        return Err(AppError::rate_limited(wait));
+    }
+    if state.hasher.verify(given, hash.to_string()).await? {
+        limits.passcode_failures_per_user.refund(&user_key, now);
+        limits.passcode_failures_per_meeting.refund(meeting_id, now);
         return Ok(());
     }
-    let _ = limits.passcode_failures_per_user.take(&user_key, now);
-    let _ = limits.passcode_failures_per_meeting.take(meeting_id, now);
     Err(AppError::forbidden(
         ErrorCode::WrongPasscode,
         "wrong passcode",
@@ -390,7 +385,12 @@ async fn leave_meeting(
     Path(code): Path<String>,
 ) -> ApiResult<StatusCode> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
-    require_participant(&m)?;
+    if m.status().is_none() {
+        return Err(AppError::forbidden(
+            ErrorCode::NotParticipant,
+            "you are not in this meeting",
+        ));
+    }
     sqlx::query(
         "UPDATE participants SET status = 'left', left_at = $1 \
          WHERE meeting_id = $2 AND user_id = $3 AND status IN ('joined', 'waiting')",
@@ -441,6 +441,51 @@ async fn end_meeting(
     Ok(ApiJson(load(&state, &code, user_id).await?.to_api()))
 }
 
+/// Let a denied or removed user in again (host and co-hosts only): the bar is lifted and
+/// the user counts as admitted, so they enter without waiting room, lock or passcode.
+#[utoipa::path(post, path = "/api/meetings/{code}/participants/{user_id}/readmit", tag = "meetings",
+    security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code"),
+           ("user_id" = String, Path, description = "the user to let in again")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn readmit_participant(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((code, target)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_admitted(&m, user_id)?;
+    if m.host_id != user_id && !m.role().is_some_and(Role::can_moderate) {
+        return Err(AppError::forbidden(
+            ErrorCode::NotHost,
+            "only the host or a co-host can do this",
+        ));
+    }
+    if !store::readmit_participant(&state.db.pool, &m.id, &target, state.now_ms()).await? {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::PeerNotFound,
+            "that user never asked to join this meeting",
+        ));
+    }
+    if let Some(room) = state.rooms.get(&m.id) {
+        let _ = room
+            .send(crate::room::task::RoomCmd::Readmit(parley_shared::UserId(
+                target.clone(),
+            )))
+            .await;
+    }
+    auth_store::audit(
+        &state,
+        Some(user_id),
+        "participant_readmit",
+        Some(&format!("{}:{target}", m.id)),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Lock a meeting: nobody new may join (host and co-hosts only).
 #[utoipa::path(post, path = "/api/meetings/{code}/lock", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
@@ -473,7 +518,7 @@ async fn set_locked(
 ) -> ApiResult<ApiJson<Meeting>> {
     let user_id = auth.user_id.as_str();
     let m = load(state, code, user_id).await?;
-    require_participant(&m)?;
+    require_admitted(&m, user_id)?;
     if !m.role().is_some_and(Role::can_moderate) && m.host_id != user_id {
         return Err(AppError::forbidden(
             ErrorCode::NotHost,
@@ -544,13 +589,7 @@ async fn chat_history(
             .ok_or_else(|| bad("limit must be 1-500"))?,
     };
     let m = load(&state, &code, auth.user_id.as_str()).await?;
-    require_participant(&m)?;
-    if m.status() == Some(ParticipantStatus::Invited) && m.host_id != auth.user_id.as_str() {
-        return Err(AppError::forbidden(
-            ErrorCode::NotParticipant,
-            "join the meeting to read its chat",
-        ));
-    }
+    require_admitted(&m, auth.user_id.as_str())?;
     let messages = crate::room::chat::after(&state.db.pool, &m.id, after_seq, limit).await?;
     let messages = messages
         .into_iter()

@@ -20,6 +20,44 @@ pub struct MeetingRow {
     pub ended_at: Option<i64>,
     pub my_role: Option<String>,
     pub my_status: Option<String>,
+    /// When the caller was admitted (by a host, or entering without a waiting room).
+    pub my_admitted_at: Option<i64>,
+    /// Why the caller may not enter (`denied` or `removed`), until a host re-admits them.
+    pub my_barred_reason: Option<String>,
+}
+
+/// Why a user may not enter a meeting any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bar {
+    /// Turned away from the waiting room.
+    Denied,
+    /// Removed from the call.
+    Removed,
+}
+
+impl Bar {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bar::Denied => "denied",
+            Bar::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "denied" => Some(Bar::Denied),
+            "removed" => Some(Bar::Removed),
+            _ => None,
+        }
+    }
+
+    /// What the barred user is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            Bar::Denied => "the host declined your request to join this meeting",
+            Bar::Removed => "you were removed from this meeting",
+        }
+    }
 }
 
 impl MeetingRow {
@@ -29,6 +67,18 @@ impl MeetingRow {
 
     pub fn status(&self) -> Option<ParticipantStatus> {
         self.my_status.as_deref().and_then(ParticipantStatus::parse)
+    }
+
+    /// The caller's bar, if a host denied or removed them.
+    pub fn bar(&self) -> Option<Bar> {
+        self.my_barred_reason
+            .as_deref()
+            .map(|r| Bar::parse(r).unwrap_or(Bar::Removed))
+    }
+
+    /// True when the caller was admitted once and is not barred.
+    pub fn admitted(&self) -> bool {
+        self.my_admitted_at.is_some() && self.bar().is_none()
     }
 
     /// The API view for the caller this row was loaded for.
@@ -57,7 +107,8 @@ impl MeetingRow {
 const SELECT_FOR_USER: &str =
     "SELECT m.id, m.code, m.title, m.host_id, u.username AS host_username, \
      m.passcode_hash, m.waiting_room, m.locked, m.created_at, m.started_at, m.ended_at, \
-     p.role AS my_role, p.status AS my_status \
+     p.role AS my_role, p.status AS my_status, p.admitted_at AS my_admitted_at, \
+     p.barred_reason AS my_barred_reason \
      FROM meetings m JOIN users u ON u.id = m.host_id \
      LEFT JOIN participants p ON p.meeting_id = m.id AND p.user_id = $1";
 
@@ -84,7 +135,7 @@ pub async fn list_for_user(
 ) -> sqlx::Result<Vec<MeetingRow>> {
     let (at, id) = before.unwrap_or((i64::MAX, String::new()));
     sqlx::query_as(&format!(
-        "{SELECT_FOR_USER} WHERE p.user_id IS NOT NULL AND p.status <> 'denied' \
+        "{SELECT_FOR_USER} WHERE p.user_id IS NOT NULL AND p.barred_at IS NULL \
          AND (m.created_at < $2 OR (m.created_at = $2 AND m.id < $3) OR $4 = 0) \
          ORDER BY m.created_at DESC, m.id DESC LIMIT $5"
     ))
@@ -97,7 +148,8 @@ pub async fn list_for_user(
     .await
 }
 
-/// Inserts or updates `user_id`'s participant row.
+/// Inserts or updates `user_id`'s participant row; `joined` also records the admission.
+/// A barred row is left barred.
 pub async fn upsert_participant(
     pool: &AnyPool,
     meeting_id: &str,
@@ -108,11 +160,13 @@ pub async fn upsert_participant(
 ) -> sqlx::Result<()> {
     let joined = (status == ParticipantStatus::Joined).then_some(now);
     sqlx::query(
-        "INSERT INTO participants (meeting_id, user_id, role, status, created_at, first_joined_at, joined_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6) \
+        "INSERT INTO participants (meeting_id, user_id, role, status, created_at, first_joined_at, joined_at, admitted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $6) \
          ON CONFLICT (meeting_id, user_id) DO UPDATE SET status = $4, \
            joined_at = COALESCE($6, participants.joined_at), \
-           first_joined_at = COALESCE(participants.first_joined_at, $6), left_at = NULL",
+           first_joined_at = COALESCE(participants.first_joined_at, $6), \
+           admitted_at = COALESCE(participants.admitted_at, $6), left_at = NULL \
+         WHERE participants.barred_at IS NULL",
     )
     .bind(meeting_id)
     .bind(user_id)
@@ -146,4 +200,48 @@ pub async fn upsert_participant_keep(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Bars `user_id` from the meeting (denied or removed) until a host re-admits them.
+pub async fn bar_participant(
+    pool: &AnyPool,
+    meeting_id: &str,
+    user_id: &str,
+    bar: Bar,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE participants SET status = 'denied', barred_at = $1, barred_reason = $2, \
+           left_at = CASE WHEN status = 'joined' THEN $1 ELSE left_at END \
+         WHERE meeting_id = $3 AND user_id = $4",
+    )
+    .bind(now)
+    .bind(bar.as_str())
+    .bind(meeting_id)
+    .bind(user_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Lifts a bar and admits `user_id`: they may enter without waiting, lock or passcode.
+/// Returns whether the user had a participant row.
+pub async fn readmit_participant(
+    pool: &AnyPool,
+    meeting_id: &str,
+    user_id: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE participants SET barred_at = NULL, barred_reason = NULL, \
+           admitted_at = COALESCE(admitted_at, $1), \
+           status = CASE WHEN status = 'denied' THEN 'left' ELSE status END \
+         WHERE meeting_id = $2 AND user_id = $3",
+    )
+    .bind(now)
+    .bind(meeting_id)
+    .bind(user_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -272,12 +272,10 @@ async fn join(
         .await
         .map_err(|_| fail(ErrorCode::Internal, "database unavailable"))?
         .ok_or_else(|| fail(ErrorCode::MeetingNotFound, "no meeting has that code"))?;
-    let crate::meetings::routes::Admission {
-        role,
-        admitted_before,
-    } = crate::meetings::routes::admission(state, &m, user_id, passcode)
-        .await
-        .map_err(|e| ServerMsg::error(e.code, e.message))?;
+    let crate::meetings::routes::Admission { role, admitted } =
+        crate::meetings::routes::admission(state, &m, user_id, passcode)
+            .await
+            .map_err(|e| ServerMsg::error(e.code, e.message))?;
     // Make sure a participant row exists; the room sets its status.
     let status = m.status().unwrap_or(ParticipantStatus::Invited);
     meetings::upsert_participant_keep(&state.db.pool, &m.id, user_id, role, status, state.now_ms())
@@ -290,7 +288,7 @@ async fn join(
             user: auth.user_id.clone(),
             name,
             role,
-            admitted_before,
+            admitted,
             resume_token: crate::auth::crypto::new_refresh_token(),
             resume,
             after_seq,

@@ -2,11 +2,13 @@
 //! `(state, input, now) -> effects`. No sockets, no database, no clock: the room task around
 //! it does the I/O, so every rule here is unit-tested in microseconds.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use parley_shared::api::Role;
 use parley_shared::signal::{IceCandidate, MediaState, Participant, ServerMsg};
 use parley_shared::{ErrorCode, PeerId, UserId};
+
+pub use crate::meetings::store::Bar;
 
 /// Tunables of a room.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +17,8 @@ pub struct RoomConfig {
     pub grace_ms: i64,
     /// Participants in the call at once (a mesh: every pair has a connection).
     pub max_peers: usize,
+    /// Users in the waiting room at once; more are turned away until someone is let in.
+    pub max_waiting: usize,
 }
 
 impl Default for RoomConfig {
@@ -22,6 +26,7 @@ impl Default for RoomConfig {
         Self {
             grace_ms: 30_000,
             max_peers: 8,
+            max_waiting: 50,
         }
     }
 }
@@ -44,6 +49,9 @@ pub struct Peer {
     pub user: UserId,
     pub name: String,
     pub role: Role,
+    /// The role stored for the user; `role` differs only while they stand in for an absent
+    /// host (a hand-over lasts as long as the meeting's owner is away, and is not stored).
+    pub base_role: Role,
     pub media: MediaState,
     pub hand: bool,
     pub state: PeerState,
@@ -80,8 +88,8 @@ pub enum Input {
         name: String,
         /// Role recorded for this user in the meeting (host for its owner).
         role: Role,
-        /// Let in before (joined or left earlier): skips the lock and the waiting room.
-        admitted_before: bool,
+        /// Admitted before (stored): skips the lock and the waiting room.
+        admitted: bool,
         resume_token: String,
         resume: Option<String>,
     },
@@ -146,6 +154,10 @@ pub enum Input {
     End {
         by: PeerId,
     },
+    /// A host lifted `user`'s bar (REST): they may enter again.
+    Readmit {
+        user: UserId,
+    },
     /// Time passes: expire dropped peers.
     Tick,
 }
@@ -174,12 +186,20 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
     Waiting(UserId),
+    /// In the call: also records the admission.
     Joined(UserId),
     Left(UserId),
-    Denied(UserId),
+    /// Denied or removed: holds across room retirement and restarts.
+    Barred(UserId, Bar),
     Role(UserId, Role),
     Locked(bool),
     Ended,
+    /// A host action, for the audit log.
+    Audit {
+        actor: UserId,
+        action: &'static str,
+        target: Option<UserId>,
+    },
 }
 
 /// One live meeting.
@@ -191,7 +211,9 @@ pub struct Room {
     waiting_room: bool,
     ended: bool,
     peers: Vec<Peer>,
-    removed: HashSet<UserId>,
+    /// Users denied or removed while this room ran (also stored; the connection checks the
+    /// stored bar before a join reaches the room, this catches joins already under way).
+    barred: HashMap<UserId, Bar>,
     next_order: u64,
 }
 
@@ -209,7 +231,7 @@ impl Room {
             waiting_room,
             ended: false,
             peers: Vec::new(),
-            removed: HashSet::new(),
+            barred: HashMap::new(),
             next_order: 0,
         }
     }
@@ -285,7 +307,7 @@ impl Room {
                 user,
                 name,
                 role,
-                admitted_before,
+                admitted,
                 resume_token,
                 resume,
             } => self.join(
@@ -293,7 +315,7 @@ impl Room {
                 user,
                 name,
                 role,
-                admitted_before,
+                admitted,
                 resume_token,
                 resume,
                 &mut fx,
@@ -392,11 +414,7 @@ impl Room {
                     match self.peer(&peer) {
                         Some(p) if p.state == PeerState::Waiting => {
                             let user = p.user.clone();
-                            fx.push(Effect::Send(peer.clone(), ServerMsg::Denied));
-                            fx.push(Effect::Close(peer.clone()));
-                            fx.push(Effect::Store(Stored::Denied(user)));
-                            self.peers.retain(|p| p.id != peer);
-                            self.tell_moderators(ServerMsg::WaitingDone { peer_id: peer }, &mut fx);
+                            self.bar(&by, &user, Bar::Denied, &mut fx);
                         }
                         _ => fx.push(err(
                             &by,
@@ -412,6 +430,8 @@ impl Room {
                         Some(p) if p.in_call() => {
                             p.media.audio = false;
                             let media = p.media;
+                            let user = p.user.clone();
+                            self.audit(&by, "mute", Some(user), &mut fx);
                             fx.push(Effect::Send(peer.clone(), ServerMsg::MutedByHost));
                             self.broadcast(
                                 &peer,
@@ -432,18 +452,14 @@ impl Room {
             }
             Input::Remove { by, peer } => {
                 if self.require_moderator(&by, &mut fx) {
+                    let me = self.peer(&by).map(|p| p.user.clone());
                     match self.peer(&peer) {
-                        Some(p) if p.user == self.owner || by == peer => {
+                        Some(p) if p.user == self.owner || Some(&p.user) == me.as_ref() => {
                             fx.push(err(&by, ErrorCode::NotHost, "the host cannot be removed"));
                         }
                         Some(p) => {
                             let user = p.user.clone();
-                            fx.push(Effect::Send(peer.clone(), ServerMsg::Removed));
-                            self.depart(&peer, &mut fx);
-                            fx.push(Effect::Close(peer.clone()));
-                            // Replace the `Left` row written by `depart`.
-                            fx.push(Effect::Store(Stored::Denied(user.clone())));
-                            self.removed.insert(user);
+                            self.bar(&by, &user, Bar::Removed, &mut fx);
                         }
                         None => fx.push(err(
                             &by,
@@ -458,12 +474,14 @@ impl Room {
                     match self.peer_mut(&peer) {
                         Some(p) if p.in_call() && p.role == Role::Participant => {
                             p.role = Role::Cohost;
+                            p.base_role = Role::Cohost;
                             let user = p.user.clone();
                             let msg = ServerMsg::RoleChanged {
                                 peer_id: peer.clone(),
                                 role: Role::Cohost,
                             };
                             self.broadcast(&PeerId(String::new()), &msg, &mut fx);
+                            self.audit(&by, "promote", Some(user.clone()), &mut fx);
                             fx.push(Effect::Store(Stored::Role(user, Role::Cohost)));
                         }
                         Some(p) if p.in_call() => {}
@@ -484,12 +502,17 @@ impl Room {
                         &mut fx,
                     );
                     fx.push(Effect::Store(Stored::Locked(locked)));
+                    self.audit(&by, if locked { "lock" } else { "unlock" }, None, &mut fx);
                 }
             }
             Input::End { by } => {
                 if self.require_moderator(&by, &mut fx) {
+                    self.audit(&by, "end", None, &mut fx);
                     self.end(&mut fx);
                 }
+            }
+            Input::Readmit { user } => {
+                self.barred.remove(&user);
             }
             Input::Tick => {
                 let expired: Vec<PeerId> = self
@@ -527,7 +550,7 @@ impl Room {
         user: UserId,
         name: String,
         role: Role,
-        admitted_before: bool,
+        admitted: bool,
         resume_token: String,
         resume: Option<String>,
         fx: &mut Vec<Effect>,
@@ -539,12 +562,8 @@ impl Room {
         if self.ended {
             return refuse(fx, ErrorCode::MeetingEnded, "this meeting has ended");
         }
-        if self.removed.contains(&user) {
-            return refuse(
-                fx,
-                ErrorCode::NotParticipant,
-                "you were removed from this meeting",
-            );
+        if let Some(bar) = self.barred.get(&user) {
+            return refuse(fx, ErrorCode::NotParticipant, bar.message());
         }
         // Resume: the same user presenting the token of a peer still holding its slot.
         if let Some(token) = resume {
@@ -575,7 +594,7 @@ impl Room {
         }
         let moderator = role.can_moderate() || user == self.owner;
         let role = if user == self.owner { Role::Host } else { role };
-        if !moderator && !admitted_before && self.locked {
+        if !moderator && !admitted && self.locked {
             return refuse(
                 fx,
                 ErrorCode::MeetingLocked,
@@ -585,13 +604,28 @@ impl Room {
         if self.peers.iter().filter(|p| p.in_call()).count() >= self.cfg.max_peers {
             return refuse(fx, ErrorCode::MeetingFull, "this meeting is full");
         }
-        let waiting = self.waiting_room && !moderator && !admitted_before;
+        let waiting = self.waiting_room && !moderator && !admitted;
+        if waiting
+            && self
+                .peers
+                .iter()
+                .filter(|p| p.state == PeerState::Waiting)
+                .count()
+                >= self.cfg.max_waiting
+        {
+            return refuse(
+                fx,
+                ErrorCode::MeetingFull,
+                "the waiting room is full; try again later",
+            );
+        }
         self.next_order += 1;
         let p = Peer {
             id: peer.clone(),
             user: user.clone(),
             name,
             role,
+            base_role: role,
             media: MediaState::default(),
             hand: false,
             state: if waiting {
@@ -650,7 +684,7 @@ impl Room {
         }
     }
 
-    /// When the owner returns, whoever was handed the host role steps back to co-host.
+    /// When the owner returns, whoever stood in as host steps back to their own role.
     fn demote_other_hosts(&mut self, host: &PeerId, fx: &mut Vec<Effect>) {
         let others: Vec<PeerId> = self
             .peers
@@ -660,17 +694,13 @@ impl Room {
             .collect();
         for id in others {
             if let Some(p) = self.peer_mut(&id) {
-                p.role = Role::Cohost;
-                let user = p.user.clone();
+                p.role = p.base_role;
+                let role = p.role;
                 self.broadcast(
                     &PeerId(String::new()),
-                    &ServerMsg::RoleChanged {
-                        peer_id: id,
-                        role: Role::Cohost,
-                    },
+                    &ServerMsg::RoleChanged { peer_id: id, role },
                     fx,
                 );
-                fx.push(Effect::Store(Stored::Role(user, Role::Cohost)));
             }
         }
     }
@@ -686,9 +716,11 @@ impl Room {
                     return;
                 }
                 let token = p.resume_token.clone();
+                let user = p.user.clone();
                 if let Some(p) = self.peer_mut(peer) {
                     p.state = PeerState::Joined;
                 }
+                self.audit(by, "admit", Some(user), fx);
                 self.tell_moderators(
                     ServerMsg::WaitingDone {
                         peer_id: peer.clone(),
@@ -735,10 +767,10 @@ impl Room {
                 .filter(|q| q.in_call())
                 .min_by_key(|q| q.order)
                 .map(|q| q.id.clone());
+            // A stand-in: not stored, so it ends with the room or when the owner returns.
             if let Some(heir) = heir {
                 if let Some(h) = self.peer_mut(&heir) {
                     h.role = Role::Host;
-                    let user = h.user.clone();
                     self.broadcast(
                         &PeerId(String::new()),
                         &ServerMsg::RoleChanged {
@@ -747,9 +779,52 @@ impl Room {
                         },
                         fx,
                     );
-                    fx.push(Effect::Store(Stored::Role(user, Role::Host)));
                 }
             }
+        }
+    }
+
+    /// Denies or removes `user` on every socket they have in the room, and stores the bar.
+    fn bar(&mut self, by: &PeerId, user: &UserId, bar: Bar, fx: &mut Vec<Effect>) {
+        let notice = match bar {
+            Bar::Denied => ServerMsg::Denied,
+            Bar::Removed => ServerMsg::Removed,
+        };
+        let theirs: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|p| &p.user == user)
+            .map(|p| p.id.clone())
+            .collect();
+        let mut departures = Vec::new();
+        for peer in &theirs {
+            fx.push(Effect::Send(peer.clone(), notice.clone()));
+            self.depart(peer, &mut departures);
+        }
+        // The user's own sockets hear nothing after the notice (not each other's departure).
+        departures.retain(|e| !matches!(e, Effect::Send(to, _) if theirs.contains(to)));
+        fx.append(&mut departures);
+        fx.extend(theirs.into_iter().map(Effect::Close));
+        // After `depart`'s `Left`, so the stored status ends as barred.
+        fx.push(Effect::Store(Stored::Barred(user.clone(), bar)));
+        self.barred.insert(user.clone(), bar);
+        self.audit(by, bar.as_str(), Some(user.clone()), fx);
+    }
+
+    /// Records a host action in the audit log.
+    fn audit(
+        &self,
+        by: &PeerId,
+        action: &'static str,
+        target: Option<UserId>,
+        fx: &mut Vec<Effect>,
+    ) {
+        if let Some(p) = self.peer(by) {
+            fx.push(Effect::Store(Stored::Audit {
+                actor: p.user.clone(),
+                action,
+                target,
+            }));
         }
     }
 

@@ -4,7 +4,7 @@ use parley_shared::api::Role;
 use parley_shared::signal::{IceCandidate, MediaState, ServerMsg};
 use parley_shared::{ErrorCode, PeerId, UserId};
 
-use super::state::{Effect, Input, Room, RoomConfig, Stored};
+use super::state::{Bar, Effect, Input, Room, RoomConfig, Stored};
 
 const GRACE: i64 = 30_000;
 
@@ -21,6 +21,7 @@ fn room(waiting_room: bool) -> Room {
         RoomConfig {
             grace_ms: GRACE,
             max_peers: 4,
+            max_waiting: 3,
         },
         uid("host"),
         false,
@@ -36,17 +37,29 @@ fn join_with(
     r: &mut Room,
     who: &str,
     role: Role,
-    admitted_before: bool,
+    admitted: bool,
+    resume: Option<&str>,
+) -> Vec<Effect> {
+    join_as(r, who, who, role, admitted, resume)
+}
+
+/// Joins peer `peer` as user `user` (one user may have several sockets).
+fn join_as(
+    r: &mut Room,
+    peer: &str,
+    user: &str,
+    role: Role,
+    admitted: bool,
     resume: Option<&str>,
 ) -> Vec<Effect> {
     r.handle(
         Input::Join {
-            peer: pid(who),
-            user: uid(who),
-            name: who.to_uppercase(),
+            peer: pid(peer),
+            user: uid(user),
+            name: user.to_uppercase(),
             role,
-            admitted_before,
-            resume_token: format!("tok-{who}"),
+            admitted,
+            resume_token: format!("tok-{peer}"),
             resume: resume.map(String::from),
         },
         0,
@@ -185,7 +198,7 @@ fn resume_within_grace_restores_peer_state() {
             user: uid("ann"),
             name: "ANN".into(),
             role: Role::Cohost,
-            admitted_before: true,
+            admitted: true,
             resume_token: "t2".into(),
             resume: Some("bogus".into()),
         },
@@ -204,7 +217,7 @@ fn resume_within_grace_restores_peer_state() {
             user: uid("ann"),
             name: "ANN".into(),
             role: Role::Cohost,
-            admitted_before: true,
+            admitted: true,
             resume_token: "t3".into(),
             resume: Some("tok-ann".into()),
         },
@@ -357,7 +370,11 @@ fn waiting_room_admit_and_deny() {
     );
     assert_eq!(sent_to(&fx, "bob"), vec![&ServerMsg::Denied]);
     assert!(closed(&fx, "bob"));
-    assert!(fx.contains(&Effect::Store(Stored::Denied(uid("bob")))));
+    assert!(fx.contains(&Effect::Store(Stored::Barred(uid("bob"), Bar::Denied))));
+    // A denied user cannot come back to the waiting room.
+    let fx = join(&mut r, "bob", Role::Participant);
+    assert_eq!(error_to(&fx, "bob"), Some(ErrorCode::NotParticipant));
+    assert!(closed(&fx, "bob"));
     // Someone let in before skips the waiting room.
     let fx = join_with(&mut r, "cat", Role::Participant, true, None);
     assert!(welcomed(&fx, "cat").is_some());
@@ -516,7 +533,11 @@ fn host_leaving_hands_over_to_longest_present_and_owner_reclaims() {
         peer_id: pid("ann"),
         role: Role::Host
     }));
-    assert!(fx.contains(&Effect::Store(Stored::Role(uid("ann"), Role::Host))));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::Store(Stored::Role(..)))),
+        "a stand-in host is not stored: {fx:?}"
+    );
     assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Host);
     // The new host can run the meeting.
     let fx = r.handle(
@@ -527,10 +548,93 @@ fn host_leaving_hands_over_to_longest_present_and_owner_reclaims() {
         0,
     );
     assert!(error_to(&fx, "ann").is_none());
-    // The owner comes back (past the lock) as host; the stand-in becomes co-host.
+    // The owner comes back (past the lock) as host; the stand-in steps back to their role.
     let fx = join_with(&mut r, "host", Role::Host, true, None);
     assert_eq!(welcomed(&fx, "host").unwrap().0, Role::Host);
-    assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Cohost);
+    assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Participant);
+    assert!(sent_to(&fx, "bob").contains(&&ServerMsg::RoleChanged {
+        peer_id: pid("ann"),
+        role: Role::Participant
+    }));
+    assert!(!fx
+        .iter()
+        .any(|e| matches!(e, Effect::Store(Stored::Role(..)))));
+}
+
+#[test]
+fn remove_closes_every_socket_of_the_user_and_bars_them() {
+    let mut r = room(false);
+    join(&mut r, "host", Role::Host);
+    join_as(&mut r, "bob-1", "bob", Role::Participant, false, None);
+    join_as(&mut r, "bob-2", "bob", Role::Participant, false, None);
+    let fx = r.handle(
+        Input::Remove {
+            by: pid("host"),
+            peer: pid("bob-1"),
+        },
+        0,
+    );
+    for peer in ["bob-1", "bob-2"] {
+        assert_eq!(sent_to(&fx, peer), vec![&ServerMsg::Removed], "{peer}");
+        assert!(closed(&fx, peer), "{peer} closed");
+    }
+    assert!(r.peer(&pid("bob-2")).is_none());
+    // The bar is stored after the `left` rows, and the action is audited.
+    let last_store = fx
+        .iter()
+        .filter(|e| matches!(e, Effect::Store(Stored::Barred(..) | Stored::Left(_))))
+        .last();
+    assert_eq!(
+        last_store,
+        Some(&Effect::Store(Stored::Barred(uid("bob"), Bar::Removed)))
+    );
+    assert!(fx.contains(&Effect::Store(Stored::Audit {
+        actor: uid("host"),
+        action: "removed",
+        target: Some(uid("bob")),
+    })));
+    // Back on a third socket, even as "admitted": refused until a host re-admits.
+    let fx = join_as(&mut r, "bob-3", "bob", Role::Participant, true, None);
+    assert_eq!(error_to(&fx, "bob-3"), Some(ErrorCode::NotParticipant));
+    r.handle(Input::Readmit { user: uid("bob") }, 0);
+    let fx = join_as(&mut r, "bob-4", "bob", Role::Participant, true, None);
+    assert!(welcomed(&fx, "bob-4").is_some());
+}
+
+#[test]
+fn deny_turns_away_every_waiting_socket_of_the_user() {
+    let mut r = room(true);
+    join(&mut r, "host", Role::Host);
+    join_as(&mut r, "eve-1", "eve", Role::Participant, false, None);
+    join_as(&mut r, "eve-2", "eve", Role::Participant, false, None);
+    let fx = r.handle(
+        Input::Deny {
+            by: pid("host"),
+            peer: pid("eve-2"),
+        },
+        0,
+    );
+    for peer in ["eve-1", "eve-2"] {
+        assert_eq!(sent_to(&fx, peer), vec![&ServerMsg::Denied], "{peer}");
+        assert!(closed(&fx, peer));
+    }
+    assert!(r.is_empty() || r.peer(&pid("eve-1")).is_none());
+}
+
+#[test]
+fn the_waiting_room_has_a_cap() {
+    let mut r = room(true);
+    join(&mut r, "host", Role::Host);
+    for who in ["w1", "w2", "w3"] {
+        let fx = join(&mut r, who, Role::Participant);
+        assert_eq!(sent_to(&fx, who), vec![&ServerMsg::Waiting]);
+    }
+    let fx = join(&mut r, "w4", Role::Participant);
+    assert_eq!(error_to(&fx, "w4"), Some(ErrorCode::MeetingFull));
+    assert!(closed(&fx, "w4"));
+    // Admitted users and hosts are not held back by a full waiting room.
+    let fx = join_with(&mut r, "old", Role::Participant, true, None);
+    assert!(welcomed(&fx, "old").is_some());
 }
 
 #[test]

@@ -45,7 +45,7 @@ pub struct Joiner {
     pub user: UserId,
     pub name: String,
     pub role: Role,
-    pub admitted_before: bool,
+    pub admitted: bool,
     pub resume_token: String,
     pub resume: Option<String>,
     pub after_seq: Option<i64>,
@@ -70,6 +70,8 @@ pub enum RoomCmd {
     },
     /// The meeting was ended elsewhere (REST).
     End,
+    /// A host lifted this user's bar (REST).
+    Readmit(UserId),
     /// The server is stopping.
     Shutdown,
 }
@@ -159,6 +161,7 @@ impl AppState {
             grace_ms: i64::try_from(self.config.reconnect_grace_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX / 2),
             max_peers: self.config.limits.max_participants,
+            max_waiting: self.config.limits.max_waiting,
         }
     }
 }
@@ -239,7 +242,7 @@ impl Task {
                     user: joiner.user,
                     name: joiner.name,
                     role: joiner.role,
-                    admitted_before: joiner.admitted_before,
+                    admitted: joiner.admitted,
                     resume_token: joiner.resume_token,
                     resume: joiner.resume,
                 };
@@ -276,6 +279,10 @@ impl Task {
                     let fx = self.room.handle(Input::Dropped { peer }, now);
                     self.apply(fx).await;
                 }
+            }
+            RoomCmd::Readmit(user) => {
+                let fx = self.room.handle(Input::Readmit { user }, now);
+                self.apply(fx).await;
             }
             RoomCmd::End => {
                 let mut fx = Vec::new();
@@ -477,8 +484,9 @@ impl Task {
                 "UPDATE participants SET status = $1, \
                    joined_at = CASE WHEN $1 = 'joined' THEN $2 ELSE joined_at END, \
                    first_joined_at = CASE WHEN $1 = 'joined' THEN COALESCE(first_joined_at, $2) ELSE first_joined_at END, \
+                   admitted_at = CASE WHEN $1 = 'joined' THEN COALESCE(admitted_at, $2) ELSE admitted_at END, \
                    left_at = CASE WHEN $1 = 'left' THEN $2 ELSE left_at END \
-                 WHERE meeting_id = $3 AND user_id = $4",
+                 WHERE meeting_id = $3 AND user_id = $4 AND barred_at IS NULL",
             )
             .bind(status.as_str())
             .bind(now)
@@ -498,7 +506,30 @@ impl Task {
                 status(&u, ParticipantStatus::Joined).execute(pool).await?
             }
             Stored::Left(u) => status(&u, ParticipantStatus::Left).execute(pool).await?,
-            Stored::Denied(u) => status(&u, ParticipantStatus::Denied).execute(pool).await?,
+            Stored::Barred(u, bar) => {
+                crate::meetings::store::bar_participant(
+                    pool,
+                    &self.meeting_id,
+                    u.as_str(),
+                    bar,
+                    now,
+                )
+                .await?;
+                return Ok(());
+            }
+            Stored::Audit {
+                actor,
+                action,
+                target,
+            } => {
+                let target = match target {
+                    Some(u) => format!("{}:{u}", self.meeting_id),
+                    None => self.meeting_id.clone(),
+                };
+                crate::auth::store::audit(&self.state, Some(actor.as_str()), action, Some(&target))
+                    .await;
+                return Ok(());
+            }
             Stored::Role(u, role) => {
                 sqlx::query(
                     "UPDATE participants SET role = $1 WHERE meeting_id = $2 AND user_id = $3",

@@ -5,6 +5,8 @@
 mod fixture;
 
 mod accounts;
+mod admission;
+mod attempts;
 mod controls;
 mod crash;
 mod email_codes;

@@ -305,10 +305,12 @@ async fn waiting_room_holds_newcomers() {
         .expect(200);
     assert_eq!(g.body["waiting"], true);
     assert_eq!(g.body["meeting"]["my_status"], "waiting");
-    // A waiting user may see the meeting's title, and may leave the waiting room.
+    // The join answer names the meeting; its resources wait for admission. The waiting
+    // user may leave the waiting room.
+    assert_eq!(g.body["meeting"]["title"], "Lobby");
     s.get(&format!("/api/meetings/{code}"), Some(&guest.access))
         .await
-        .expect(200);
+        .expect_err(403, "not_participant");
     s.post(
         &format!("/api/meetings/{code}/leave"),
         Some(&guest.access),

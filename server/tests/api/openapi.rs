@@ -81,6 +81,7 @@ async fn every_route_is_documented() {
         "POST /api/meetings/{code}/lock",
         "POST /api/meetings/{code}/unlock",
         "GET /api/meetings/{code}/messages",
+        "POST /api/meetings/{code}/participants/{user_id}/readmit",
     ];
     let expected: std::collections::BTreeSet<String> =
         expected.iter().map(|s| s.to_string()).collect();

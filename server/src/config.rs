@@ -142,6 +142,18 @@ pub struct Limits {
     pub max_waiting: usize,
     /// Chat messages per second per connection (bursts up to twice this).
     pub chat_per_sec: u32,
+    /// Messages of any type per second per socket, with bursts up to `ws_message_burst`;
+    /// a socket that keeps sending past its budget for another whole burst is closed.
+    pub ws_messages_per_sec: u32,
+    pub ws_message_burst: u32,
+    /// Live-meeting sockets open at once per user and per client address.
+    pub ws_per_user: usize,
+    pub ws_per_ip: usize,
+    /// Seconds a new socket has to send `join` before it is closed.
+    pub ws_join_timeout_secs: u64,
+    /// Seconds one message may take to be written to a socket before the client counts as
+    /// not reading and is disconnected.
+    pub ws_send_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -167,6 +179,12 @@ impl Default for Limits {
             max_participants: 8,
             max_waiting: 50,
             chat_per_sec: 5,
+            ws_messages_per_sec: 50,
+            ws_message_burst: 200,
+            ws_per_user: 10,
+            ws_per_ip: 100,
+            ws_join_timeout_secs: 10,
+            ws_send_timeout_secs: 10,
         }
     }
 }

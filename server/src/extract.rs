@@ -53,28 +53,13 @@ impl From<JsonRejection> for AppError {
 pub struct AuthUser {
     pub user_id: UserId,
     pub session_id: SessionId,
+    /// When the access token expires (UTC epoch milliseconds, server clock).
+    pub expires_at_ms: i64,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| AppError::unauthorized(ErrorCode::Unauthorized, "sign in first"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                AppError::unauthorized(
-                    ErrorCode::InvalidToken,
-                    "expected 'Authorization: Bearer <token>'",
-                )
-            })?;
+impl AuthUser {
+    /// Checks an access token: signature, claims, expiry and a live session.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, AppError> {
         let claims = state
             .jwt
             .verify(token, state.now_ms())
@@ -103,7 +88,32 @@ impl FromRequestParts<AppState> for AuthUser {
         Ok(AuthUser {
             user_id: UserId(claims.sub),
             session_id: SessionId(claims.sid),
+            expires_at_ms: claims.exp.saturating_mul(1000),
         })
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| AppError::unauthorized(ErrorCode::Unauthorized, "sign in first"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                AppError::unauthorized(
+                    ErrorCode::InvalidToken,
+                    "expected 'Authorization: Bearer <token>'",
+                )
+            })?;
+        Self::from_token(state, token).await
     }
 }
 

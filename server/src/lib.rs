@@ -5,6 +5,7 @@
 //! - [`auth`]: argon2id passwords, HS256 access tokens, rotating refresh tokens, e-mail codes.
 //! - [`meetings`]: create, list, show, join, leave, end, delete, chat history.
 //! - [`room`]: live meetings over WebSocket: room state machine, room tasks, chat.
+//! - [`sockets`]: every live socket by user, session and address: caps and revocation.
 //! - [`mail`]: SMTP delivery of codes, or the log when no relay is set.
 //! - [`ratelimit`]: keyed token buckets with time as an input.
 //! - [`clock`]: "now" as an input, so tests can move time.
@@ -23,6 +24,7 @@ pub mod mail;
 pub mod meetings;
 pub mod ratelimit;
 pub mod room;
+pub mod sockets;
 pub mod state;
 
 use std::net::SocketAddr;

@@ -28,6 +28,8 @@ pub struct Inner {
     pub hasher: PasswordHasher,
     /// Live meetings.
     pub rooms: Rooms,
+    /// Live sockets: caps per user and address, revocation.
+    pub sockets: Arc<crate::sockets::Sockets>,
     /// Stores chat for every room (started on first use, inside the runtime).
     chat_writer: std::sync::OnceLock<crate::room::chat::Writer>,
 }
@@ -109,6 +111,7 @@ impl AppState {
             limits,
             hasher,
             rooms: Rooms::default(),
+            sockets: Arc::default(),
             chat_writer: std::sync::OnceLock::new(),
         }))
     }

@@ -82,6 +82,19 @@ pub enum ErrorCode {
     OutOfState,
     /// The message `type` is not known.
     UnknownMessageType,
+    /// The socket's sign-in was revoked (logout, password change or reset, a reused refresh
+    /// token); the socket closes.
+    SessionRevoked,
+    /// The socket's access token expired without a `reauth`; the socket closes.
+    AuthExpired,
+    /// The client did not read what it was sent fast enough; the socket closes (resume).
+    TooSlow,
+    /// The client sent more messages than its budget allows for too long; the socket closes.
+    Flooding,
+    /// No `join` arrived in time after the socket opened; the socket closes.
+    JoinTimeout,
+    /// Too many connections or sockets from this user or address.
+    TooManyConnections,
 
     // Limits and server
     /// Too many requests; the `Retry-After` header says when to try again.
@@ -134,6 +147,12 @@ impl ErrorCode {
             PeerNotFound => "peer_not_found",
             OutOfState => "out_of_state",
             UnknownMessageType => "unknown_message_type",
+            SessionRevoked => "session_revoked",
+            AuthExpired => "auth_expired",
+            TooSlow => "too_slow",
+            Flooding => "flooding",
+            JoinTimeout => "join_timeout",
+            TooManyConnections => "too_many_connections",
             RateLimited => "rate_limited",
             Internal => "internal",
             ServiceUnavailable => "service_unavailable",
@@ -175,6 +194,12 @@ mod tests {
             ErrorCode::CodeBurned,
             ErrorCode::MeetingLocked,
             ErrorCode::RateLimited,
+            ErrorCode::SessionRevoked,
+            ErrorCode::AuthExpired,
+            ErrorCode::TooSlow,
+            ErrorCode::Flooding,
+            ErrorCode::JoinTimeout,
+            ErrorCode::TooManyConnections,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -19,6 +19,11 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_SDP_BYTES: usize = 32 * 1024;
 /// Longest reaction (one emoji, possibly with modifiers).
 pub const MAX_REACTION_BYTES: usize = 32;
+/// The WebSocket close code of a socket the server ends on purpose; the close frame's reason
+/// is the [`ErrorCode`] (e.g. `session_revoked`), sent just before as an `error` message too.
+pub const CLOSE_BY_SERVER: u16 = 4000;
+/// Longest access token accepted in a `reauth`.
+pub const MAX_TOKEN_BYTES: usize = 4 * 1024;
 /// Longest client-chosen chat message id.
 pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
 
@@ -135,6 +140,11 @@ pub enum ClientMsg {
     Unlock,
     End,
     Ping,
+    /// A fresh access token for this socket (answer to [`ServerMsg::ReauthRequired`]): the
+    /// socket lives on past the old token's expiry. Same user, live session.
+    Reauth {
+        access_token: String,
+    },
 }
 
 /// Server → client.
@@ -221,6 +231,15 @@ pub enum ServerMsg {
     MeetingEnded,
     /// The server is stopping; reconnect later with your resume token.
     ServerShutdown,
+    /// The socket's access token expires in `within_secs`: send [`ClientMsg::Reauth`] with a
+    /// fresh one before then, or the socket closes with `auth_expired`.
+    ReauthRequired {
+        within_secs: u64,
+    },
+    /// A `reauth` was accepted; the socket now lives `expires_in_secs` more.
+    Reauthed {
+        expires_in_secs: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,

@@ -180,6 +180,7 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
     if spent {
         revoke_session_in(&mut tx, &row.session_id, now, "refresh_token_reused").await?;
         tx.commit().await?;
+        state.sockets.revoke_session(&row.session_id);
         tracing::warn!(user_id = %row.user_id, session_id = %row.session_id, "refresh token reused: session revoked");
         return Err(AppError::unauthorized(
             ErrorCode::RefreshTokenReused,
@@ -228,6 +229,7 @@ pub async fn revoke_by_refresh_token(state: &AppState, token: &str) -> ApiResult
     };
     revoke_session_in(&mut tx, &session_id, state.now_ms(), "logout").await?;
     tx.commit().await?;
+    state.sockets.revoke_session(&session_id);
     Ok(Some(user_id))
 }
 
@@ -248,6 +250,7 @@ pub async fn revoke_user_sessions(
     .bind(keep.unwrap_or(""))
     .execute(&state.db.pool)
     .await?;
+    state.sockets.revoke_user(user_id, keep);
     Ok(done.rows_affected())
 }
 

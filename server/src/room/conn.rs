@@ -6,27 +6,28 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use parley_shared::api::ParticipantStatus;
 use parley_shared::signal::{
-    ClientMsg, ServerMsg, MAX_MESSAGE_BYTES, MAX_REACTION_BYTES, MAX_SDP_BYTES, SUBPROTOCOL,
+    ClientMsg, ServerMsg, CLOSE_BY_SERVER, MAX_MESSAGE_BYTES, MAX_REACTION_BYTES, MAX_SDP_BYTES,
+    MAX_TOKEN_BYTES, SUBPROTOCOL,
 };
 use parley_shared::{validate, ErrorCode, PeerId};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::state::Input;
 use super::task::{Conn, Joiner, Outbound, RoomCmd, OUTBOX};
 use crate::error::AppError;
-use crate::extract::AuthUser;
+use crate::extract::{AuthUser, ClientIp};
 use crate::meetings::store as meetings;
 use crate::ratelimit::RateLimiter;
+use crate::sockets::{SocketCaps, SocketGuard};
 use crate::state::AppState;
-
-/// Frames larger than this end the connection (the protocol limit is answered with an error).
-const HARD_FRAME_LIMIT_BYTES: usize = 1024 * 1024;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -34,6 +35,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 pub async fn upgrade(
     State(state): State<AppState>,
     auth: AuthUser,
+    ip: ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -48,87 +50,242 @@ pub async fn upgrade(
         )
         .into_response();
     }
+    let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let l = &state.config.limits;
+    let caps = SocketCaps {
+        per_user: l.ws_per_user,
+        per_ip: l.ws_per_ip,
+    };
+    let guard = match state.sockets.open(
+        conn_id,
+        auth.user_id.as_str(),
+        auth.session_id.as_str(),
+        &ip.bucket(),
+        caps,
+    ) {
+        Ok(g) => g,
+        Err(why) => {
+            return AppError {
+                retry_after_secs: Some(10),
+                ..AppError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::TooManyConnections,
+                    why,
+                )
+            }
+            .into_response()
+        }
+    };
+    let span = tracing::info_span!("ws", conn_id, user_id = %auth.user_id);
     ws.protocols([SUBPROTOCOL])
-        .max_message_size(HARD_FRAME_LIMIT_BYTES)
-        .max_frame_size(HARD_FRAME_LIMIT_BYTES)
+        // The protocol's own limit: a larger message is not even read into memory.
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
         // A signaling socket is idle most of the time; the 128 KiB default read buffer was
         // most of each connection's memory (scripts/bench-signaling.sh). Larger messages
         // (an SDP) still arrive whole: the buffer is read into in steps of this size.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| run(state, auth, socket))
+        .on_upgrade(move |socket| run(state, auth, guard, conn_id, socket).instrument(span))
         .into_response()
 }
 
 /// Bytes read from a socket at a time.
 const READ_BUFFER_BYTES: usize = 4096;
+/// How long the goodbye (an `error` and the close frame) may take to write.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Least time between two "over budget" errors to one socket.
+const BUDGET_ERROR_EVERY_MS: i64 = 1000;
 
 struct Joined {
     room: mpsc::Sender<RoomCmd>,
     peer: PeerId,
 }
 
-async fn run(state: AppState, auth: AuthUser, mut socket: WebSocket) {
-    let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("ws", conn_id, user_id = %auth.user_id);
-    let _enter = span.enter();
+/// One socket's writer side: every write has a deadline, so a client that stops reading
+/// cannot stall the task (and with it the idle check and everything else).
+struct Writer {
+    socket: WebSocket,
+    timeout: Duration,
+}
+
+impl Writer {
+    /// Writes `msg`; false when the socket failed or the client did not take it in time.
+    async fn send(&mut self, msg: &ServerMsg) -> bool {
+        match serde_json::to_string(msg) {
+            Ok(text) => self.frame(Message::Text(text.into())).await,
+            Err(_) => true,
+        }
+    }
+
+    async fn frame(&mut self, frame: Message) -> bool {
+        matches!(
+            tokio::time::timeout(self.timeout, self.socket.send(frame)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Tells the client why and closes (best effort, bounded in time).
+    async fn goodbye(&mut self, code: ErrorCode, message: &str) {
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+            let err = ServerMsg::error(code, message);
+            if let Ok(text) = serde_json::to_string(&err) {
+                self.socket.send(Message::Text(text.into())).await?;
+            }
+            self.socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_BY_SERVER,
+                    reason: code.as_str().into(),
+                })))
+                .await
+        })
+        .await;
+    }
+}
+
+/// Milliseconds since `start`, for the per-socket budget (real time: it is about traffic).
+fn since_ms(start: Instant) -> i64 {
+    i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How much of the access token's life is left, as a deadline on the runtime's clock.
+fn auth_deadline(state: &AppState, expires_at_ms: i64) -> Instant {
+    let left = u64::try_from(expires_at_ms.saturating_sub(state.now_ms())).unwrap_or(0);
+    Instant::now() + Duration::from_millis(left)
+}
+
+/// How long before the token's expiry the client is asked to re-authenticate.
+fn reauth_warning(deadline: Instant) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+async fn run(
+    state: AppState,
+    mut auth: AuthUser,
+    guard: SocketGuard,
+    conn_id: u64,
+    socket: WebSocket,
+) {
+    let cfg = &state.config;
+    let l = &cfg.limits;
+    let mut w = Writer {
+        socket,
+        timeout: Duration::from_secs(l.ws_send_timeout_secs.max(1)),
+    };
+    let kill = guard.kill.clone();
     let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOX);
     let mut joined: Option<Joined> = None;
-    let mut chat_limit = RateLimiter::new(state.config.limits.chat_per_sec.saturating_mul(2), 2);
+    let mut chat_limit = RateLimiter::new(l.chat_per_sec.saturating_mul(2), 2);
+    // One budget for every message type: `burst` at once, refilled at `per_sec`.
+    let burst = l.ws_message_burst.max(1);
+    let window_secs = u64::from(burst.div_ceil(l.ws_messages_per_sec.max(1))).max(1);
+    let mut budget = RateLimiter::new(burst, window_secs);
+    let mut over_budget = 0u32;
+    let mut last_budget_error = i64::MIN / 2;
+    let started = Instant::now();
+    let join_by = tokio::time::sleep(Duration::from_secs(l.ws_join_timeout_secs.max(1)));
+    tokio::pin!(join_by);
+    let mut expires = auth_deadline(&state, auth.expires_at_ms);
+    let mut warned = false;
     // Heartbeat: ping every `ws_ping_secs`; close after `ws_idle_timeout_secs` of silence
     // (the peer keeps its slot for the grace period).
-    let idle_timeout = Duration::from_secs(state.config.ws_idle_timeout_secs.max(1));
-    let mut ping = tokio::time::interval(Duration::from_secs(state.config.ws_ping_secs.max(1)));
-    let mut last_heard = tokio::time::Instant::now();
+    let idle_timeout = Duration::from_secs(cfg.ws_idle_timeout_secs.max(1));
+    let mut ping = tokio::time::interval(Duration::from_secs(cfg.ws_ping_secs.max(1)));
+    let mut last_heard = Instant::now();
     loop {
+        let warn_at = expires
+            .checked_sub(reauth_warning(expires))
+            .unwrap_or(expires);
         tokio::select! {
-            incoming = socket.recv() => {
-                let Some(Ok(frame)) = incoming else { break };
-                last_heard = tokio::time::Instant::now();
+            incoming = w.socket.recv() => {
+                let frame = match incoming {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        // Oversized frames end here, before they are read into memory.
+                        tracing::debug!(error = %e, "socket read failed");
+                        w.goodbye(ErrorCode::PayloadTooLarge, "messages are limited to 64 KiB").await;
+                        break;
+                    }
+                    None => break,
+                };
+                last_heard = Instant::now();
                 let text = match frame {
                     Message::Text(t) => t,
                     Message::Binary(_) => {
-                        reply(&mut socket, ServerMsg::error(ErrorCode::MalformedRequest, "send JSON text frames")).await;
+                        if !w.send(&ServerMsg::error(ErrorCode::MalformedRequest, "send JSON text frames")).await { break; }
                         continue;
                     }
                     Message::Close(_) => break,
                     _ => continue,
                 };
+                let now = since_ms(started);
+                if budget.take("all", now).is_err() {
+                    over_budget += 1;
+                    if over_budget > burst {
+                        tracing::info!("flooding socket closed");
+                        w.goodbye(ErrorCode::Flooding, "you sent far more messages than allowed").await;
+                        break;
+                    }
+                    if now - last_budget_error >= BUDGET_ERROR_EVERY_MS {
+                        last_budget_error = now;
+                        if !w.send(&ServerMsg::error(ErrorCode::RateLimited, "you are sending too many messages; some were dropped")).await { break; }
+                    }
+                    continue;
+                }
+                over_budget = over_budget.saturating_sub(1);
                 if text.len() > MAX_MESSAGE_BYTES {
-                    reply(&mut socket, ServerMsg::error(ErrorCode::PayloadTooLarge, "messages are limited to 64 KiB")).await;
+                    if !w.send(&ServerMsg::error(ErrorCode::PayloadTooLarge, "messages are limited to 64 KiB")).await { break; }
                     continue;
                 }
                 let msg = match parse(&text) {
                     Ok(m) => m,
-                    Err(e) => { reply(&mut socket, e).await; continue; }
+                    Err(e) => { if !w.send(&e).await { break; } continue; }
                 };
                 if let ClientMsg::Chat { .. } = msg {
                     if chat_limit.take("chat", state.now_ms()).is_err() {
-                        reply(&mut socket, ServerMsg::error(ErrorCode::RateLimited, "you are sending chat too fast")).await;
+                        if !w.send(&ServerMsg::error(ErrorCode::RateLimited, "you are sending chat too fast")).await { break; }
                         continue;
                     }
                 }
-                match (&joined, msg) {
-                    (_, ClientMsg::Ping) => reply(&mut socket, ServerMsg::Pong).await,
-                    (None, ClientMsg::Join { code, display_name, passcode, resume_token, after_seq }) => {
-                        let conn = Conn { id: conn_id, tx: out_tx.clone() };
-                        match join(&state, &auth, code, display_name, passcode, resume_token, after_seq, conn).await {
-                            Ok(j) => joined = Some(j),
-                            Err(e) => reply(&mut socket, e).await,
+                let reply = match (&joined, msg) {
+                    (_, ClientMsg::Ping) => Some(ServerMsg::Pong),
+                    (_, ClientMsg::Reauth { access_token }) => {
+                        match reauth(&state, &auth, &access_token).await {
+                            Ok(fresh) => {
+                                state.sockets.set_session(conn_id, fresh.session_id.as_str());
+                                expires = auth_deadline(&state, fresh.expires_at_ms);
+                                warned = false;
+                                let left = expires.saturating_duration_since(Instant::now()).as_secs();
+                                auth = fresh;
+                                Some(ServerMsg::Reauthed { expires_in_secs: left })
+                            }
+                            Err(e) => Some(e),
                         }
                     }
-                    (None, _) => reply(&mut socket, ServerMsg::error(ErrorCode::OutOfState, "send join first")).await,
+                    (None, ClientMsg::Join { code, display_name, passcode, resume_token, after_seq }) => {
+                        let conn = Conn { id: conn_id, tx: out_tx.clone(), kill: kill.clone() };
+                        match join(&state, &auth, code, display_name, passcode, resume_token, after_seq, conn).await {
+                            Ok(j) => { joined = Some(j); None }
+                            Err(e) => Some(e),
+                        }
+                    }
+                    (None, _) => Some(ServerMsg::error(ErrorCode::OutOfState, "send join first")),
                     (Some(_), ClientMsg::Join { .. }) => {
-                        reply(&mut socket, ServerMsg::error(ErrorCode::OutOfState, "already joined")).await
+                        Some(ServerMsg::error(ErrorCode::OutOfState, "already joined"))
                     }
                     (Some(j), msg) => match to_room(&j.peer, msg) {
                         Ok(Some(cmd)) => {
                             if j.room.send(cmd).await.is_err() {
                                 break;
                             }
+                            None
                         }
-                        Ok(None) => {}
-                        Err(e) => reply(&mut socket, e).await,
+                        Ok(None) => None,
+                        Err(e) => Some(e),
                     },
+                };
+                if let Some(reply) = reply {
+                    if !w.send(&reply).await { break; }
                 }
             }
             out = out_rx.recv() => match out {
@@ -137,20 +294,41 @@ async fn run(state: AppState, auth: AuthUser, mut socket: WebSocket) {
                     if let (ServerMsg::Welcome { peer_id, .. }, Some(j)) = (&msg, joined.as_mut()) {
                         j.peer = peer_id.clone();
                     }
-                    if !send(&mut socket, &msg).await { break; }
+                    if !w.send(&msg).await {
+                        tracing::info!("client not reading: socket closed");
+                        break;
+                    }
                 }
                 Some(Outbound::Close) | None => {
-                    let _ = socket.send(Message::Close(None)).await;
+                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, w.socket.send(Message::Close(None))).await;
                     joined = None;
                     break;
                 }
             },
+            (code, message) = kill.fired() => {
+                tracing::info!(reason = code.as_str(), "socket ended by the server");
+                w.goodbye(code, message).await;
+                break;
+            }
+            () = &mut join_by, if joined.is_none() => {
+                w.goodbye(ErrorCode::JoinTimeout, "send join within a few seconds of connecting").await;
+                break;
+            }
+            () = tokio::time::sleep_until(warn_at), if !warned => {
+                warned = true;
+                let within_secs = expires.saturating_duration_since(Instant::now()).as_secs();
+                if !w.send(&ServerMsg::ReauthRequired { within_secs }).await { break; }
+            }
+            () = tokio::time::sleep_until(expires) => {
+                w.goodbye(ErrorCode::AuthExpired, "your sign-in expired; reconnect with a fresh token").await;
+                break;
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_timeout {
                     tracing::info!("idle connection closed");
                     break;
                 }
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() { break; }
+                if !w.frame(Message::Ping(Vec::new().into())).await { break; }
             }
         }
     }
@@ -163,17 +341,27 @@ async fn run(state: AppState, auth: AuthUser, mut socket: WebSocket) {
             })
             .await;
     }
+    drop(guard);
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
-    match serde_json::to_string(msg) {
-        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
-        Err(_) => true,
+/// Checks a `reauth` token: valid, same user, live session.
+async fn reauth(state: &AppState, current: &AuthUser, token: &str) -> Result<AuthUser, ServerMsg> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(ServerMsg::error(
+            ErrorCode::PayloadTooLarge,
+            "that token is too long",
+        ));
     }
-}
-
-async fn reply(socket: &mut WebSocket, msg: ServerMsg) {
-    let _ = send(socket, &msg).await;
+    let fresh = AuthUser::from_token(state, token)
+        .await
+        .map_err(|e| ServerMsg::error(e.code, e.message))?;
+    if fresh.user_id != current.user_id {
+        return Err(ServerMsg::error(
+            ErrorCode::InvalidToken,
+            "that token belongs to someone else",
+        ));
+    }
+    Ok(fresh)
 }
 
 /// Parses a client message; distinguishes unknown types from malformed bodies.

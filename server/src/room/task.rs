@@ -36,6 +36,8 @@ pub enum Outbound {
 pub struct Conn {
     pub id: u64,
     pub tx: mpsc::Sender<Outbound>,
+    /// Ends the socket directly, past a full outbox.
+    pub kill: std::sync::Arc<crate::sockets::Kill>,
 }
 
 /// Who is joining, as checked against the database by the connection.
@@ -174,6 +176,8 @@ struct Task {
     after_seq: HashMap<PeerId, i64>,
     /// Where the chat writer reports stored messages, in the order they were handed over.
     chat_done: mpsc::UnboundedSender<ChatDone>,
+    /// Peers whose outbox overflowed: disconnected, to be marked dropped in the room.
+    overflowed: Vec<PeerId>,
 }
 
 /// A chat message's outcome from the writer.
@@ -194,6 +198,7 @@ async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Rece
         conns: HashMap::new(),
         after_seq: HashMap::new(),
         chat_done,
+        overflowed: Vec::new(),
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -206,7 +211,10 @@ async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Rece
                 }
                 Some(cmd) => task.command(cmd).await,
             },
-            Some(done) = chat_done_rx.recv() => task.chat_stored(done),
+            Some(done) = chat_done_rx.recv() => {
+                task.chat_stored(done);
+                task.apply(Vec::new()).await;
+            }
             _ = tick.tick() => {
                 let fx = task.room.handle(Input::Tick, state.now_ms());
                 task.apply(fx).await;
@@ -399,14 +407,31 @@ impl Task {
             return;
         };
         if conn.tx.try_send(Outbound::Msg(msg)).is_err() {
-            // Full outbox: the client is not reading. Drop it; it may resume.
+            // Full outbox: the client is not reading. End its socket directly (a close
+            // message would wait behind the full queue); it may resume within the grace.
             tracing::warn!(peer = %to, "outbox full: disconnecting slow client");
-            let _ = conn.tx.try_send(Outbound::Close);
+            conn.kill.fire(
+                ErrorCode::TooSlow,
+                "you fell too far behind; reconnect to catch up",
+            );
             self.conns.remove(to);
+            self.overflowed.push(to.clone());
         }
     }
 
     async fn apply(&mut self, effects: Vec<Effect>) {
+        let mut batches = std::collections::VecDeque::from([effects]);
+        while let Some(effects) = batches.pop_front() {
+            self.apply_batch(effects).await;
+            // Slow peers cut off while sending: the room counts them as dropped.
+            for peer in std::mem::take(&mut self.overflowed) {
+                let now = self.state.now_ms();
+                batches.push_back(self.room.handle(Input::Dropped { peer }, now));
+            }
+        }
+    }
+
+    async fn apply_batch(&mut self, effects: Vec<Effect>) {
         // Persist first, then tell: whoever hears of a change can already read it back.
         let (stores, effects): (Vec<Effect>, Vec<Effect>) = effects
             .into_iter()

@@ -260,7 +260,12 @@ async fn welcome_carries_turn_rest_credentials() {
 
 #[tokio::test]
 async fn graceful_shutdown_tells_clients_and_keeps_acked_chat() {
-    let mut s = TestServer::with_config(|c| c.limits.chat_per_sec = 1000).await;
+    let mut s = TestServer::with_config(|c| {
+        c.limits.chat_per_sec = 1000;
+        c.limits.ws_messages_per_sec = 100_000;
+        c.limits.ws_message_burst = 100_000;
+    })
+    .await;
     let host = s.register("host").await;
     let ann = s.register("ann").await;
     let code = s

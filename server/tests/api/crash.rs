@@ -32,6 +32,8 @@ async fn spawn(dir: &Path, database_url: Option<&str>) -> Proc {
         .env("PARLEY_LISTEN", "127.0.0.1:0")
         .env("PARLEY_DATA_DIR", dir)
         .env("PARLEY_LIMITS__CHAT_PER_SEC", "100000")
+        .env("PARLEY_LIMITS__WS_MESSAGES_PER_SEC", "100000")
+        .env("PARLEY_LIMITS__WS_MESSAGE_BURST", "100000")
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

@@ -97,8 +97,9 @@ impl TestServer {
         Self::with_config(|_| {}).await
     }
 
-    /// Starts with the defaults adjusted by `tweak`. Per-IP sign-up limits are raised, since
-    /// every test client comes from 127.0.0.1; tests of those limits set their own.
+    /// Starts with the defaults adjusted by `tweak`. Per-IP sign-up and socket limits are
+    /// raised, since every test client comes from 127.0.0.1, and so is the per-user socket
+    /// cap (tests open many sockets per user); tests of those limits set their own.
     pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mail = SmtpSink::start().await;
@@ -117,6 +118,8 @@ impl TestServer {
         };
         config.limits.register_per_ip = 1000;
         config.limits.login_per_ip = 1000;
+        config.limits.ws_per_ip = 10_000;
+        config.limits.ws_per_user = 64;
         if let Ok(admin) = std::env::var(POSTGRES_ENV) {
             if !admin.is_empty() {
                 config.database_url = Some(fresh_postgres_db(&admin).await);
@@ -412,6 +415,19 @@ impl TestServer {
 impl Ws {
     pub async fn send(&mut self, v: Value) {
         self.send_text(v.to_string()).await;
+    }
+
+    /// Sends without failing the test when the server has closed the socket.
+    pub async fn try_send(
+        &mut self,
+        v: Value,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        use futures_util::SinkExt as _;
+        self.inner
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                v.to_string().into(),
+            ))
+            .await
     }
 
     pub async fn send_text(&mut self, text: String) {

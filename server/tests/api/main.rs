@@ -15,3 +15,4 @@ mod live;
 mod meetings;
 mod openapi;
 mod restart;
+mod sockets;

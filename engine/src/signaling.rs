@@ -403,7 +403,31 @@ impl<T: TokenSource> Task<T> {
                 let _ = self.events.send(Event::Server(msg)).await;
                 return Some(Outcome::Dropped("the server is restarting".into()));
             }
-            ServerMsg::Pong => return None,
+            ServerMsg::ReauthRequired { .. } => {
+                // The socket lives as long as its access token: hand it a fresh one.
+                match self.tokens.token(true).await {
+                    Ok(access_token) => {
+                        if let Err(e) = send(socket, &ClientMsg::Reauth { access_token }).await {
+                            return Some(Outcome::Dropped(e));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no fresh token for the meeting socket"),
+                }
+                return None;
+            }
+            ServerMsg::Reauthed { .. } | ServerMsg::Pong => return None,
+            ServerMsg::Error {
+                code: parley_shared::ErrorCode::SessionRevoked,
+                message,
+            } => {
+                // Signed out elsewhere (logout, password change): reconnecting cannot help.
+                return Some(Outcome::Closed(Closed::Refused {
+                    code: parley_shared::ErrorCode::SessionRevoked
+                        .as_str()
+                        .to_string(),
+                    message: message.clone(),
+                }));
+            }
             _ => {}
         }
         let _ = self.events.send(Event::Server(msg)).await;

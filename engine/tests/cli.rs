@@ -186,6 +186,16 @@ impl Joined {
         }
     }
 
+    /// Closes stdin, waits for the exit and returns the code and everything on stderr.
+    async fn finish_with_stderr(mut self) -> (i32, String) {
+        use tokio::io::AsyncReadExt as _;
+        let mut stderr = self.child.stderr.take().unwrap();
+        let code = self.finish().await;
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).await.unwrap();
+        (code, text)
+    }
+
     /// Closes stdin (end of input = leave) and returns the exit code.
     async fn finish(mut self) -> i32 {
         drop(self.stdin);
@@ -271,6 +281,33 @@ async fn two_cli_processes_meet_and_chat() {
         "{}",
         late.stderr
     );
+    w.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_meeting_outlives_its_access_tokens() {
+    // The server ends a socket when its access token expires unless the client
+    // re-authenticates on it; the engine does so when asked, without reconnecting.
+    let w = world_with(|c| c.access_token_ttl_secs = 3).await;
+    let ann = User::new(&w.base);
+    let bob = User::new(&w.base);
+    ann.register("ann").await;
+    bob.register("bob").await;
+    let code = ann.ok(&["meetings", "create", "Long one"], "").await;
+    let code = code.trim().to_string();
+    let mut a = ann.join(&code).await;
+    let mut b = bob.join(&code).await;
+    a.expect_line(|l| l == "* bob joined").await;
+    // Three token lifetimes.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    a.type_line("still with me?").await;
+    b.expect_line(|l| l == "ann: still with me?").await;
+    let (code_b, err_b) = b.finish_with_stderr().await;
+    let (code_a, err_a) = a.finish_with_stderr().await;
+    assert_eq!((code_a, code_b), (0, 0), "{err_a}\n{err_b}");
+    for err in [err_a, err_b] {
+        assert!(!err.contains("reconnecting"), "the socket was lost: {err}");
+    }
     w.server.stop().await.unwrap();
 }
 

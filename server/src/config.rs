@@ -110,6 +110,13 @@ pub enum SmtpTls {
 pub struct Limits {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Seconds a connection has to send a request's headers.
+    pub http_header_timeout_secs: u64,
+    /// Seconds a request (body included) may take before it is answered 408.
+    pub http_request_timeout_secs: u64,
+    /// Plain HTTP connections open at once per client address (upgraded WebSockets count
+    /// against `ws_per_ip` instead).
+    pub tcp_per_ip: usize,
     pub login_per_ip: u32,
     pub login_per_ip_window_secs: u64,
     /// Failed sign-ins per account from all sources together in each window (then 429 for
@@ -160,6 +167,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 * 1024,
+            http_header_timeout_secs: 10,
+            http_request_timeout_secs: 30,
+            tcp_per_ip: 256,
             login_per_ip: 30,
             login_per_ip_window_secs: 60,
             login_failures_per_account: 100,

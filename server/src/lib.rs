@@ -5,6 +5,7 @@
 //! - [`auth`]: argon2id passwords, HS256 access tokens, rotating refresh tokens, e-mail codes.
 //! - [`meetings`]: create, list, show, join, leave, end, delete, chat history.
 //! - [`room`]: live meetings over WebSocket: room state machine, room tasks, chat.
+//! - [`serve`]: the accept loop: hyper with header-read timeouts, connections per address.
 //! - [`sockets`]: every live socket by user, session and address: caps and revocation.
 //! - [`mail`]: SMTP delivery of codes, or the log when no relay is set.
 //! - [`ratelimit`]: keyed token buckets with time as an input.
@@ -24,11 +25,13 @@ pub mod mail;
 pub mod meetings;
 pub mod ratelimit;
 pub mod room;
+pub mod serve;
 pub mod sockets;
 pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -127,8 +130,36 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_secs(state.config.limits.http_request_timeout_secs.max(1)),
+            guard_response,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Every response: within the request timeout (a slow body or a stuck handler is answered
+/// 408 rather than holding the connection), and `Cache-Control: no-store` — responses carry
+/// tokens and personal data that no cache may keep.
+async fn guard_response(
+    State(timeout): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut res = match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => AppError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "the request took too long",
+        )
+        .into_response(),
+    };
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    res
 }
 
 /// Failure to start the server.
@@ -152,7 +183,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -161,7 +192,7 @@ impl Server {
         config.validate()?;
         let secrets = config.resolve_secrets()?;
         let db = Db::connect(&config.database_url()).await?;
-        let mailer = Mailer::from_config(config.smtp.as_ref())?;
+        let mailer = Mailer::from_config(config.smtp.as_ref(), config.listen)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -173,23 +204,13 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let limits = serve::ConnLimits {
+            header_read_timeout: Duration::from_secs(config.limits.http_header_timeout_secs.max(1)),
+            per_ip: config.limits.tcp_per_ip.max(1),
+        };
         let state = AppState::new(db, config, &secrets, clock, mailer);
-        let (shutdown, mut rx) = watch::channel(false);
-        let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        // Small messages go out at once: with Nagle's algorithm a reply could wait for the
-        // peer's delayed ACK (40 ms on Linux) — the chat p99 of the signaling benchmark.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(serve::serve(listener, app(state.clone()), limits, rx));
         tracing::info!(%addr, backend = ?state.db.backend, "listening");
         Ok(Self {
             addr,
@@ -205,9 +226,9 @@ impl Server {
         // server's graceful shutdown does not wait on them.
         self.state.rooms.shutdown_all().await;
         let _ = self.shutdown.send(true);
-        let result = self.task.await.unwrap_or(Ok(()));
+        let _ = self.task.await;
         self.state.db.close().await;
-        result
+        Ok(())
     }
 
     /// Serves until `signal` completes, then stops gracefully.

@@ -1,7 +1,9 @@
 //! Outgoing e-mail: verification and password-reset codes.
 //!
 //! With SMTP configured, mail goes through lettre; without it the code is written to the
-//! server log (INFO, target `parley::mail`) so a laptop install works with no mail relay.
+//! server log (INFO, target `parley::mail`) so a laptop install works with no mail relay —
+//! but only while the server listens on loopback: on any other address a log line is not a
+//! private channel to the address's owner, so the code is left out (configure SMTP).
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -25,11 +27,29 @@ impl CodePurpose {
     }
 }
 
+/// A message that tells the owner of an account what happened to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Their password was reset with a mailed code.
+    PasswordReset,
+    /// Someone tried to create an account with their address.
+    SignUpAttempt,
+}
+
+impl Notice {
+    fn as_str(self) -> &'static str {
+        match self {
+            Notice::PasswordReset => "password_reset",
+            Notice::SignUpAttempt => "sign_up_attempt",
+        }
+    }
+}
+
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Mailer {
-    /// No relay configured: codes go to the log.
-    Log,
+    /// No relay configured: codes go to the log when `codes_in_log` (loopback only).
+    Log { codes_in_log: bool },
     Smtp {
         transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
@@ -46,9 +66,20 @@ pub enum MailConfigError {
 }
 
 impl Mailer {
-    pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<Self, MailConfigError> {
+    /// The mailer for `smtp`, or the log when there is none (codes in it only when the
+    /// server `listen`s on loopback).
+    pub fn from_config(
+        smtp: Option<&SmtpConfig>,
+        listen: std::net::SocketAddr,
+    ) -> Result<Self, MailConfigError> {
         let Some(smtp) = smtp else {
-            return Ok(Mailer::Log);
+            let codes_in_log = listen.ip().is_loopback();
+            if !codes_in_log {
+                tracing::warn!(
+                    "no SMTP configured and listening beyond loopback: e-mail codes cannot be delivered (set [smtp])"
+                );
+            }
+            return Ok(Mailer::Log { codes_in_log });
         };
         let mut builder = match smtp.tls {
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
@@ -66,11 +97,18 @@ impl Mailer {
         })
     }
 
-    /// Sends `code` to `to`. Failures are logged, not returned: the caller has already
-    /// answered the client, which must not learn whether an address exists.
-    pub async fn send_code(&self, to: &str, user_id: &str, purpose: CodePurpose, code: &str) {
+    /// Sends `code` (valid `ttl_secs`) to `to`. Failures are logged, not returned: the
+    /// caller has already answered the client, which must not learn whether an address exists.
+    pub async fn send_code(
+        &self,
+        to: &str,
+        user_id: &str,
+        purpose: CodePurpose,
+        code: &str,
+        ttl_secs: u64,
+    ) {
         match self {
-            Mailer::Log => {
+            Mailer::Log { codes_in_log: true } => {
                 tracing::info!(
                     target: "parley::mail",
                     user_id,
@@ -79,8 +117,18 @@ impl Mailer {
                     "no SMTP configured: e-mail code written to the log"
                 );
             }
+            Mailer::Log {
+                codes_in_log: false,
+            } => {
+                tracing::warn!(
+                    target: "parley::mail",
+                    user_id,
+                    purpose = purpose.as_str(),
+                    "no SMTP configured: e-mail code not delivered"
+                );
+            }
             Mailer::Smtp { transport, from } => {
-                let message = match build_message(from, to, purpose, code) {
+                let message = match build_message(from, to, purpose, code, ttl_secs) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(user_id, error = %e, "cannot build e-mail");
@@ -96,6 +144,55 @@ impl Mailer {
             }
         }
     }
+
+    /// Tells the owner of `to` what happened to their account (best effort, like codes).
+    pub async fn send_notice(&self, to: &str, user_id: &str, notice: Notice) {
+        let Mailer::Smtp { transport, from } = self else {
+            tracing::info!(target: "parley::mail", user_id, notice = notice.as_str(), "no SMTP configured: notice not sent");
+            return;
+        };
+        let (subject, body) = match notice {
+            Notice::PasswordReset => (
+                "Your Parley password was reset",
+                "The password of your Parley account was just reset with a code mailed to this \
+                 address, and every device was signed out.\n\nIf that was you, there is nothing \
+                 to do. If it was not, someone can read this mailbox: secure it, then reset your \
+                 password again.\n",
+            ),
+            Notice::SignUpAttempt => (
+                "Someone tried to sign up to Parley with your address",
+                "Someone tried to create a Parley account with this address, which already has \
+                 one. If it was you, sign in instead (or reset your password if you forgot it). \
+                 If it was not, you can ignore this message: nothing was changed.\n",
+            ),
+        };
+        let message = match (|| -> Result<Message, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(Message::builder()
+                .from(from.clone())
+                .to(to.parse()?)
+                .subject(subject)
+                .body(body.to_string())?)
+        })() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "cannot build e-mail");
+                return;
+            }
+        };
+        match transport.send(message).await {
+            Ok(_) => tracing::info!(user_id, notice = notice.as_str(), "notice sent"),
+            Err(e) => tracing::warn!(user_id, error = %e, "e-mail delivery failed"),
+        }
+    }
+}
+
+/// "15 minutes", "24 hours": how long a code lives, for the message.
+fn lifetime(ttl_secs: u64) -> String {
+    match ttl_secs {
+        s if s >= 7200 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s >= 120 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
 }
 
 fn build_message(
@@ -103,6 +200,7 @@ fn build_message(
     to: &str,
     purpose: CodePurpose,
     code: &str,
+    ttl_secs: u64,
 ) -> Result<Message, Box<dyn std::error::Error + Send + Sync>> {
     let (subject, action) = match purpose {
         CodePurpose::Verify => (
@@ -112,8 +210,9 @@ fn build_message(
         CodePurpose::Reset => ("Reset your Parley password", "reset your password"),
     };
     let body = format!(
-        "Your Parley code is {code}\n\nEnter it in Parley to {action}. It expires in 24 hours \
-         and works once.\nIf you did not ask for it, you can ignore this message.\n"
+        "Your Parley code is {code}\n\nEnter it in Parley to {action}. It expires in {} \
+         and works once.\nIf you did not ask for it, you can ignore this message.\n",
+        lifetime(ttl_secs)
     );
     Ok(Message::builder()
         .from(from.clone())
@@ -151,8 +250,9 @@ mod tests {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let mailer = Mailer::from_config(None).unwrap();
-        assert!(matches!(mailer, Mailer::Log));
+        let loopback = "127.0.0.1:8080".parse().unwrap();
+        let mailer = Mailer::from_config(None, loopback).unwrap();
+        assert!(matches!(mailer, Mailer::Log { codes_in_log: true }));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -161,6 +261,7 @@ mod tests {
             "user-1",
             CodePurpose::Reset,
             "424242",
+            900,
         ));
         let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
         assert!(log.contains("424242"), "{log}");
@@ -169,6 +270,38 @@ mod tests {
             !log.contains("secret.person"),
             "addresses stay out of the log: {log}"
         );
+    }
+
+    #[test]
+    fn beyond_loopback_codes_never_reach_the_log() {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let public = "0.0.0.0:8080".parse().unwrap();
+        let mailer = Mailer::from_config(None, public).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(mailer.send_code("a@example.org", "user-1", CodePurpose::Reset, "135791", 900));
+        let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("not delivered"), "{log}");
+        assert!(
+            !log.contains("135791"),
+            "the code stays out of the log: {log}"
+        );
+    }
+
+    #[test]
+    fn a_code_mail_says_how_long_it_lives() {
+        let from: Mailbox = "Parley <no-reply@parley.test>".parse().unwrap();
+        let m = build_message(&from, "a@example.org", CodePurpose::Reset, "123456", 900).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(text.contains("expires in 15 minutes"), "{text}");
+        assert_eq!(lifetime(24 * 3600), "24 hours");
     }
 
     #[test]
@@ -182,7 +315,7 @@ mod tests {
             tls: SmtpTls::None,
         };
         assert!(matches!(
-            Mailer::from_config(Some(&smtp)),
+            Mailer::from_config(Some(&smtp), "127.0.0.1:8080".parse().unwrap()),
             Err(MailConfigError::From(_))
         ));
     }

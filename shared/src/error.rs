@@ -95,6 +95,8 @@ pub enum ErrorCode {
     JoinTimeout,
     /// Too many connections or sockets from this user or address.
     TooManyConnections,
+    /// The request took too long (a slow body, or the server could not finish in time).
+    RequestTimeout,
 
     // Limits and server
     /// Too many requests; the `Retry-After` header says when to try again.
@@ -153,6 +155,7 @@ impl ErrorCode {
             Flooding => "flooding",
             JoinTimeout => "join_timeout",
             TooManyConnections => "too_many_connections",
+            RequestTimeout => "request_timeout",
             RateLimited => "rate_limited",
             Internal => "internal",
             ServiceUnavailable => "service_unavailable",

@@ -15,7 +15,7 @@ use crate::auth::{crypto, store};
 use crate::db::is_unique_violation;
 use crate::error::{ApiResult, AppError};
 use crate::extract::{ApiJson, AuthUser, ClientIp};
-use crate::mail::CodePurpose;
+use crate::mail::{CodePurpose, Notice};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,7 +41,8 @@ fn limited(result: Result<(), u64>) -> ApiResult<()> {
 async fn send_code(state: &AppState, user: &store::UserRow, purpose: CodePurpose) -> ApiResult<()> {
     let code = store::new_email_code(state, &user.id, purpose).await?;
     let (mailer, to, id) = (state.mailer.clone(), user.email.clone(), user.id.clone());
-    tokio::spawn(async move { mailer.send_code(&to, &id, purpose, &code).await });
+    let ttl_secs = store::code_ttl_secs(state, purpose);
+    tokio::spawn(async move { mailer.send_code(&to, &id, purpose, &code, ttl_secs).await });
     Ok(())
 }
 
@@ -77,11 +78,33 @@ async fn register(
     {
         return Err(taken(ErrorCode::UsernameTaken, "username"));
     }
-    if store::user_by_email_key(&state.db.pool, &email_key)
-        .await?
-        .is_some()
-    {
-        return Err(taken(ErrorCode::EmailTaken, "e-mail address"));
+    if let Some(owner) = store::user_by_email_key(&state.db.pool, &email_key).await? {
+        if !state.config.require_verified_email {
+            // Signing in at once cannot be faked for an address someone else holds; this
+            // mode is for single-machine use (docs/security.md).
+            return Err(taken(ErrorCode::EmailTaken, "e-mail address"));
+        }
+        // Answer exactly as for a new address (the same hashing work, the same body), and
+        // tell the address's owner instead of the caller.
+        let _ = state.hasher.hash(req.password).await?;
+        let (mailer, to, id) = (state.mailer.clone(), owner.email.clone(), owner.id.clone());
+        tokio::spawn(async move { mailer.send_notice(&to, &id, Notice::SignUpAttempt).await });
+        let look_alike = store::UserRow {
+            id: ulid::Ulid::new().to_string(),
+            username,
+            email,
+            password_hash: String::new(),
+            email_verified_at: None,
+            created_at: state.now_ms(),
+        };
+        return Ok((
+            StatusCode::CREATED,
+            ApiJson(RegisterResponse {
+                user: look_alike.to_api(),
+                verification_required: true,
+                tokens: None,
+            }),
+        ));
     }
     let hash = state.hasher.hash(req.password).await?;
     let user = store::UserRow {
@@ -307,8 +330,24 @@ async fn set_password(state: &AppState, user_id: &str, password: String) -> ApiR
     Ok(())
 }
 
-fn code_invalid() -> AppError {
-    AppError::bad_request(ErrorCode::CodeInvalid, "that code is not valid")
+use store::code_invalid;
+
+/// Reserves a code try for the address `email_key` (known or not, so the limit itself says
+/// nothing), across every code the account is sent.
+fn refund_code_try(state: &AppState, email_key: &str) {
+    state
+        .limits
+        .email_code_failures_per_account
+        .refund(email_key, state.now_ms());
+}
+
+fn reserve_code_try(state: &AppState, email_key: &str) -> ApiResult<()> {
+    limited(
+        state
+            .limits
+            .email_code_failures_per_account
+            .take(email_key, state.now_ms()),
+    )
 }
 
 /// Confirm an e-mail address with the six-digit code that was mailed to it.
@@ -320,16 +359,14 @@ async fn verify_email(
 ) -> ApiResult<ApiJson<User>> {
     validate::email_code(&req.code)?;
     let key = validate::email_key(&req.email);
+    reserve_code_try(&state, &key)?;
+    // Unknown, already verified or wrong: one answer, so it tells nothing about the address.
     let mut user = store::user_by_email_key(&state.db.pool, &key)
         .await?
+        .filter(|u| u.email_verified_at.is_none())
         .ok_or_else(code_invalid)?;
-    if user.email_verified_at.is_some() {
-        return Err(AppError::conflict(
-            ErrorCode::EmailAlreadyVerified,
-            "this address is already verified",
-        ));
-    }
     store::consume_email_code(&state, &user.id, CodePurpose::Verify, &req.code).await?;
+    refund_code_try(&state, &key);
     let now = state.now_ms();
     sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2")
         .bind(now)
@@ -395,10 +432,12 @@ async fn confirm_password_reset(
     validate::email_code(&req.code)?;
     validate::password(&req.new_password)?;
     let key = validate::email_key(&req.email);
+    reserve_code_try(&state, &key)?;
     let user = store::user_by_email_key(&state.db.pool, &key)
         .await?
         .ok_or_else(code_invalid)?;
     store::consume_email_code(&state, &user.id, CodePurpose::Reset, &req.code).await?;
+    refund_code_try(&state, &key);
     set_password(&state, &user.id, req.new_password).await?;
     // The code reached the mailbox, which also proves the address.
     sqlx::query(
@@ -410,5 +449,8 @@ async fn confirm_password_reset(
     .await?;
     store::revoke_user_sessions(&state, &user.id, None, "password_reset").await?;
     store::audit(&state, Some(&user.id), "password_reset", None).await;
+    // The owner hears of it, whoever did it.
+    let (mailer, to, id) = (state.mailer.clone(), user.email.clone(), user.id.clone());
+    tokio::spawn(async move { mailer.send_notice(&to, &id, Notice::PasswordReset).await });
     Ok(StatusCode::NO_CONTENT)
 }

@@ -266,6 +266,14 @@ fn monotonic_id() -> String {
         .to_string()
 }
 
+/// How long a code for `purpose` lives: a reset code is as good as the password, so short.
+pub fn code_ttl_secs(state: &AppState, purpose: CodePurpose) -> u64 {
+    match purpose {
+        CodePurpose::Verify => state.config.email_code_ttl_secs,
+        CodePurpose::Reset => state.config.reset_code_ttl_secs,
+    }
+}
+
 /// Stores a new code for `user_id` (superseding earlier ones) and returns it in clear.
 pub async fn new_email_code(
     state: &AppState,
@@ -274,8 +282,8 @@ pub async fn new_email_code(
 ) -> sqlx::Result<String> {
     let code = crypto::new_email_code();
     let now = state.now_ms();
-    let ttl_ms = i64::try_from(state.config.email_code_ttl_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX / 2);
+    let ttl_ms =
+        i64::try_from(code_ttl_secs(state, purpose).saturating_mul(1000)).unwrap_or(i64::MAX / 2);
     sqlx::query(
         "INSERT INTO email_codes (id, user_id, purpose, code_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -307,13 +315,14 @@ struct CodeRow {
 
 /// Checks `code` against the newest code for `user_id` and `purpose` and spends it.
 /// Only the newest code counts; each wrong try is recorded and the code burns at the limit.
+/// Every failure — wrong, expired, used, burned, no code at all — gets the same answer, so
+/// the answer says nothing about the account's state.
 pub async fn consume_email_code(
     state: &AppState,
     user_id: &str,
     purpose: CodePurpose,
     code: &str,
 ) -> ApiResult<()> {
-    let err = |code, msg: &str| AppError::bad_request(code, msg);
     let row: Option<CodeRow> = sqlx::query_as(
         "SELECT id, code_hash, expires_at, attempts, used_at FROM email_codes \
          WHERE user_id = $1 AND purpose = $2 ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -323,27 +332,12 @@ pub async fn consume_email_code(
     .fetch_optional(&state.db.pool)
     .await?;
     let Some(row) = row else {
-        return Err(err(ErrorCode::CodeInvalid, "that code is not valid"));
+        return Err(code_invalid());
     };
     let max = i64::from(state.config.email_code_max_attempts);
-    if row.used_at.is_some() {
-        return Err(err(
-            ErrorCode::CodeUsed,
-            "that code was already used; request a new one",
-        ));
-    }
-    if row.attempts >= max {
-        return Err(err(
-            ErrorCode::CodeBurned,
-            "too many wrong tries; request a new code",
-        ));
-    }
     let now = state.now_ms();
-    if row.expires_at <= now {
-        return Err(err(
-            ErrorCode::CodeExpired,
-            "that code has expired; request a new one",
-        ));
+    if row.used_at.is_some() || row.attempts >= max || row.expires_at <= now {
+        return Err(code_invalid());
     }
     // Reserve a try atomically before comparing, so parallel guesses cannot exceed the limit.
     let reserved = sqlx::query(
@@ -354,25 +348,11 @@ pub async fn consume_email_code(
     .execute(&state.db.pool)
     .await?;
     if reserved.rows_affected() == 0 {
-        return Err(err(
-            ErrorCode::CodeBurned,
-            "too many wrong tries; request a new code",
-        ));
+        return Err(code_invalid());
     }
     let given = crypto::hash_email_code(&state.code_secret, purpose.as_str(), user_id, code);
     if !crypto::constant_time_eq(&given, &row.code_hash) {
-        let left = max - row.attempts - 1;
-        return Err(if left <= 0 {
-            err(
-                ErrorCode::CodeBurned,
-                "too many wrong tries; request a new code",
-            )
-        } else {
-            err(
-                ErrorCode::CodeInvalid,
-                &format!("that code is not right; {left} tries left"),
-            )
-        });
+        return Err(code_invalid());
     }
     let spent =
         sqlx::query("UPDATE email_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
@@ -381,10 +361,15 @@ pub async fn consume_email_code(
             .execute(&state.db.pool)
             .await?;
     if spent.rows_affected() == 0 {
-        return Err(err(
-            ErrorCode::CodeUsed,
-            "that code was already used; request a new one",
-        ));
+        return Err(code_invalid());
     }
     Ok(())
+}
+
+/// The one answer to every code that does not work.
+pub fn code_invalid() -> AppError {
+    AppError::bad_request(
+        ErrorCode::CodeInvalid,
+        "that code is not valid (wrong, expired or already used); check it or request a new one",
+    )
 }

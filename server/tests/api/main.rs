@@ -7,6 +7,7 @@ mod fixture;
 mod accounts;
 mod admission;
 mod attempts;
+mod connections;
 mod controls;
 mod crash;
 mod email_codes;

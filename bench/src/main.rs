@@ -1,8 +1,11 @@
 //! Parley's benchmarks (issue 6). `parley-bench signaling` runs the signaling load against
 //! Parley's server and a Socket.IO 4 server in the same run and prints both, with ratios;
-//! `parley-bench join` measures join time to the first decoded frame, step by step.
+//! `parley-bench join` measures join time to the first decoded frame, step by step;
+//! `parley-bench abuse` runs idle and slow-reading attackers beside honest participants
+//! against the server's default limits.
 //! Run through `scripts/bench-*.sh`, which build and install what they need.
 
+mod abuse;
 mod join;
 mod server;
 mod signaling;
@@ -45,6 +48,27 @@ enum Cmd {
         #[arg(long, default_value = "bench/socketio")]
         socketio_dir: PathBuf,
         /// Write the results here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Against the default limits: sockets that never join, participants that stop reading,
+    /// and honest participants in meetings of 4 joining and chatting among them. Fails when
+    /// an honest join or chat message is lost or the server's memory passes `--max-rss-mib`.
+    Abuse {
+        #[arg(long, default_value_t = 1000)]
+        idle: usize,
+        #[arg(long, default_value_t = 100)]
+        slow: usize,
+        #[arg(long, default_value_t = 100)]
+        honest: usize,
+        /// Seconds of chat (1 message per second per honest participant).
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// The bound the server's resident memory must stay under.
+        #[arg(long, default_value_t = 256.0)]
+        max_rss_mib: f64,
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -137,6 +161,41 @@ async fn main() -> anyhow::Result<()> {
                 json,
                 &serde_json::json!({ "parley": parley, "socketio": sio }),
             )?;
+        }
+        Cmd::Abuse {
+            idle,
+            slow,
+            honest,
+            secs,
+            max_rss_mib,
+            server_bin,
+            json,
+        } => {
+            let s = Server::parley_with(&self::server_bin(server_bin)?, None, &[]).await?;
+            let report = abuse::run(&s, idle, slow, honest, secs).await;
+            s.stop().await;
+            let report = report?;
+            abuse::print_table(&report);
+            write_json(json, &report)?;
+            if report.honest_joined < report.honest {
+                anyhow::bail!(
+                    "{} honest participants could not join",
+                    report.honest - report.honest_joined
+                );
+            }
+            if report.chat_delivered < report.chat_expected {
+                anyhow::bail!(
+                    "{} of {} honest chat deliveries were lost",
+                    report.chat_expected - report.chat_delivered,
+                    report.chat_expected
+                );
+            }
+            if report.server_rss_peak_mib > max_rss_mib {
+                anyhow::bail!(
+                    "server memory peaked at {:.1} MiB (bound {max_rss_mib} MiB)",
+                    report.server_rss_peak_mib
+                );
+            }
         }
         Cmd::Y4m {
             width,

@@ -27,6 +27,26 @@ impl Server {
     /// (the benchmark steps the chat rate up past the per-connection default of 5/s).
     /// The data directory is made under `data_under` (default: the system's temp dir).
     pub async fn parley(bin: &Path, data_under: Option<&Path>) -> anyhow::Result<Self> {
+        // The load generator is one process on one address with a few accounts: the
+        // per-connection, per-user and per-address abuse limits are lifted.
+        let lifts = [
+            ("PARLEY_LIMITS__CHAT_PER_SEC", "100000"),
+            ("PARLEY_LIMITS__WS_MESSAGES_PER_SEC", "100000"),
+            ("PARLEY_LIMITS__WS_MESSAGE_BURST", "100000"),
+            ("PARLEY_LIMITS__WS_PER_IP", "100000"),
+            ("PARLEY_LIMITS__WS_PER_USER", "100000"),
+            ("PARLEY_LIMITS__TCP_PER_IP", "100000"),
+        ];
+        Self::parley_with(bin, data_under, &lifts).await
+    }
+
+    /// `parley-server` with its default limits except `env` (sign-ups per address are
+    /// always lifted: creating the benchmark's accounts is set-up, not load).
+    pub async fn parley_with(
+        bin: &Path,
+        data_under: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let data = match data_under {
             Some(dir) => tempfile::tempdir_in(dir)?,
             None => tempfile::tempdir()?,
@@ -43,11 +63,8 @@ impl Server {
         let child = cmd
             .env("PARLEY_LISTEN", format!("127.0.0.1:{port}"))
             .env("PARLEY_DATA_DIR", data.path())
-            .env("PARLEY_LIMITS__CHAT_PER_SEC", "100000")
-            .env("PARLEY_LIMITS__WS_MESSAGES_PER_SEC", "100000")
-            .env("PARLEY_LIMITS__WS_MESSAGE_BURST", "100000")
-            .env("PARLEY_LIMITS__WS_PER_IP", "100000")
-            .env("PARLEY_LIMITS__REGISTER_PER_IP", "1000")
+            .envs(env.iter().copied())
+            .env("PARLEY_LIMITS__REGISTER_PER_IP", "100000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -105,12 +122,13 @@ impl Server {
 
     /// Resident memory, KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmRSS")
+        rss_of(self.pid)
+    }
+
+    /// A reader of the server's resident memory (KiB) that can move to another task.
+    pub fn rss_probe(&self) -> impl Fn() -> anyhow::Result<u64> + Send + 'static {
+        let pid = self.pid;
+        move || rss_of(pid)
     }
 
     /// User + system CPU time so far, seconds.
@@ -139,4 +157,13 @@ fn clock_ticks() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
 }

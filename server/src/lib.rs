@@ -1,5 +1,6 @@
 //! Parley's server: accounts and meetings over REST on SQLite or PostgreSQL.
 //!
+//! - [`alloc`]: allocator tuning (large argon2 blocks go back to the system).
 //! - [`config`]: the typed configuration (defaults → TOML file → `PARLEY_*` env) and secrets.
 //! - [`db`]: the sqlx `Any` pool and per-backend migrations.
 //! - [`auth`]: argon2id passwords, HS256 access tokens, rotating refresh tokens, e-mail codes.
@@ -15,6 +16,7 @@
 //! [`app`] builds the router from a state; [`Server::start`] binds and serves it, which is
 //! what `main` and the integration tests both use.
 
+pub mod alloc;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -13,7 +13,7 @@ pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 /// Meeting title length in characters; empty titles are refused.
 pub const TITLE_CHARS: std::ops::RangeInclusive<usize> = 1..=120;
 /// Meeting passcode length in characters.
-pub const PASSCODE_CHARS: std::ops::RangeInclusive<usize> = 4..=64;
+pub const PASSCODE_CHARS: std::ops::RangeInclusive<usize> = 6..=64;
 /// Display name length in characters.
 pub const DISPLAY_NAME_CHARS: std::ops::RangeInclusive<usize> = 1..=64;
 /// Longest chat message, in bytes of UTF-8.
@@ -133,20 +133,38 @@ pub fn passcode(input: &str) -> Result<(), Invalid> {
     } else {
         Err(invalid(
             ErrorCode::InvalidPasscode,
-            "passcode must be 4-64 characters",
+            "passcode must be 6-64 characters",
         ))
     }
+}
+
+/// Characters that reorder or hide the text around them (bidi embeddings, overrides and
+/// isolates, directional marks, zero-width joiners): in a name they let one person pose as
+/// another (`"Bob\u{202E}nimda"` shows as "Bobadmin"), in chat they disguise what follows.
+pub fn is_deceptive_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}' // embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // isolates
+        | '\u{061C}' // Arabic letter mark
+        | '\u{FEFF}' // zero-width no-break space
+    )
 }
 
 /// Checks a display name shown to others in a meeting and returns it trimmed.
 pub fn display_name(input: &str) -> Result<String, Invalid> {
     let n = input.trim();
-    if DISPLAY_NAME_CHARS.contains(&n.chars().count()) && !n.chars().any(char::is_control) {
+    if DISPLAY_NAME_CHARS.contains(&n.chars().count())
+        && !n
+            .chars()
+            .any(|c| c.is_control() || is_deceptive_format_char(c))
+    {
         Ok(n.to_string())
     } else {
         Err(invalid(
             ErrorCode::InvalidDisplayName,
-            "display name must be 1-64 characters",
+            "display name must be 1-64 characters, without control or direction-changing characters",
         ))
     }
 }
@@ -163,6 +181,18 @@ pub fn chat_text(input: &str) -> Result<(), Invalid> {
         return Err(invalid(
             ErrorCode::PayloadTooLarge,
             "chat message is longer than 4 KiB",
+        ));
+    }
+    // Line breaks and tabs are text; other control characters would reach terminals raw
+    // (escape sequences in the CLI), and overrides would disguise the text that follows.
+    let allowed = |c: char| c == '\n' || c == '\t';
+    if input.chars().any(|c| {
+        (c.is_control() && !allowed(c))
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }) {
+        return Err(invalid(
+            ErrorCode::MalformedRequest,
+            "chat messages cannot contain control or direction-override characters",
         ));
     }
     Ok(())
@@ -242,6 +272,63 @@ mod tests {
     }
 
     #[test]
+    fn names_and_chat_refuse_controls_and_overrides() {
+        assert!(display_name("Zoë O'Brien").is_ok());
+        assert!(
+            display_name("محمد").is_ok(),
+            "right-to-left scripts are fine"
+        );
+        for bad in [
+            "Bob\u{202E}nimda",
+            "Eve\u{2066}x",
+            "a\u{200B}b",
+            "tab\tname",
+            "esc\u{1b}[31m",
+        ] {
+            assert_eq!(
+                display_name(bad).unwrap_err().code,
+                ErrorCode::InvalidDisplayName,
+                "{bad:?}"
+            );
+        }
+        assert!(chat_text("two\nlines\twith a tab").is_ok());
+        assert!(chat_text("שלום, hello").is_ok());
+        for bad in [
+            "\u{1b}[2J wiped",
+            "bell\u{7}",
+            "cr\r",
+            "\u{202E}txe.exe",
+            "nul\u{0}",
+        ] {
+            assert_eq!(
+                chat_text(bad).unwrap_err().code,
+                ErrorCode::MalformedRequest,
+                "{bad:?}"
+            );
+        }
+        assert!(
+            passcode("12345").is_err(),
+            "passcodes are at least 6 characters"
+        );
+        assert!(passcode("123456").is_ok());
+    }
+
+    #[test]
+    fn a_common_password_list_of_thousands() {
+        let n = COMMON_PASSWORDS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .count();
+        assert!(n >= 3000, "{n} entries");
+        assert!(
+            is_common_password("Baseball"),
+            "compared case-insensitively"
+        );
+        assert!(is_common_password("Qwerty123"));
+        assert!(is_common_password("PRINCESS1"));
+    }
+
+    #[test]
     fn titles_names_codes() {
         assert_eq!(title("  Standup ").unwrap(), "Standup");
         assert_eq!(title("   ").unwrap_err().code, ErrorCode::InvalidTitle);
@@ -253,7 +340,7 @@ mod tests {
             passcode("123").unwrap_err().code,
             ErrorCode::InvalidPasscode
         );
-        assert!(passcode("1234").is_ok());
+        assert!(passcode("123456").is_ok());
         assert_eq!(
             display_name("").unwrap_err().code,
             ErrorCode::InvalidDisplayName

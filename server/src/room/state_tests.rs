@@ -582,8 +582,7 @@ fn remove_closes_every_socket_of_the_user_and_bars_them() {
     // The bar is stored after the `left` rows, and the action is audited.
     let last_store = fx
         .iter()
-        .filter(|e| matches!(e, Effect::Store(Stored::Barred(..) | Stored::Left(_))))
-        .last();
+        .rfind(|e| matches!(e, Effect::Store(Stored::Barred(..) | Stored::Left(_))));
     assert_eq!(
         last_store,
         Some(&Effect::Store(Stored::Barred(uid("bob"), Bar::Removed)))

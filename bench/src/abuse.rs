@@ -1,0 +1,410 @@
+//! `parley-bench abuse`: the server's defences under load (issue 14). Against a server with
+//! its default limits, at once: `idle` sockets that connect and never join (reconnecting
+//! whenever the server closes them), `slow` participants that join and then stop reading,
+//! and `honest` participants in meetings of four (with the slow readers in the same rooms)
+//! who join and chat at 1 message per second each. Reports how many honest joins and chat
+//! deliveries succeeded and how fast, what the attackers got, and the server's memory.
+//!
+//! Attackers and honest people come from different loopback addresses (127.0.0.0/8 is all
+//! loopback), as they would from different hosts, so the per-address caps apply to each.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use futures_util::{SinkExt as _, StreamExt as _};
+use parley_shared::signal::SUBPROTOCOL;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::server::Server;
+
+/// Sockets per user and per address the server allows by default (`ws_per_user`,
+/// `ws_per_ip`): the attackers spread over enough accounts and addresses to use them all.
+const PER_USER: usize = 10;
+const PER_ADDRESS: usize = 100;
+/// People per honest meeting.
+const GROUP: usize = 4;
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// What one run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub idle_target: usize,
+    /// Most idle sockets open at once (sampled).
+    pub idle_open_peak: u64,
+    pub idle_connects: u64,
+    pub idle_refused: u64,
+    pub slow_readers: usize,
+    /// Slow readers the server had disconnected by the end.
+    pub slow_cut_off: usize,
+    pub honest: usize,
+    pub honest_joined: usize,
+    pub join_p50_ms: f64,
+    pub join_p95_ms: f64,
+    pub chat_expected: u64,
+    pub chat_delivered: u64,
+    pub chat_p50_ms: f64,
+    pub chat_p99_ms: f64,
+    pub server_rss_start_mib: f64,
+    pub server_rss_peak_mib: f64,
+    pub server_rss_end_mib: f64,
+    pub chat_secs: u64,
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
+    let r: Value = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({
+            "username": name,
+            "email": format!("{name}@example.org"),
+            "password": "bench-Str0ng-Passphrase",
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(r["tokens"]["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_string())
+}
+
+/// A WebSocket to `ws_url` from loopback address `from`.
+async fn connect(ws_url: &str, port: u16, token: &str, from: [u8; 4]) -> anyhow::Result<Ws> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::from(from), 0).into())?;
+    let tcp = socket.connect(([127, 0, 0, 1], port).into()).await?;
+    tcp.set_nodelay(true)?;
+    let mut req = ws_url.into_client_request()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    req.headers_mut()
+        .insert("sec-websocket-protocol", SUBPROTOCOL.parse()?);
+    Ok(tokio_tungstenite::client_async(req, tcp).await?.0)
+}
+
+async fn next_json(ws: &mut Ws) -> Option<Value> {
+    while let Some(frame) = ws.next().await {
+        match frame {
+            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+#[derive(Default)]
+struct Counters {
+    idle_open: AtomicU64,
+    idle_connects: AtomicU64,
+    idle_refused: AtomicU64,
+    delivered: AtomicU64,
+}
+
+pub async fn run(
+    server: &Server,
+    idle: usize,
+    slow: usize,
+    honest: usize,
+    chat_secs: u64,
+) -> anyhow::Result<Report> {
+    let base = server.base_url.clone();
+    let port: u16 = base.rsplit(':').next().context("port")?.parse()?;
+    let ws_url = base.replacen("http://", "ws://", 1) + "/api/ws";
+    let http = reqwest::Client::new();
+    let honest = honest.max(GROUP) / GROUP * GROUP;
+    let meetings = honest / GROUP;
+
+    eprintln!(
+        "accounts: {} attackers, {slow} slow readers, {honest} honest",
+        idle.div_ceil(PER_USER)
+    );
+    let mut attackers = Vec::new();
+    for i in 0..idle.div_ceil(PER_USER) {
+        attackers.push(register(&http, &base, &format!("idle{i}")).await?);
+    }
+    let mut slow_tokens = Vec::new();
+    for i in 0..slow {
+        slow_tokens.push(register(&http, &base, &format!("slow{i}")).await?);
+    }
+    let mut honest_tokens = Vec::new();
+    for i in 0..honest {
+        honest_tokens.push(register(&http, &base, &format!("honest{i}")).await?);
+    }
+    let mut codes = Vec::new();
+    for m in 0..meetings {
+        let r: Value = http
+            .post(format!("{base}/api/meetings"))
+            .bearer_auth(&honest_tokens[m * GROUP])
+            .json(&json!({"title": format!("abuse {m}")}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        codes.push(r["code"].as_str().context("no code")?.to_string());
+    }
+
+    let rss_start = server.rss_kib()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let rss_peak = Arc::new(AtomicU64::new(rss_start));
+    let idle_peak = Arc::new(AtomicU64::new(0));
+
+    // Idle sockets: 127.0.0.10 and up, PER_ADDRESS each; reconnect when closed.
+    let mut tasks = Vec::new();
+    for i in 0..idle {
+        let (ws_url, token) = (ws_url.clone(), attackers[i / PER_USER].clone());
+        let from = [127, 0, 0, 10 + u8::try_from(i / PER_ADDRESS).unwrap_or(200)];
+        let (stop, c) = (stop.clone(), counters.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match connect(&ws_url, port, &token, from).await {
+                    Ok(mut ws) => {
+                        c.idle_connects.fetch_add(1, Ordering::Relaxed);
+                        c.idle_open.fetch_add(1, Ordering::Relaxed);
+                        // Never join; read (answers pings) until the server gives up on us.
+                        loop {
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            match tokio::time::timeout(Duration::from_millis(500), ws.next()).await
+                            {
+                                Ok(Some(Ok(_))) | Err(_) => {}
+                                Ok(_) => break,
+                            }
+                        }
+                        c.idle_open.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        c.idle_refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }));
+    }
+
+    // Slow readers: 127.0.0.2, join a meeting, then never read again.
+    let mut slow_socks = Vec::new();
+    for (i, token) in slow_tokens.iter().enumerate() {
+        let mut ws = connect(&ws_url, port, token, [127, 0, 0, 2]).await?;
+        let code = &codes[i % meetings];
+        ws.send(Message::text(
+            json!({"type": "join", "code": code, "display_name": format!("slow{i}")}).to_string(),
+        ))
+        .await?;
+        match next_json(&mut ws).await {
+            Some(m) if m["type"] == "welcome" => slow_socks.push(ws),
+            other => bail!("slow reader {i} was not let in: {other:?}"),
+        }
+    }
+
+    // Sampler: server memory, idle sockets open.
+    let sampler = {
+        let (stop, rss_peak, idle_peak, c) = (
+            stop.clone(),
+            rss_peak.clone(),
+            idle_peak.clone(),
+            counters.clone(),
+        );
+        let pid_rss = server.rss_probe();
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(kib) = pid_rss() {
+                    rss_peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                idle_peak.fetch_max(c.idle_open.load(Ordering::Relaxed), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    eprintln!(
+        "attack running: {} idle sockets open, {} slow readers in the rooms",
+        counters.idle_open.load(Ordering::Relaxed),
+        slow_socks.len()
+    );
+
+    // Honest participants: 127.0.0.3 and up, half a cap each; join, then chat.
+    let join_ms = Arc::new(Mutex::new(Vec::new()));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let mut people = Vec::new();
+    for (i, token) in honest_tokens.iter().enumerate() {
+        let (ws_url, token, code) = (ws_url.clone(), token.clone(), codes[i / GROUP].clone());
+        let from = [
+            127,
+            0,
+            0,
+            3 + u8::try_from(i / (PER_ADDRESS / 2)).unwrap_or(5),
+        ];
+        let (join_ms, latencies, c) = (join_ms.clone(), latencies.clone(), counters.clone());
+        people.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let mut ws = connect(&ws_url, port, &token, from).await?;
+            ws.send(Message::text(
+                json!({"type": "join", "code": code, "display_name": format!("honest{i}")}).to_string(),
+            ))
+            .await?;
+            loop {
+                match next_json(&mut ws).await {
+                    Some(m) if m["type"] == "welcome" => break,
+                    Some(m) if m["type"] == "error" => bail!("honest {i} refused: {m}"),
+                    Some(_) => {}
+                    None => bail!("honest {i}: socket closed before welcome"),
+                }
+            }
+            if let Ok(mut v) = join_ms.lock() {
+                v.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            // Everyone is in before the chat starts.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let end = Instant::now() + Duration::from_secs(chat_secs);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick(), if Instant::now() < end => {
+                        n += 1;
+                        let text = format!("{:.3}", epoch_ms());
+                        ws.send(Message::text(json!({"type": "chat", "client_msg_id": format!("{i}-{n}"), "text": text}).to_string())).await?;
+                    }
+                    m = tokio::time::timeout(Duration::from_secs(3), next_json(&mut ws)) => match m {
+                        Ok(Some(m)) if m["type"] == "chat" => {
+                            if let Some(sent) = m["message"]["text"].as_str().and_then(|t| t.parse::<f64>().ok()) {
+                                c.delivered.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut v) = latencies.lock() { v.push(epoch_ms() - sent); }
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => bail!("honest {i}: socket closed during the chat"),
+                        Err(_) if Instant::now() >= end => break,
+                        Err(_) => {}
+                    }
+                }
+            }
+            let _ = ws.send(Message::text(json!({"type": "leave"}).to_string())).await;
+            Ok::<u64, anyhow::Error>(n)
+        }));
+    }
+    let mut honest_joined = 0;
+    let mut sent = 0;
+    let mut failures = Vec::new();
+    for p in people {
+        match p.await? {
+            Ok(n) => {
+                honest_joined += 1;
+                sent += n;
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    for f in failures.iter().take(5) {
+        eprintln!("honest participant failed: {f}");
+    }
+
+    // Were the slow readers cut off? Drain what was buffered; a live socket would still be
+    // there after it.
+    let mut slow_cut_off = 0;
+    for mut ws in slow_socks {
+        let drained = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        if drained.is_ok() {
+            slow_cut_off += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    for t in tasks {
+        t.abort();
+    }
+    let rss_end = server.rss_kib()?;
+
+    let mut joins = join_ms.lock().map(|v| v.clone()).unwrap_or_default();
+    joins.sort_by(f64::total_cmp);
+    let mut lat = latencies.lock().map(|v| v.clone()).unwrap_or_default();
+    lat.sort_by(f64::total_cmp);
+    Ok(Report {
+        idle_target: idle,
+        idle_open_peak: idle_peak.load(Ordering::Relaxed),
+        idle_connects: counters.idle_connects.load(Ordering::Relaxed),
+        idle_refused: counters.idle_refused.load(Ordering::Relaxed),
+        slow_readers: slow,
+        slow_cut_off,
+        honest,
+        honest_joined,
+        join_p50_ms: percentile(&joins, 0.5),
+        join_p95_ms: percentile(&joins, 0.95),
+        // Each message reaches the other three honest people of its meeting.
+        chat_expected: sent * (GROUP as u64 - 1),
+        chat_delivered: counters.delivered.load(Ordering::Relaxed),
+        chat_p50_ms: percentile(&lat, 0.5),
+        chat_p99_ms: percentile(&lat, 0.99),
+        server_rss_start_mib: mib(rss_start),
+        server_rss_peak_mib: mib(rss_peak.load(Ordering::Relaxed)),
+        server_rss_end_mib: mib(rss_end),
+        chat_secs,
+    })
+}
+
+pub fn print_table(r: &Report) {
+    println!("| abuse load | figure |");
+    println!("|---|---|");
+    println!(
+        "| idle sockets (never join): target / peak open / connects / refused | {} / {} / {} / {} |",
+        r.idle_target, r.idle_open_peak, r.idle_connects, r.idle_refused
+    );
+    println!(
+        "| slow readers: joined / cut off by the server | {} / {} |",
+        r.slow_readers, r.slow_cut_off
+    );
+    println!(
+        "| honest participants joined | {} of {} |",
+        r.honest_joined, r.honest
+    );
+    println!(
+        "| honest join (connect → welcome) p50 / p95, ms | {:.1} / {:.1} |",
+        r.join_p50_ms, r.join_p95_ms
+    );
+    println!(
+        "| honest chat delivered | {} of {} |",
+        r.chat_delivered, r.chat_expected
+    );
+    println!(
+        "| honest chat latency p50 / p99, ms | {:.1} / {:.1} |",
+        r.chat_p50_ms, r.chat_p99_ms
+    );
+    println!(
+        "| server RSS start / peak / end, MiB | {:.1} / {:.1} / {:.1} |",
+        r.server_rss_start_mib, r.server_rss_peak_mib, r.server_rss_end_mib
+    );
+}

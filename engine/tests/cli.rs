@@ -386,7 +386,16 @@ async fn exit_codes_and_errors_a_script_can_rely_on() {
 
     // 4 for a refused join (passcode), 6 once the meeting is over.
     let locked = ann
-        .ok(&["meetings", "create", "Guarded", "--passcode", "4321"], "")
+        .ok(
+            &[
+                "meetings",
+                "create",
+                "Guarded",
+                "--passcode",
+                "4321-guarded",
+            ],
+            "",
+        )
         .await;
     let out = carol.run(&["join", locked.trim()], "").await;
     assert_eq!(out.code, 4, "{}", out.stderr);

@@ -244,3 +244,17 @@ async fn deleting_a_meeting_ends_its_live_room() {
     a.recv_type("meeting_ended").await;
     assert!(a.closed().await);
 }
+
+#[tokio::test]
+async fn a_name_cannot_disguise_itself_with_direction_overrides() {
+    let s = TestServer::start().await;
+    let host = s.register("host").await;
+    let eve = s.register("eve").await;
+    let code = s.create_meeting(&host, json!({"title": "Names"})).await;
+    let mut ws = s.ws(&eve.access).await;
+    // "Eve\u{202E}tsoh" shows as "Evehost" in a right-to-left override.
+    ws.send(json!({"type": "join", "code": code, "display_name": "Eve\u{202e}tsoh"}))
+        .await;
+    let refused = ws.recv_type("error").await;
+    assert_eq!(refused["code"], "invalid_display_name", "{refused}");
+}

@@ -199,6 +199,17 @@ async fn bad_input_gets_error_codes_and_the_connection_keeps_working() {
             json!({"type": "offer", "to": "nobody", "sdp": "x"}).to_string(),
             "peer_not_found",
         ),
+        // Terminal escapes and direction overrides never reach other people's screens.
+        (
+            json!({"type": "chat", "client_msg_id": "esc", "text": "\u{1b}[2J\u{1b}[31mwiped"})
+                .to_string(),
+            "malformed_request",
+        ),
+        (
+            json!({"type": "chat", "client_msg_id": "rlo", "text": "see \u{202e}fdp.exe"})
+                .to_string(),
+            "malformed_request",
+        ),
         (
             json!({"type": "join", "code": code, "display_name": "again"}).to_string(),
             "out_of_state",

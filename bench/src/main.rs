@@ -61,8 +61,9 @@ enum Cmd {
         slow: usize,
         #[arg(long, default_value_t = 100)]
         honest: usize,
-        /// Seconds of chat (1 message per second per honest participant).
-        #[arg(long, default_value_t = 30)]
+        /// Seconds of chat (1 message per second per honest participant); past the server's
+        /// 45 s idle timeout, so the slow readers are seen cut off.
+        #[arg(long, default_value_t = 60)]
         secs: u64,
         /// The bound the server's resident memory must stay under.
         #[arg(long, default_value_t = 256.0)]

@@ -161,6 +161,9 @@ pub struct Limits {
     /// Seconds one message may take to be written to a socket before the client counts as
     /// not reading and is disconnected.
     pub ws_send_timeout_secs: u64,
+    /// Messages queued for one socket; a client that falls this far behind is disconnected
+    /// (`too_slow`) and may resume.
+    pub ws_outbox_messages: usize,
 }
 
 impl Default for Limits {
@@ -195,6 +198,7 @@ impl Default for Limits {
             ws_per_ip: 100,
             ws_join_timeout_secs: 10,
             ws_send_timeout_secs: 10,
+            ws_outbox_messages: 512,
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::state::Input;
-use super::task::{Conn, Joiner, Outbound, RoomCmd, OUTBOX};
+use super::task::{Conn, Joiner, Outbound, RoomCmd};
 use crate::error::AppError;
 use crate::extract::{AuthUser, ClientIp};
 use crate::meetings::store as meetings;
@@ -173,7 +173,7 @@ async fn run(
         timeout: Duration::from_secs(l.ws_send_timeout_secs.max(1)),
     };
     let kill = guard.kill.clone();
-    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(OUTBOX);
+    let (out_tx, mut out_rx) = mpsc::channel::<Outbound>(l.ws_outbox_messages.max(1));
     let mut joined: Option<Joined> = None;
     let mut chat_limit = RateLimiter::new(l.chat_per_sec.saturating_mul(2), 2);
     // One budget for every message type: `burst` at once, refilled at `per_sec`.

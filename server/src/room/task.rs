@@ -17,8 +17,6 @@ use crate::state::AppState;
 
 /// Commands queued per room before senders wait.
 const ROOM_QUEUE: usize = 256;
-/// Messages queued per connection; a client that falls this far behind is disconnected.
-pub const OUTBOX: usize = 512;
 /// How often dropped peers are checked against their grace period.
 const TICK: Duration = Duration::from_millis(250);
 /// Most missed chat messages replayed on resume.

@@ -21,7 +21,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::server::Server;
+use crate::server::{register, Server};
 
 /// Sockets per user and per address the server allows by default (`ws_per_user`,
 /// `ws_per_ip`): the attackers spread over enough accounts and addresses to use them all.
@@ -67,25 +67,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
-    let r: Value = http
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({
-            "username": name,
-            "email": format!("{name}@example.org"),
-            "password": "bench-Str0ng-Passphrase",
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(r["tokens"]["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_string())
 }
 
 /// A WebSocket to `ws_url` from loopback address `from`.

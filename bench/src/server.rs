@@ -167,3 +167,23 @@ fn rss_of(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS")
 }
+
+/// Registers `name` (password `bench-Str0ng-Passphrase`) and returns its access token.
+pub async fn register(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<String> {
+    let r: serde_json::Value = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&serde_json::json!({
+            "username": name,
+            "email": format!("{name}@example.org"),
+            "password": "bench-Str0ng-Passphrase",
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(r["tokens"]["access_token"]
+        .as_str()
+        .context("register gave no access token")?
+        .to_string())
+}

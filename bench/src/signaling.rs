@@ -564,23 +564,7 @@ pub async fn parley_target(base_url: &str, meetings: usize) -> anyhow::Result<Ta
     let http = reqwest::Client::new();
     let mut tokens = Vec::new();
     for seat in 0..GROUP {
-        let name = format!("seat{seat}");
-        let r: serde_json::Value = http
-            .post(format!("{base_url}/api/auth/register"))
-            .json(&serde_json::json!({
-                "username": name,
-                "email": format!("{name}@example.org"),
-                "password": "bench-Str0ng-Passphrase",
-            }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let token = r["tokens"]["access_token"]
-            .as_str()
-            .context("register gave no access token")?;
-        tokens.push(token.to_string());
+        tokens.push(crate::server::register(&http, base_url, &format!("seat{seat}")).await?);
     }
     let mut codes = Vec::with_capacity(meetings);
     for i in 0..meetings {

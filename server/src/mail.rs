@@ -128,19 +128,8 @@ impl Mailer {
                 );
             }
             Mailer::Smtp { transport, from } => {
-                let message = match build_message(from, to, purpose, code, ttl_secs) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(user_id, error = %e, "cannot build e-mail");
-                        return;
-                    }
-                };
-                match transport.send(message).await {
-                    Ok(_) => {
-                        tracing::info!(user_id, purpose = purpose.as_str(), "e-mail code sent")
-                    }
-                    Err(e) => tracing::warn!(user_id, error = %e, "e-mail delivery failed"),
-                }
+                let message = build_message(from, to, purpose, code, ttl_secs);
+                deliver(transport, message, user_id, purpose.as_str()).await;
             }
         }
     }
@@ -166,24 +155,39 @@ impl Mailer {
                  If it was not, you can ignore this message: nothing was changed.\n",
             ),
         };
-        let message = match (|| -> Result<Message, Box<dyn std::error::Error + Send + Sync>> {
-            Ok(Message::builder()
-                .from(from.clone())
-                .to(to.parse()?)
-                .subject(subject)
-                .body(body.to_string())?)
-        })() {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(user_id, error = %e, "cannot build e-mail");
-                return;
-            }
-        };
-        match transport.send(message).await {
-            Ok(_) => tracing::info!(user_id, notice = notice.as_str(), "notice sent"),
-            Err(e) => tracing::warn!(user_id, error = %e, "e-mail delivery failed"),
-        }
+        let message = letter(from, to, subject, body.to_string());
+        deliver(transport, message, user_id, notice.as_str()).await;
     }
+}
+
+type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sends one message (built or not), logging the outcome under `what` — never the address.
+async fn deliver(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    message: Result<Message, BuildError>,
+    user_id: &str,
+    what: &str,
+) {
+    let message = match message {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(user_id, error = %e, "cannot build e-mail");
+            return;
+        }
+    };
+    match transport.send(message).await {
+        Ok(_) => tracing::info!(user_id, what, "e-mail sent"),
+        Err(e) => tracing::warn!(user_id, error = %e, "e-mail delivery failed"),
+    }
+}
+
+fn letter(from: &Mailbox, to: &str, subject: &str, body: String) -> Result<Message, BuildError> {
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(to.parse()?)
+        .subject(subject)
+        .body(body)?)
 }
 
 /// "15 minutes", "24 hours": how long a code lives, for the message.
@@ -201,7 +205,7 @@ fn build_message(
     purpose: CodePurpose,
     code: &str,
     ttl_secs: u64,
-) -> Result<Message, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Message, BuildError> {
     let (subject, action) = match purpose {
         CodePurpose::Verify => (
             "Verify your Parley e-mail address",
@@ -214,11 +218,7 @@ fn build_message(
          and works once.\nIf you did not ask for it, you can ignore this message.\n",
         lifetime(ttl_secs)
     );
-    Ok(Message::builder()
-        .from(from.clone())
-        .to(to.parse()?)
-        .subject(subject)
-        .body(body)?)
+    letter(from, to, subject, body)
 }
 
 #[cfg(test)]

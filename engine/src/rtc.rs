@@ -4,7 +4,7 @@
 //! loss figures, REMB a receiver's rate ceiling). Keeping it here lets a later webrtc release replace it in one place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parley_shared::signal::{IceCandidate, IceServer};
@@ -36,7 +36,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCPFeedback;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
 
@@ -62,14 +62,6 @@ impl MediaKind {
         }
     }
 
-    pub fn from_track_id(id: &str) -> Option<Self> {
-        match id {
-            "audio" => Some(MediaKind::Audio),
-            "camera" => Some(MediaKind::Camera),
-            "screen" => Some(MediaKind::Screen),
-            _ => None,
-        }
-    }
 }
 
 /// Network options.
@@ -229,6 +221,10 @@ impl Link {
             ..Default::default()
         };
         let pc = Arc::new(api.new_peer_connection(config).await?);
+        // Which transceiver carries what: remote media is known by the line it was
+        // negotiated on (each of ours is matched to the remote's lines by kind, in order),
+        // never by the track ids another WebRTC stack chose.
+        let mut lines: Vec<(MediaKind, Weak<RTCRtpTransceiver>)> = Vec::new();
         for (kind, track) in [
             (MediaKind::Audio, &tracks.audio),
             (MediaKind::Camera, &tracks.camera),
@@ -243,6 +239,7 @@ impl Link {
                     }),
                 )
                 .await?;
+            lines.push((kind, Arc::downgrade(&t)));
             // Keep reading RTCP: without it NACK and PLI do nothing.
             let sender = t.sender().await;
             let (ev, p) = (events.clone(), peer.clone());
@@ -300,11 +297,23 @@ impl Link {
             })
         }));
         let (ev, p) = (events, peer);
-        pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+        pc.on_track(Box::new(move |track, _receiver, transceiver| {
             let (ev, p) = (ev.clone(), p.clone());
+            let kind = lines
+                .iter()
+                .find(|(_, t)| t.upgrade().is_some_and(|t| Arc::ptr_eq(&t, &transceiver)))
+                .map(|(kind, _)| *kind);
             Box::pin(async move {
-                if let Some(kind) = MediaKind::from_track_id(&track.id()) {
-                    let _ = ev.send((p, LinkEvent::Track(kind, track))).await;
+                match kind {
+                    Some(kind) => {
+                        let _ = ev.send((p, LinkEvent::Track(kind, track))).await;
+                    }
+                    // A line beyond our three (a third video, a second audio): nothing to
+                    // show it in. Read and dropped so it cannot back up the transport.
+                    None => {
+                        tracing::info!(kind = %track.kind(), "an extra media line is ignored");
+                        tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
+                    }
                 }
             })
         }));

@@ -1,11 +1,12 @@
 //! The synthetic camera: a moving pattern with the frame number and the capture time written
-//! into the pixels as a row of black/white 16×16 blocks, so a receiver can check order, gaps
-//! and latency from the decoded image alone.
+//! into the pixels as rows of black/white blocks (16×16, smaller on small pictures), so a
+//! receiver can check order, gaps and latency from the decoded image alone.
 
 use super::frame::I420Frame;
 
-/// Size of one stamp block; big enough to survive VP8 at low bitrates.
-const BLOCK: u32 = 16;
+/// Sizes of one stamp block, largest first: 16 survives VP8 at low bitrates; small pictures
+/// (160×120 and below) use smaller blocks so the stamp leaves room for the pattern.
+const BLOCKS: [u32; 3] = [16, 8, 4];
 /// 32 bits of frame number, 48 bits of capture time (ms), 8 bits of check.
 const BITS: u32 = 32 + 48 + 8;
 
@@ -24,8 +25,8 @@ pub struct SyntheticVideo {
 }
 
 impl SyntheticVideo {
-    /// `width` must leave room for the stamp: at least 16 blocks per row over 6 rows
-    /// (e.g. 320×240 and up).
+    /// Any size: the stamp takes at most half the picture, in the largest blocks that fit
+    /// (none below 32×32 or so: such frames carry no stamp).
     pub fn new(width: u32, height: u32) -> Self {
         Self {
             width,
@@ -48,7 +49,7 @@ impl SyntheticVideo {
         // A diagonal gradient that scrolls, and a bright square that moves across.
         {
             let y = f.y_plane_mut();
-            let top = stamp_rows(w) * BLOCK;
+            let top = layout(w, h).map_or(0, |l| l.rows * l.block);
             // Plus sensor-like noise, so the encoder has real work (and a real bitrate) as
             // with a camera; a flat pattern would compress to almost nothing.
             let mut seed = n.wrapping_mul(0x9E37_79B9) | 1;
@@ -63,7 +64,7 @@ impl SyntheticVideo {
             }
             let side = (h / 5).max(8);
             let x0 = (n * 6) % w.saturating_sub(side).max(1);
-            let y0 = top + (n * 3) % (h - top).saturating_sub(side).max(1);
+            let y0 = top + (n * 3) % h.saturating_sub(top).saturating_sub(side).max(1);
             for row in y0..(y0 + side).min(h) {
                 for col in x0..(x0 + side).min(w) {
                     y[(row * w + col) as usize] = 235;
@@ -82,8 +83,25 @@ impl SyntheticVideo {
     }
 }
 
-fn stamp_rows(width: u32) -> u32 {
-    BITS.div_ceil((width / BLOCK).max(1))
+/// Where a stamp goes in a picture of this size.
+#[derive(Clone, Copy)]
+struct Layout {
+    block: u32,
+    per_row: u32,
+    rows: u32,
+}
+
+/// The largest blocks whose stamp fits in the top half of the picture (None: none does).
+fn layout(width: u32, height: u32) -> Option<Layout> {
+    BLOCKS.into_iter().find_map(|block| {
+        let per_row = width / block;
+        let rows = BITS.div_ceil(per_row.max(1));
+        (per_row > 0 && rows * block * 2 <= height).then_some(Layout {
+            block,
+            per_row,
+            rows,
+        })
+    })
 }
 
 fn check_byte(frame: u32, ms: u64) -> u8 {
@@ -104,13 +122,15 @@ fn bits_of(s: Stamp) -> Vec<bool> {
 
 fn write_stamp(f: &mut I420Frame, s: Stamp) {
     let w = f.width;
-    let per_row = w / BLOCK;
+    let Some(Layout { block, per_row, .. }) = layout(f.width, f.height) else {
+        return;
+    };
     let y = f.y_plane_mut();
     for (i, bit) in bits_of(s).into_iter().enumerate() {
         let (bx, by) = (i as u32 % per_row, i as u32 / per_row);
         let v = if bit { 235 } else { 16 };
-        for row in by * BLOCK..(by + 1) * BLOCK {
-            for col in bx * BLOCK..(bx + 1) * BLOCK {
+        for row in by * block..(by + 1) * block {
+            for col in bx * block..(bx + 1) * block {
                 y[(row * w + col) as usize] = v;
             }
         }
@@ -119,20 +139,18 @@ fn write_stamp(f: &mut I420Frame, s: Stamp) {
 
 /// Reads the stamp back from a (decoded) frame; `None` when the check byte does not match.
 pub fn read_stamp(f: &I420Frame) -> Option<Stamp> {
-    let per_row = f.width / BLOCK;
-    if per_row == 0 || stamp_rows(f.width) * BLOCK > f.height {
-        return None;
-    }
+    let Layout { block, per_row, .. } = layout(f.width, f.height)?;
+    let (inner, side) = (block / 4, block / 2);
     let bit = |i: u32| {
         let (bx, by) = (i % per_row, i / per_row);
-        // The block's centre 8×8, averaged.
+        // The block's centre half, averaged.
         let mut sum = 0u32;
-        for row in by * BLOCK + 4..by * BLOCK + 12 {
-            for col in bx * BLOCK + 4..bx * BLOCK + 12 {
+        for row in by * block + inner..by * block + inner + side {
+            for col in bx * block + inner..bx * block + inner + side {
                 sum += u32::from(f.luma(col, row));
             }
         }
-        sum / 64 > 125
+        sum / (side * side) > 125
     };
     let mut frame = 0u32;
     for i in 0..32 {
@@ -180,5 +198,35 @@ mod tests {
             None,
             "no stamp, no reading"
         );
+    }
+
+    /// Every size the CLI accepts (even, 16×16 to 3840×2160) draws without panicking; those
+    /// with room for a stamp carry one that reads back (160×120 once panicked the camera).
+    #[test]
+    fn every_accepted_size_draws_and_small_ones_keep_their_stamp() {
+        for (w, h) in [
+            (16, 16),
+            (32, 32),
+            (64, 48),
+            (160, 120),
+            (176, 144),
+            (240, 160),
+            (320, 240),
+            (3840, 2160),
+            (3840, 16),
+            (16, 2160),
+        ] {
+            let mut s = SyntheticVideo::new(w, h);
+            let a = s.next_frame(1_700_000_000_000);
+            let b = s.next_frame(1_700_000_000_033);
+            assert_eq!((a.width, a.height), (w, h));
+            if w >= 64 && h >= 48 {
+                assert_eq!(read_stamp(&b).map(|s| s.frame), Some(1), "{w}x{h} stamped");
+                assert_ne!(a.data, b.data, "{w}x{h} moves");
+            }
+        }
+        let mut s = SyntheticVideo::new(640, 480);
+        s.resize(160, 120);
+        assert_eq!(read_stamp(&s.next_frame(5)).map(|s| s.capture_ms), Some(5));
     }
 }

@@ -44,6 +44,9 @@ cargo build -p parley-engine --bin parley-cli --locked  # the E2E meeting's CLI 
 scripts/keychain.sh env PARLEY_TEST_E2E=1 \
   cargo test -p parley-desktop --test e2e --locked -- --test-threads=1
 
+echo "== interop: an independent WebRTC peer (aiortc) and parley-cli, both offer directions"
+scripts/interop.sh cargo test -p parley-engine --test interop --locked
+
 echo "== real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.
 scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- --test-threads=1 tone_into echo_cancellation

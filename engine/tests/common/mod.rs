@@ -1,6 +1,8 @@
 //! Shared by the engine's call tests: a real server on port 0 and signed-up users.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test binary uses a part
 
+pub mod cli;
+
 use std::sync::Arc;
 
 use parley_engine::rest::Api;
@@ -11,6 +13,7 @@ use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
 use parley_shared::MeetingCode;
 
 /// The tests are shorter than an access token's lifetime.
+#[allow(unused_imports)]
 pub use parley_engine::signaling::StaticToken;
 
 /// A server on 127.0.0.1:0 with a temporary data dir, after `tweak`.

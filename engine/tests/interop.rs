@@ -1,0 +1,180 @@
+//! Interop: an independent WebRTC implementation (aiortc, from PyPI) meets parley-cli through
+//! Parley's server, speaking Parley's protocol with its own track ids (random UUIDs). Both
+//! offer directions; video, audio and chat both ways, checked from what each side decoded.
+//!
+//! Needs a Python with aiortc: scripts/interop.sh makes one and sets `PARLEY_TEST_PYTHON`
+//! (scripts/test.sh runs this test that way).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::cli::{world, User};
+use parley_engine::media::audio::tone_strength;
+use parley_engine::media::frame::I420Frame;
+use parley_engine::media::synthetic::read_stamp;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+const CLI_TONE: f32 = 500.0;
+const PEER_TONE: f32 = 880.0;
+
+fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("PARLEY_TEST_PYTHON").map(PathBuf::from);
+    if p.is_none() {
+        eprintln!("no Python with aiortc here (PARLEY_TEST_PYTHON); scripts/test.sh runs this test");
+    }
+    p
+}
+
+fn wav(path: &Path) -> Vec<f32> {
+    hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
+/// The luma pictures a side saved (`prefix*.pgm`, in name order) as frames.
+fn pictures(dir: &Path, prefix: &str) -> Vec<I420Frame> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(prefix) && n.ends_with(".pgm")
+        })
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            let text = String::from_utf8_lossy(&bytes[..20.min(bytes.len())]).into_owned();
+            let mut fields = text.split_whitespace().skip(1);
+            let w: u32 = fields.next().unwrap().parse().unwrap();
+            let h: u32 = fields.next().unwrap().parse().unwrap();
+            let luma = &bytes[bytes.len() - (w * h) as usize..];
+            let mut f = I420Frame::black(w, h);
+            f.y_plane_mut()[..luma.len()].copy_from_slice(luma);
+            f
+        })
+        .collect()
+}
+
+async fn interop(aiortc_offers: bool) {
+    let Some(python) = python() else { return };
+    let w = world().await;
+    let ann = User::new(&w.base);
+    ann.register("ann").await;
+    let code = ann.ok(&["meetings", "create", "Interop"], "").await;
+    let code = code.trim().to_string();
+    let rec = ann.home.path().join("rec");
+    let py_out = ann.home.path().join("aiortc");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/aiortc_peer.py");
+    let peer = || {
+        let mut cmd = tokio::process::Command::new(&python);
+        cmd.arg(script)
+            .args(["--server", &w.base, "--code", &code, "--name", "alice"])
+            .args(["--tone", &PEER_TONE.to_string(), "--seconds", "8"])
+            .args(["--chat", "hello from aiortc"])
+            .arg("--out")
+            .arg(&py_out)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        cmd.spawn().expect("the aiortc peer starts")
+    };
+    let cli_args = [
+        "--camera",
+        "synthetic",
+        "--video",
+        "320x240@15",
+        "--mic",
+        "tone:500",
+        "--loopback-only",
+        "--record-dir",
+        rec.to_str().unwrap(),
+    ];
+    // The newcomer offers: whoever joins second.
+    let (mut py, mut cli) = if aiortc_offers {
+        let cli = ann.join_with(&code, &cli_args).await;
+        (peer(), cli)
+    } else {
+        let mut py = peer();
+        let mut out = BufReader::new(py.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), out.next_line())
+            .await
+            .expect("the aiortc peer joins within 30 s");
+        assert_eq!(line.unwrap().as_deref(), Some("joined"));
+        let cli = ann.join_with(&code, &cli_args).await;
+        (py, cli)
+    };
+    // The peer chats once its media connection is up; ours answers.
+    let line = cli.expect_line(|l| l.starts_with("alice: ")).await;
+    assert_eq!(line, "alice: hello from aiortc");
+    cli.type_line("hello from parley-cli").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), py.wait())
+        .await
+        .expect("the aiortc peer finishes")
+        .unwrap();
+    assert!(status.success(), "aiortc peer failed: {status}");
+    assert_eq!(cli.finish().await, 0);
+    w.server.stop().await.unwrap();
+
+    // What aiortc received from parley-cli.
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(py_out.join("result.json")).unwrap())
+            .unwrap();
+    let ids: Vec<&str> = result["track_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|id| !["audio", "camera", "screen"].contains(id)),
+        "aiortc names its own tracks: {ids:?}"
+    );
+    assert_eq!(result["chat"], serde_json::json!(["ann: hello from parley-cli"]));
+    let video = result["video"].as_object().unwrap();
+    assert_eq!(video.len(), 1, "one video line carried pictures: {video:?}");
+    let (mid, seen) = video.iter().next().unwrap();
+    let frames = seen["frames"].as_u64().unwrap();
+    assert!(frames >= 60, "aiortc decoded {frames} of parley-cli's frames");
+    let stamps: Vec<u32> = pictures(&py_out, &format!("ann-{mid}-"))
+        .iter()
+        .filter_map(|f| read_stamp(f).map(|s| s.frame))
+        .collect();
+    assert!(stamps.len() >= 3, "parley-cli's stamped frames: {stamps:?}");
+    assert!(stamps.windows(2).all(|w| w[1] > w[0]), "moving, in order: {stamps:?}");
+    let heard = wav(&py_out.join("ann.wav"));
+    assert!(heard.len() >= 48_000 * 4, "{} samples", heard.len());
+    assert!(tone_strength(&heard, CLI_TONE, 20.0) > 0.5, "aiortc hears parley-cli's tone");
+
+    // What parley-cli received from aiortc.
+    let csv = std::fs::read_to_string(rec.join("frames.csv")).unwrap();
+    let frames = csv.lines().filter(|l| l.starts_with("alice,camera,")).count();
+    assert!(frames >= 60, "parley-cli decoded {frames} of aiortc's frames");
+    let seen = pictures(&rec, "alice-camera-");
+    assert!(seen.len() >= 2, "{} pictures", seen.len());
+    assert!(
+        seen.windows(2).all(|w| w[0].data != w[1].data),
+        "aiortc's picture moves"
+    );
+    let heard = wav(&rec.join("alice.wav"));
+    assert!(heard.len() >= 48_000 * 4, "{} samples", heard.len());
+    assert!(tone_strength(&heard, PEER_TONE, 20.0) > 0.5, "parley-cli hears aiortc's tone");
+    assert!(tone_strength(&heard, CLI_TONE, 20.0) < 0.05, "and not its own");
+}
+
+#[tokio::test]
+async fn aiortc_offers_to_parley_cli() {
+    interop(true).await;
+}
+
+#[tokio::test]
+async fn parley_cli_offers_to_aiortc() {
+    interop(false).await;
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use parley_engine::call::{Call, CallConfig, CallEvent, VideoSource};
 use parley_engine::rest::Api;
-use parley_engine::rtc::{MediaKind, RtcOptions};
+use parley_engine::rtc::{LinkState, MediaKind, RtcOptions};
 use parley_engine::signaling::{Event, JoinOptions, StaticToken};
 use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
 use parley_shared::signal::ServerMsg;
@@ -174,7 +174,10 @@ async fn one_join(
             CallEvent::Ice { state, .. } if state == "connected" => {
                 ice_ms.get_or_insert(ms(t0));
             }
-            CallEvent::Link { state, .. } if state == "connected" => {
+            CallEvent::Link {
+                state: LinkState::Connected,
+                ..
+            } => {
                 dtls_ms.get_or_insert(ms(t0));
             }
             CallEvent::Video {

@@ -1,7 +1,9 @@
 //! The one module that touches the `webrtc` crate (0.17): peer connections with three
 //! transceivers from the start (audio, camera, screen) so media toggles never renegotiate,
 //! trickle ICE, RTCP read on every sender (PLI/FIR become keyframe requests, receiver reports
-//! loss figures, REMB a receiver's rate ceiling). Keeping it here lets a later webrtc release replace it in one place.
+//! loss figures, REMB a receiver's rate ceiling). What leaves this module is Parley's own
+//! types ([`Api`], [`Link`], [`LinkState`], [`RemoteTrack`], [`RtpPacket`], [`RtcError`]),
+//! so another WebRTC stack (or a later webrtc release) replaces it in one place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -40,10 +42,97 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
 
-pub use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState as LinkState;
-pub use webrtc::track::track_remote::TrackRemote;
+use webrtc::track::track_remote::TrackRemote;
 
-pub type RtcError = webrtc::Error;
+/// What the WebRTC stack refused (a description, a candidate, a connection).
+#[derive(Debug, thiserror::Error)]
+#[error("webrtc: {0}")]
+pub struct RtcError(#[from] webrtc::Error);
+
+/// A peer connection's state (ICE and DTLS together), as `RTCPeerConnectionState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::New => "new",
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Disconnected => "disconnected",
+            LinkState::Failed => "failed",
+            LinkState::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<RTCPeerConnectionState> for LinkState {
+    fn from(s: RTCPeerConnectionState) -> Self {
+        match s {
+            RTCPeerConnectionState::Unspecified | RTCPeerConnectionState::New => LinkState::New,
+            RTCPeerConnectionState::Connecting => LinkState::Connecting,
+            RTCPeerConnectionState::Connected => LinkState::Connected,
+            RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
+            RTCPeerConnectionState::Failed => LinkState::Failed,
+            RTCPeerConnectionState::Closed => LinkState::Closed,
+        }
+    }
+}
+
+/// One received RTP packet, as the media path needs it.
+pub struct RtpPacket {
+    pub seq: u16,
+    pub timestamp: u32,
+    /// The last packet of a video frame.
+    pub marker: bool,
+    pub payload: bytes::Bytes,
+}
+
+/// A remote peer's track on one of our media lines.
+pub struct RemoteTrack(Arc<TrackRemote>);
+
+impl RemoteTrack {
+    /// The next packet; None once the track has ended.
+    pub async fn read(&self) -> Option<RtpPacket> {
+        let (pkt, _) = self.0.read_rtp().await.ok()?;
+        Some(RtpPacket {
+            seq: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            marker: pkt.header.marker,
+            payload: pkt.payload,
+        })
+    }
+
+    /// The RTP clock rate of the negotiated codec (Hz).
+    pub fn clock_rate(&self) -> u32 {
+        self.0.codec().capability.clock_rate
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.0.ssrc()
+    }
+
+    /// Reads and drops everything (so an unused track cannot back up the transport).
+    pub fn drain(self) {
+        tokio::spawn(async move { while self.0.read_rtp().await.is_ok() {} });
+    }
+}
+
+/// The WebRTC stack's shared configuration (codecs, interceptors, network settings).
+pub struct Api(API);
 
 /// Which of the three media lines a track belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,7 +150,6 @@ impl MediaKind {
             MediaKind::Screen => "screen",
         }
     }
-
 }
 
 /// Network options.
@@ -78,7 +166,7 @@ pub struct RtcOptions {
 
 /// Builds the `webrtc` API object: default codecs, interceptors for RTCP reports, answering
 /// NACKs and TWCC feedback; mDNS off, UDP over IPv4.
-pub fn build_api(opts: &RtcOptions) -> Result<API, RtcError> {
+pub fn build_api(opts: &RtcOptions) -> Result<Api, RtcError> {
     let mut media = MediaEngine::default();
     media.register_default_codecs()?;
     // The defaults minus the NACK generator: it asks for every missing packet every 100 ms
@@ -116,11 +204,11 @@ pub fn build_api(opts: &RtcOptions) -> Result<API, RtcError> {
         settings.set_include_loopback_candidate(true);
         settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
     }
-    Ok(APIBuilder::new()
+    Ok(Api(APIBuilder::new()
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)
-        .build())
+        .build()))
 }
 
 /// Our outgoing tracks, shared by every peer connection (each medium is encoded once).
@@ -176,7 +264,7 @@ pub enum LinkEvent {
     State(LinkState),
     /// The ICE agent's state (`connected` comes before DTLS is done and `State` follows).
     IceState(String),
-    Track(MediaKind, Arc<TrackRemote>),
+    Track(MediaKind, RemoteTrack),
     /// The peer asked for a keyframe (PLI/FIR) on this track.
     KeyframeRequest(MediaKind),
     /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
@@ -197,7 +285,7 @@ pub struct Link {
 
 impl Link {
     pub async fn new(
-        api: &API,
+        api: &Api,
         opts: &RtcOptions,
         ice_servers: &[IceServer],
         tracks: &LocalTracks,
@@ -220,7 +308,7 @@ impl Link {
             },
             ..Default::default()
         };
-        let pc = Arc::new(api.new_peer_connection(config).await?);
+        let pc = Arc::new(api.0.new_peer_connection(config).await?);
         // Which transceiver carries what: remote media is known by the line it was
         // negotiated on (each of ours is matched to the remote's lines by kind, in order),
         // never by the track ids another WebRTC stack chose.
@@ -293,7 +381,7 @@ impl Link {
         pc.on_peer_connection_state_change(Box::new(move |s: RTCPeerConnectionState| {
             let (ev, p) = (ev.clone(), p.clone());
             Box::pin(async move {
-                let _ = ev.send((p, LinkEvent::State(s))).await;
+                let _ = ev.send((p, LinkEvent::State(s.into()))).await;
             })
         }));
         let (ev, p) = (events, peer);
@@ -306,13 +394,15 @@ impl Link {
             Box::pin(async move {
                 match kind {
                     Some(kind) => {
-                        let _ = ev.send((p, LinkEvent::Track(kind, track))).await;
+                        let _ = ev
+                            .send((p, LinkEvent::Track(kind, RemoteTrack(track))))
+                            .await;
                     }
                     // A line beyond our three (a third video, a second audio): nothing to
                     // show it in. Read and dropped so it cannot back up the transport.
                     None => {
                         tracing::info!(kind = %track.kind(), "an extra media line is ignored");
-                        tokio::spawn(async move { while track.read_rtp().await.is_ok() {} });
+                        RemoteTrack(track).drain();
                     }
                 }
             })

@@ -325,7 +325,7 @@ async fn watch_until(
                     saw.frames.push((t, s.frame));
                 }
             }
-            CallEvent::Link { state, .. } => saw.links.push((t, state)),
+            CallEvent::Link { state, .. } => saw.links.push((t, state.to_string())),
             CallEvent::Quality { send_kbps, .. } => saw.quality.push(send_kbps),
             CallEvent::Signal(Event::Server(ServerMsg::Answer { .. })) => saw.answers.push(t),
             CallEvent::Audio { peer, samples } if Some(&peer) == ann_peer.as_ref() => {

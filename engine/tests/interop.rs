@@ -24,7 +24,9 @@ const PEER_TONE: f32 = 880.0;
 fn python() -> Option<PathBuf> {
     let p = std::env::var_os("PARLEY_TEST_PYTHON").map(PathBuf::from);
     if p.is_none() {
-        eprintln!("no Python with aiortc here (PARLEY_TEST_PYTHON); scripts/test.sh runs this test");
+        eprintln!(
+            "no Python with aiortc here (PARLEY_TEST_PYTHON); scripts/test.sh runs this test"
+        );
     }
     p
 }
@@ -134,29 +136,48 @@ async fn interop(aiortc_offers: bool) {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(
-        ids.iter().all(|id| !["audio", "camera", "screen"].contains(id)),
+        ids.iter()
+            .all(|id| !["audio", "camera", "screen"].contains(id)),
         "aiortc names its own tracks: {ids:?}"
     );
-    assert_eq!(result["chat"], serde_json::json!(["ann: hello from parley-cli"]));
+    assert_eq!(
+        result["chat"],
+        serde_json::json!(["ann: hello from parley-cli"])
+    );
     let video = result["video"].as_object().unwrap();
     assert_eq!(video.len(), 1, "one video line carried pictures: {video:?}");
     let (mid, seen) = video.iter().next().unwrap();
     let frames = seen["frames"].as_u64().unwrap();
-    assert!(frames >= 60, "aiortc decoded {frames} of parley-cli's frames");
+    assert!(
+        frames >= 60,
+        "aiortc decoded {frames} of parley-cli's frames"
+    );
     let stamps: Vec<u32> = pictures(&py_out, &format!("ann-{mid}-"))
         .iter()
         .filter_map(|f| read_stamp(f).map(|s| s.frame))
         .collect();
     assert!(stamps.len() >= 3, "parley-cli's stamped frames: {stamps:?}");
-    assert!(stamps.windows(2).all(|w| w[1] > w[0]), "moving, in order: {stamps:?}");
+    assert!(
+        stamps.windows(2).all(|w| w[1] > w[0]),
+        "moving, in order: {stamps:?}"
+    );
     let heard = wav(&py_out.join("ann.wav"));
     assert!(heard.len() >= 48_000 * 4, "{} samples", heard.len());
-    assert!(tone_strength(&heard, CLI_TONE, 20.0) > 0.5, "aiortc hears parley-cli's tone");
+    assert!(
+        tone_strength(&heard, CLI_TONE, 20.0) > 0.5,
+        "aiortc hears parley-cli's tone"
+    );
 
     // What parley-cli received from aiortc.
     let csv = std::fs::read_to_string(rec.join("frames.csv")).unwrap();
-    let frames = csv.lines().filter(|l| l.starts_with("alice,camera,")).count();
-    assert!(frames >= 60, "parley-cli decoded {frames} of aiortc's frames");
+    let frames = csv
+        .lines()
+        .filter(|l| l.starts_with("alice,camera,"))
+        .count();
+    assert!(
+        frames >= 60,
+        "parley-cli decoded {frames} of aiortc's frames"
+    );
     let seen = pictures(&rec, "alice-camera-");
     assert!(seen.len() >= 2, "{} pictures", seen.len());
     assert!(
@@ -165,8 +186,14 @@ async fn interop(aiortc_offers: bool) {
     );
     let heard = wav(&rec.join("alice.wav"));
     assert!(heard.len() >= 48_000 * 4, "{} samples", heard.len());
-    assert!(tone_strength(&heard, PEER_TONE, 20.0) > 0.5, "parley-cli hears aiortc's tone");
-    assert!(tone_strength(&heard, CLI_TONE, 20.0) < 0.05, "and not its own");
+    assert!(
+        tone_strength(&heard, PEER_TONE, 20.0) > 0.5,
+        "parley-cli hears aiortc's tone"
+    );
+    assert!(
+        tone_strength(&heard, CLI_TONE, 20.0) < 0.05,
+        "and not its own"
+    );
 }
 
 #[tokio::test]

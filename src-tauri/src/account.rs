@@ -5,6 +5,7 @@
 //! out revokes the session on the server and deletes the keychain entry.
 
 use parley_engine::rest::Api;
+use parley_engine::signaling::TokenError;
 use parley_shared::api::{LoginRequest, RegisterRequest, TokenPair, User};
 use tokio::sync::Mutex;
 
@@ -199,14 +200,21 @@ impl Account {
     }
 
     /// A valid access token, refreshed (and the new refresh token stored) when asked to.
-    pub async fn token(&self, refresh: bool) -> Result<String, AppError> {
+    pub async fn token(&self, refresh: bool) -> Result<String, TokenError> {
         let api = self.api().await;
         let mut guard = self.signed.lock().await;
         let Some(s) = guard.as_mut() else {
-            return Err(AppError::signed_out());
+            return Err(TokenError::SignedOut(AppError::signed_out().message));
         };
         if refresh {
-            let tokens = api.refresh(&s.refresh).await?;
+            let tokens = api.refresh(&s.refresh).await.map_err(|e| {
+                let auth = e.is_auth();
+                let message = AppError::from(e).message;
+                match auth {
+                    true => TokenError::SignedOut(message),
+                    false => TokenError::Unavailable(message),
+                }
+            })?;
             s.access = tokens.access_token;
             s.refresh = tokens.refresh_token;
             self.remember(api.base(), &s.refresh);

@@ -8,8 +8,8 @@ use tauri::{AppHandle, Manager as _, State};
 
 use crate::meeting::{self, VideoFormat, VideoPacket};
 use crate::types::{
-    AppError, AppInfo, ChatView, DeviceView, DevicesView, MeetingView, RoomView, ShareTarget,
-    SignUpResult, UserView,
+    AppError, AppInfo, ChatView, DeviceKind, DeviceView, DevicesView, HostActionArg, MeetingView,
+    RoomView, ShareTarget, SignUpResult, UserView,
 };
 use crate::Shell;
 
@@ -220,7 +220,7 @@ pub async fn meeting_info(shell: State<'_, Shell>, code: String) -> Result<Meeti
             created_at_ms: 0.0,
             started_at_ms: None,
             ended_at_ms: None,
-            my_role: "participant".into(),
+            my_role: crate::types::RoleView::Participant,
         }),
         Err(e) => Err(e),
     }
@@ -258,6 +258,7 @@ pub async fn join_meeting(
                 code,
                 title: meeting.title,
                 my_name: user.username,
+                my_user: Some(user.id),
                 passcode,
                 camera_on: camera,
                 mic_on: mic,
@@ -278,11 +279,7 @@ pub async fn leave_meeting(shell: State<'_, Shell>) -> Result<(), AppError> {
 #[tauri::command]
 #[specta::specta]
 pub async fn room(shell: State<'_, Shell>) -> Result<RoomView, AppError> {
-    let mut r = shell.meetings.room();
-    if r.status.is_empty() {
-        r.status = "idle".into();
-    }
-    Ok(r)
+    Ok(shell.meetings.room())
 }
 
 /// The meeting's chat so far, oldest first.
@@ -341,16 +338,15 @@ pub async fn send_chat(
     shell.meetings.send_chat(&app, text).await
 }
 
-/// Host and co-host controls: `admit`, `deny`, `mute`, `remove`, `promote` (with `peer`),
-/// `lock`, `unlock`, `end`.
+/// Host and co-host controls; admit, deny, mute, remove and promote name a `peer`.
 #[tauri::command]
 #[specta::specta]
 pub async fn host_action(
     shell: State<'_, Shell>,
-    action: String,
+    action: HostActionArg,
     peer: Option<String>,
 ) -> Result<(), AppError> {
-    shell.meetings.host(&action, peer).await
+    shell.meetings.host(action, peer).await
 }
 
 /// Monitors and windows that can be shared, with small pictures where the OS allows.
@@ -466,30 +462,27 @@ pub async fn devices(app: AppHandle) -> Result<DevicesView, AppError> {
 pub async fn select_device(
     app: AppHandle,
     shell: State<'_, Shell>,
-    kind: String,
+    kind: DeviceKind,
     id: Option<String>,
 ) -> Result<DevicesView, AppError> {
     let id = id.filter(|i| !i.is_empty());
-    match kind.as_str() {
-        "camera" | "mic" | "speaker" => shell.meetings.apply_device(&kind, id.as_deref()).await?,
-        "noise" if matches!(id.as_deref(), Some("webrtc" | "rnnoise")) => {}
-        _ => {
-            return Err(AppError::new(
-                "invalid",
-                format!("{kind:?} is not a device kind."),
-            ))
-        }
+    if kind == DeviceKind::Noise && !matches!(id.as_deref(), Some("webrtc" | "rnnoise")) {
+        return Err(AppError::new(
+            "invalid",
+            "The noise suppressor is webrtc or rnnoise.",
+        ));
     }
-    shell.settings.update(|s| match kind.as_str() {
-        "camera" => s.camera = id,
-        "mic" => s.mic = id,
-        "speaker" => s.speaker = id,
-        _ => s.noise = id,
+    shell.meetings.apply_device(kind, id.as_deref()).await?;
+    shell.settings.update(|s| match kind {
+        DeviceKind::Camera => s.camera = id,
+        DeviceKind::Mic => s.mic = id,
+        DeviceKind::Speaker => s.speaker = id,
+        DeviceKind::Noise => s.noise = id,
     });
     devices(app).await
 }
 
-/// Where video frames go: binary packets (see `meeting::packet`) on this channel, with pixels
+/// Where video frames go: binary packets (see `meeting::video::packet`) on this channel, with pixels
 /// in the format asked for, or RGBA on a machine without a GPU; returns the format sent.
 #[tauri::command]
 #[specta::specta]
@@ -499,7 +492,7 @@ pub async fn watch_video(
     format: VideoFormat,
 ) -> Result<VideoFormat, AppError> {
     let format = VideoFormat::for_this_machine(format);
-    shell.meetings.set_video_channel(channel, format);
+    shell.meetings.frames.set_channel(channel, format);
     Ok(format)
 }
 
@@ -508,7 +501,7 @@ pub async fn watch_video(
 #[tauri::command]
 #[specta::specta]
 pub async fn frames_drawn(shell: State<'_, Shell>, tracks: Vec<String>) -> Result<(), AppError> {
-    shell.meetings.frames_done(&tracks);
+    shell.meetings.frames.done(&tracks);
     Ok(())
 }
 
@@ -521,5 +514,5 @@ pub async fn device_preview(
     shell: State<'_, Shell>,
     on: bool,
 ) -> Result<(), AppError> {
-    shell.meetings.preview(&app, on)
+    shell.meetings.preview(&app, on).await
 }

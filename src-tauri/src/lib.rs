@@ -33,7 +33,9 @@ pub struct Shell {
 pub fn run() {
     // Before any thread starts (setting the environment is not thread-safe).
     #[cfg(target_os = "linux")]
-    if meeting::software_gl() && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
+    if meeting::video::software_gl()
+        && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none()
+    {
         // Without a GPU, WebKitGTK's accelerated compositing runs on Mesa's software GL and
         // costs ~4× the frame rate of video tiles (docs/decisions.md, "Rendering without a GPU").
         std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");

@@ -29,6 +29,19 @@ impl AppError {
     }
 }
 
+impl From<parley_engine::signaling::TokenError> for AppError {
+    fn from(e: parley_engine::signaling::TokenError) -> Self {
+        match e {
+            parley_engine::signaling::TokenError::SignedOut(message) => {
+                Self::new("signed_out", message)
+            }
+            parley_engine::signaling::TokenError::Unavailable(message) => {
+                Self::new("unreachable", message)
+            }
+        }
+    }
+}
+
 impl From<ApiError> for AppError {
     fn from(e: ApiError) -> Self {
         match e {
@@ -92,8 +105,7 @@ pub struct MeetingView {
     pub created_at_ms: f64,
     pub started_at_ms: Option<f64>,
     pub ended_at_ms: Option<f64>,
-    /// `host`, `cohost` or `participant`.
-    pub my_role: String,
+    pub my_role: RoleView,
 }
 
 impl From<Meeting> for MeetingView {
@@ -108,12 +120,7 @@ impl From<Meeting> for MeetingView {
             created_at_ms: m.created_at_ms as f64,
             started_at_ms: m.started_at_ms.map(|t| t as f64),
             ended_at_ms: m.ended_at_ms.map(|t| t as f64),
-            my_role: match m.my_role {
-                Role::Host => "host",
-                Role::Cohost => "cohost",
-                _ => "participant",
-            }
-            .into(),
+            my_role: m.my_role.into(),
         }
     }
 }
@@ -148,20 +155,124 @@ macro_rules! chat_view_from {
 chat_view_from!(parley_shared::api::ChatEntry);
 chat_view_from!(parley_shared::signal::ChatMessage);
 
+/// A participant's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleView {
+    Host,
+    Cohost,
+    Participant,
+}
+
+impl From<Role> for RoleView {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Host => RoleView::Host,
+            Role::Cohost => RoleView::Cohost,
+            _ => RoleView::Participant,
+        }
+    }
+}
+
+/// Where we are in a meeting (`idle`: in none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatus {
+    #[default]
+    Idle,
+    Joining,
+    Waiting,
+    In,
+    Reconnecting,
+    Ended,
+}
+
+impl From<parley_engine::room::Status> for RoomStatus {
+    fn from(s: parley_engine::room::Status) -> Self {
+        use parley_engine::room::Status;
+        match s {
+            Status::Joining => RoomStatus::Joining,
+            Status::Waiting => RoomStatus::Waiting,
+            Status::In => RoomStatus::In,
+            Status::Reconnecting => RoomStatus::Reconnecting,
+            Status::Ended => RoomStatus::Ended,
+        }
+    }
+}
+
+/// Our media connection to a participant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkView {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl From<parley_engine::rtc::LinkState> for LinkView {
+    fn from(s: parley_engine::rtc::LinkState) -> Self {
+        use parley_engine::rtc::LinkState;
+        match s {
+            LinkState::New => LinkView::New,
+            LinkState::Connecting => LinkView::Connecting,
+            LinkState::Connected => LinkView::Connected,
+            LinkState::Disconnected => LinkView::Disconnected,
+            LinkState::Failed => LinkView::Failed,
+            LinkState::Closed => LinkView::Closed,
+        }
+    }
+}
+
+/// What a host or co-host can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum HostActionArg {
+    Admit,
+    Deny,
+    Mute,
+    Remove,
+    Promote,
+    Lock,
+    Unlock,
+    End,
+}
+
+/// What `select_device` chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Camera,
+    Mic,
+    Speaker,
+    /// The noise suppressor (`webrtc` or `rnnoise`).
+    Noise,
+}
+
+/// How much a notice matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
+
 /// One person in the meeting (not us), as the room shows them.
 #[derive(Clone, Debug, Serialize, Deserialize, Type)]
 pub struct ParticipantView {
     pub peer_id: String,
     pub user_id: String,
     pub name: String,
-    /// `host`, `cohost` or `participant`.
-    pub role: String,
+    pub role: RoleView,
     pub mic: bool,
     pub camera: bool,
     pub screen: bool,
     pub hand: bool,
-    /// The media connection: `new`, `connecting`, `connected`, `disconnected`, `failed`…
-    pub link: String,
+    /// The media connection.
+    pub link: LinkView,
     /// How fast our video may go to them (kbit/s, the congestion controller's estimate).
     pub send_kbps: Option<u32>,
 }
@@ -174,12 +285,11 @@ pub struct WaitingView {
 }
 
 /// The meeting room as it stands; sent whole (`RoomEvent`) whenever it changes.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, Type)]
+#[derive(Clone, Debug, Serialize, Deserialize, Type)]
 pub struct RoomView {
     pub code: String,
     pub title: String,
-    /// `idle`, `joining`, `waiting`, `in`, `reconnecting` or `ended`.
-    pub status: String,
+    pub status: RoomStatus,
     /// Why it ended, as a stable code: `left`, `meeting_ended`, `removed`, `denied`, or the
     /// server's error code.
     pub ended: Option<String>,
@@ -187,7 +297,7 @@ pub struct RoomView {
     pub ended_message: Option<String>,
     pub me: Option<String>,
     pub my_name: String,
-    pub my_role: String,
+    pub my_role: RoleView,
     pub mic: bool,
     pub camera: bool,
     pub screen: bool,
@@ -236,8 +346,7 @@ pub struct ReactionEvent {
 /// Something to tell the user briefly (a toast): muted by the host, a device lost…
 #[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
 pub struct NoticeEvent {
-    /// `info`, `warning` or `error`.
-    pub level: String,
+    pub level: NoticeLevel,
     pub text: String,
 }
 

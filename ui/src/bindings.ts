@@ -214,10 +214,9 @@ async sendChat(text: string) : Promise<Result<null, AppError>> {
 }
 },
 /**
- * Host and co-host controls: `admit`, `deny`, `mute`, `remove`, `promote` (with `peer`),
- * `lock`, `unlock`, `end`.
+ * Host and co-host controls; admit, deny, mute, remove and promote name a `peer`.
  */
-async hostAction(action: string, peer: string | null) : Promise<Result<null, AppError>> {
+async hostAction(action: HostActionArg, peer: string | null) : Promise<Result<null, AppError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("host_action", { action, peer }) };
 } catch (e) {
@@ -267,7 +266,7 @@ async devices() : Promise<Result<DevicesView, AppError>> {
  * Chooses a device (`camera`, `mic` or `speaker`; None: the default) or the noise
  * suppressor (`noise`: `webrtc` or `rnnoise`); applied at once in a call, remembered.
  */
-async selectDevice(kind: string, id: string | null) : Promise<Result<DevicesView, AppError>> {
+async selectDevice(kind: DeviceKind, id: string | null) : Promise<Result<DevicesView, AppError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("select_device", { kind, id }) };
 } catch (e) {
@@ -276,7 +275,7 @@ async selectDevice(kind: string, id: string | null) : Promise<Result<DevicesView
 }
 },
 /**
- * Where video frames go: binary packets (see `meeting::packet`) on this channel, with pixels
+ * Where video frames go: binary packets (see `meeting::video::packet`) on this channel, with pixels
  * in the format asked for, or RGBA on a machine without a GPU; returns the format sent.
  */
 async watchVideo(channel: TAURI_CHANNEL<unknown>, format: VideoFormat) : Promise<Result<VideoFormat, AppError>> {
@@ -364,6 +363,14 @@ pending: boolean;
  */
 client_msg_id: string | null }
 export type ChatView = { id: string; seq: number; sender_id: string; sender: string; text: string; at_ms: number }
+/**
+ * What `select_device` chooses.
+ */
+export type DeviceKind = "camera" | "mic" | "speaker" | 
+/**
+ * The noise suppressor (`webrtc` or `rnnoise`).
+ */
+"noise"
 export type DeviceView = { id: string; name: string }
 /**
  * Devices to choose from and the ones chosen (None: the system default / first camera).
@@ -373,6 +380,10 @@ export type DevicesView = { cameras: DeviceView[]; mics: DeviceView[]; speakers:
  * `webrtc` or `rnnoise`.
  */
 noise: string }
+/**
+ * What a host or co-host can do.
+ */
+export type HostActionArg = "admit" | "deny" | "mute" | "remove" | "promote" | "lock" | "unlock" | "end"
 /**
  * Audio levels, about ten times a second while in a call.
  */
@@ -385,45 +396,45 @@ peers: ([string, number])[];
  * Our microphone as sent (dBFS; -100 when muted or silent).
  */
 mic: number; active_speaker: string | null }
-export type MeetingView = { code: string; title: string; host: string; has_passcode: boolean; waiting_room: boolean; locked: boolean; created_at_ms: number; started_at_ms: number | null; ended_at_ms: number | null; 
 /**
- * `host`, `cohost` or `participant`.
+ * Our media connection to a participant.
  */
-my_role: string }
+export type LinkView = "new" | "connecting" | "connected" | "disconnected" | "failed" | "closed"
+export type MeetingView = { code: string; title: string; host: string; has_passcode: boolean; waiting_room: boolean; locked: boolean; created_at_ms: number; started_at_ms: number | null; ended_at_ms: number | null; my_role: RoleView }
 /**
  * Something to tell the user briefly (a toast): muted by the host, a device lost…
  */
-export type NoticeEvent = { 
+export type NoticeEvent = { level: NoticeLevel; text: string }
 /**
- * `info`, `warning` or `error`.
+ * How much a notice matters.
  */
-level: string; text: string }
+export type NoticeLevel = "info" | "warning" | "error"
 /**
  * One person in the meeting (not us), as the room shows them.
  */
-export type ParticipantView = { peer_id: string; user_id: string; name: string; 
+export type ParticipantView = { peer_id: string; user_id: string; name: string; role: RoleView; mic: boolean; camera: boolean; screen: boolean; hand: boolean; 
 /**
- * `host`, `cohost` or `participant`.
+ * The media connection.
  */
-role: string; mic: boolean; camera: boolean; screen: boolean; hand: boolean; 
-/**
- * The media connection: `new`, `connecting`, `connected`, `disconnected`, `failed`…
- */
-link: string; 
+link: LinkView; 
 /**
  * How fast our video may go to them (kbit/s, the congestion controller's estimate).
  */
 send_kbps: number | null }
 export type ReactionEvent = { peer_id: string; name: string; emoji: string }
+/**
+ * A participant's role.
+ */
+export type RoleView = "host" | "cohost" | "participant"
 export type RoomEvent = RoomView
+/**
+ * Where we are in a meeting (`idle`: in none).
+ */
+export type RoomStatus = "idle" | "joining" | "waiting" | "in" | "reconnecting" | "ended"
 /**
  * The meeting room as it stands; sent whole (`RoomEvent`) whenever it changes.
  */
-export type RoomView = { code: string; title: string; 
-/**
- * `idle`, `joining`, `waiting`, `in`, `reconnecting` or `ended`.
- */
-status: string; 
+export type RoomView = { code: string; title: string; status: RoomStatus; 
 /**
  * Why it ended, as a stable code: `left`, `meeting_ended`, `removed`, `denied`, or the
  * server's error code.
@@ -432,7 +443,7 @@ ended: string | null;
 /**
  * Why it ended, for people.
  */
-ended_message: string | null; me: string | null; my_name: string; my_role: string; mic: boolean; camera: boolean; screen: boolean; hand: boolean; 
+ended_message: string | null; me: string | null; my_name: string; my_role: RoleView; mic: boolean; camera: boolean; screen: boolean; hand: boolean; 
 /**
  * Whether a microphone / camera could be opened at all.
  */

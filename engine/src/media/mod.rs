@@ -1,4 +1,5 @@
-//! Media: raw frames, fitting the camera to the CPU, the synthetic camera, the VP8 codec, audio (tones, Opus, analysis).
+//! Media: raw frames, fitting the camera to the CPU, the synthetic camera, the VP8 codec and
+//! its RTP framing, audio (tones, Opus, analysis), reordering, jitter and rate control.
 
 pub mod adapt;
 pub mod aec;
@@ -12,3 +13,4 @@ pub mod rate;
 pub mod reorder;
 pub mod synthetic;
 pub mod vp8;
+pub mod vp8_rtp;

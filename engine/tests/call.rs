@@ -15,7 +15,6 @@ use parley_engine::media::synthetic::read_stamp;
 use parley_engine::rest::Api;
 use parley_engine::rtc::{MediaKind, RtcOptions};
 use parley_engine::signaling::{Event, JoinOptions};
-use parley_server::Server;
 use parley_shared::signal::{ClientMsg, ServerMsg};
 
 fn now_ms() -> u64 {
@@ -25,7 +24,7 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-async fn server() -> (Server, tempfile::TempDir) {
+async fn server() -> common::TestServer {
     common::server_with(|_| {}).await
 }
 
@@ -92,7 +91,7 @@ async fn collect(mut call: Call, for_how_long: Duration) -> (Call, Received) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_participants_see_and_hear_each_other() {
-    let (server, _data) = server().await;
+    let mut server = server().await;
     let api = Api::new(&format!("http://{}", server.addr));
     let people = [("ann", 440.0f32), ("bob", 700.0), ("cat", 1100.0)];
     let mut users = Vec::new();
@@ -210,7 +209,7 @@ async fn three_participants_see_and_hear_each_other() {
         assert_eq!(call.video_bitrate_kbps(), 300);
         call.leave().await;
     }
-    server.stop().await.unwrap();
+    server.stop().await;
 }
 
 /// Everything one participant received, with arrival times.
@@ -251,8 +250,8 @@ async fn ann_and_bob(
     title: &str,
     ann: CallConfig,
     bob: CallConfig,
-) -> (Server, tempfile::TempDir, Call, Call) {
-    let (server, data) = server().await;
+) -> (common::TestServer, Call, Call) {
+    let server = server().await;
     let api = Api::new(&format!("http://{}", server.addr));
     let (_, ann_token) = user(&api, "ann").await;
     let (_, bob_token) = user(&api, "bob").await;
@@ -269,12 +268,12 @@ async fn ann_and_bob(
     let bob = Call::start(api.ws_url(), StaticToken(bob_token), join("bob"), bob)
         .await
         .unwrap();
-    (server, data, ann, bob)
+    (server, ann, bob)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn camera_turns_off_and_on_without_renegotiation() {
-    let (server, _data, mut ann, mut bob) =
+    let (mut server, mut ann, mut bob) =
         ann_and_bob("Camera shy", test_config(440.0), test_config(880.0)).await;
     let start = tokio::time::Instant::now();
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
@@ -331,7 +330,7 @@ async fn camera_turns_off_and_on_without_renegotiation() {
     assert_eq!(count(&bob_log, |m| matches!(m, ServerMsg::Offer { .. })), 0);
     ann.leave().await;
     bob.leave().await;
-    server.stop().await.unwrap();
+    server.stop().await;
 }
 
 /// A camera that cannot keep up (here: thresholds that count any encoding as too much) steps
@@ -349,8 +348,7 @@ async fn an_overloaded_camera_steps_its_picture_down() {
         }),
         ..test_config(440.0)
     };
-    let (server, _data, mut ann, mut bob) =
-        ann_and_bob("Busy laptop", busy, test_config(880.0)).await;
+    let (mut server, mut ann, mut bob) = ann_and_bob("Busy laptop", busy, test_config(880.0)).await;
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
     let bob_events = std::mem::replace(&mut bob.events, tokio::sync::mpsc::channel(1).1);
     let ann_log = tokio::spawn(record(ann_events, Duration::from_secs(14)));
@@ -394,12 +392,12 @@ async fn an_overloaded_camera_steps_its_picture_down() {
     );
     ann.leave().await;
     bob.leave().await;
-    server.stop().await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_host_mute_stops_the_participants_audio() {
-    let (server, _data, mut ann, bob) =
+    let (mut server, mut ann, bob) =
         ann_and_bob("Quiet please", test_config(440.0), test_config(880.0)).await;
     let start = tokio::time::Instant::now();
     let ann_events = std::mem::replace(&mut ann.events, tokio::sync::mpsc::channel(1).1);
@@ -427,5 +425,5 @@ async fn a_host_mute_stops_the_participants_audio() {
     assert!(!bob.media_state().audio, "Bob's own state says muted");
     ann.leave().await;
     bob.leave().await;
-    server.stop().await.unwrap();
+    server.stop().await;
 }

@@ -6,19 +6,16 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::cli::{mode, world, world_with, User, World};
-use parley_server::clock::SystemClock;
-use parley_server::Server;
+use common::cli::{mode, user, world, world_with, World};
 use tokio::process::Command;
 
 #[tokio::test]
 async fn two_cli_processes_meet_and_chat() {
-    let w = world().await;
-    let ann = User::new(&w.base);
-    let bob = User::new(&w.base);
+    let mut w = world().await;
+    let ann = user(&w.base);
+    let bob = user(&w.base);
     let out = ann.register("ann").await;
     bob.register("bob").await;
     // No keychain on this bus: the tokens went to a private file, and the user is told.
@@ -83,16 +80,16 @@ async fn two_cli_processes_meet_and_chat() {
         "{}",
         late.stderr
     );
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn a_meeting_outlives_its_access_tokens() {
     // The server ends a socket when its access token expires unless the client
     // re-authenticates on it; the engine does so when asked, without reconnecting.
-    let w = world_with(|c| c.access_token_ttl_secs = 3).await;
-    let ann = User::new(&w.base);
-    let bob = User::new(&w.base);
+    let mut w = world_with(|c| c.access_token_ttl_secs = 3).await;
+    let ann = user(&w.base);
+    let bob = user(&w.base);
     ann.register("ann").await;
     bob.register("bob").await;
     let code = ann.ok(&["meetings", "create", "Long one"], "").await;
@@ -110,14 +107,14 @@ async fn a_meeting_outlives_its_access_tokens() {
     for err in [err_a, err_b] {
         assert!(!err.contains("reconnecting"), "the socket was lost: {err}");
     }
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn exit_codes_and_errors_a_script_can_rely_on() {
-    let w = world().await;
-    let ann = User::new(&w.base);
-    let carol = User::new(&w.base);
+    let mut w = world().await;
+    let ann = user(&w.base);
+    let carol = user(&w.base);
 
     // 3: not signed in; wrong password.
     let out = carol.run(&["whoami"], "").await;
@@ -145,7 +142,7 @@ async fn exit_codes_and_errors_a_script_can_rely_on() {
     carol.register("carol").await;
 
     // 4: refused by the server, with its code: weak password, someone else's meeting.
-    let out = User::new(&w.base)
+    let out = user(&w.base)
         .run(
             &[
                 "register",
@@ -207,7 +204,7 @@ async fn exit_codes_and_errors_a_script_can_rely_on() {
     assert_eq!(out.code, 6, "{}", out.stderr);
 
     // 5: nobody listening.
-    let nowhere = User::new("http://127.0.0.1:9");
+    let nowhere = user("http://127.0.0.1:9");
     let out = nowhere.run(&["login", "ann"], "x\n").await;
     assert_eq!(out.code, 5);
     assert!(
@@ -224,7 +221,7 @@ async fn exit_codes_and_errors_a_script_can_rely_on() {
         let all = ann.run(&["meetings", "list"], "").await;
         assert!(!all.stdout.contains(token) && !all.stderr.contains(token));
     }
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 /// Run by `scripts/test.sh` inside `dbus-run-session` with a throwaway, unlocked
@@ -239,8 +236,8 @@ async fn tokens_live_in_the_keychain_when_one_answers() {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "PARLEY_TEST_KEYCHAIN=1 needs a session bus"
     );
-    let w = world().await;
-    let erin = User::new(&w.base);
+    let mut w = world().await;
+    let erin = user(&w.base);
     let out = erin.register("erin").await;
     assert!(
         out.stderr.contains("tokens kept in the OS keychain"),
@@ -255,18 +252,16 @@ async fn tokens_live_in_the_keychain_when_one_answers() {
     assert!(erin.ok(&["whoami"], "").await.starts_with("erin "));
     erin.ok(&["logout"], "").await;
     assert_eq!(erin.run(&["whoami"], "").await.code, 3, "logout removes it");
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 /// The server restarts under two `join` processes: both come back by themselves, and a chat
 /// line typed while the server was down is delivered once, and stored once.
 #[tokio::test]
 async fn join_rides_out_a_server_restart() {
-    let w = world().await;
-    let addr = w.server.addr;
-    let config = w.server.state.config.clone();
-    let ann = User::new(&w.base);
-    let bob = User::new(&w.base);
+    let mut w = world().await;
+    let ann = user(&w.base);
+    let bob = user(&w.base);
     ann.register("ann").await;
     bob.register("bob").await;
     let code = ann.ok(&["meetings", "create", "Bumpy"], "").await;
@@ -275,13 +270,11 @@ async fn join_rides_out_a_server_restart() {
     let mut b = bob.join(&code).await;
     a.expect_line(|l| l == "* bob joined").await;
 
-    w.server.stop().await.unwrap();
+    w.stop().await;
     a.expect_line(|l| l == "* the server is restarting").await;
     b.expect_line(|l| l == "* the server is restarting").await;
     a.type_line("typed while the server was down").await;
-    let mut config = config;
-    config.listen = addr;
-    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
+    w.restart().await;
 
     a.expect_line(|l| l == format!("* back in {code}")).await;
     b.expect_line(|l| l == format!("* back in {code}")).await;
@@ -295,16 +288,16 @@ async fn join_rides_out_a_server_restart() {
         bob.ok(&["history", &code], "").await,
         "#1 ann: typed while the server was down\n#2 bob: welcome back\n"
     );
-    server.stop().await.unwrap();
+    w.stop().await;
 }
 
 /// Two CLI participants send synthetic video and tones to each other over WebRTC and record
 /// what they receive: the recordings hold the other's stamped frames and the other's tone.
 #[tokio::test]
 async fn cli_participants_exchange_and_record_media() {
-    let w = world().await;
-    let ann = User::new(&w.base);
-    let bob = User::new(&w.base);
+    let mut w = world().await;
+    let ann = user(&w.base);
+    let bob = user(&w.base);
     ann.register("ann").await;
     bob.register("bob").await;
     let code = ann.ok(&["meetings", "create", "Media"], "").await;
@@ -367,16 +360,16 @@ async fn cli_participants_exchange_and_record_media() {
             "no echo of our own"
         );
     }
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 /// A participant's process is killed mid-call (SIGKILL, no goodbye): the other two keep
 /// their call going and, once the grace period is over, see it leave.
 #[tokio::test]
 async fn a_killed_participant_leaves_the_others_talking() {
-    let w = world_with(|c| c.reconnect_grace_secs = 2).await;
+    let mut w = world_with(|c| c.reconnect_grace_secs = 2).await;
     let names = ["ann", "bob", "cat"];
-    let users: Vec<User> = names.iter().map(|_| User::new(&w.base)).collect();
+    let users: Vec<common::cli::User> = names.iter().map(|_| user(&w.base)).collect();
     for (u, n) in users.iter().zip(names) {
         u.register(n).await;
     }
@@ -433,7 +426,7 @@ async fn a_killed_participant_leaves_the_others_talking() {
         );
         assert_eq!(captured_after("cat"), 0, "nothing from the dead peer");
     }
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 /// Records `seconds` of a PulseAudio source as 48 kHz mono samples.
@@ -479,8 +472,8 @@ async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
         eprintln!("no private PulseAudio here; scripts/test.sh runs this test in scripts/pulse.sh");
         return;
     }
-    let w = world().await;
-    let (ann, bob) = (User::new(&w.base), User::new(&w.base));
+    let mut w = world().await;
+    let (ann, bob) = (user(&w.base), user(&w.base));
     ann.register("ann").await;
     bob.register("bob").await;
     let code = ann.ok(&["meetings", "create", "Sound check"], "").await;
@@ -569,7 +562,7 @@ async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
     let swapped = strength(&after_swap, 660.0, 15.0);
     eprintln!("after switching devices mid-call: strength {swapped:.2}");
     assert!(swapped > 0.5, "the tone survives switching mic and speaker");
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }
 
 /// One echo measurement: Ann's tone plays on Bob's speaker, a PulseAudio loopback carries
@@ -577,7 +570,7 @@ async fn a_tone_into_one_microphone_comes_out_of_the_other_speaker() {
 /// Returns, over one second of the second half of Bob's stream at Ann, the level of Ann's
 /// 660 Hz (the echo) and of Bob's 300 Hz voice.
 async fn echo_back_to_ann(w: &World, bob_args: &[&str]) -> (f32, f32) {
-    let (ann, bob) = (User::new(&w.base), User::new(&w.base));
+    let (ann, bob) = (user(&w.base), user(&w.base));
     let suffix = ulid::Ulid::new().to_string().to_lowercase();
     let (an, bn) = (
         format!("ann{}", &suffix[20..]),
@@ -684,7 +677,7 @@ async fn echo_cancellation_keeps_the_speaker_out_of_the_microphone() {
         eprintln!("no private PulseAudio here; scripts/test.sh runs this test in scripts/pulse.sh");
         return;
     }
-    let w = world().await;
+    let mut w = world().await;
     let pactl = |args: &[&str]| {
         let out = std::process::Command::new("pactl")
             .args(args)
@@ -730,5 +723,5 @@ async fn echo_cancellation_keeps_the_speaker_out_of_the_microphone() {
         "echo cancellation removes at least 20 dB"
     );
     assert!(db(voice_aec, voice_raw) >= -10.0, "and keeps Bob's voice");
-    w.server.stop().await.unwrap();
+    w.stop().await;
 }

@@ -21,7 +21,6 @@ use parley_engine::media::synthetic::read_stamp;
 use parley_engine::rest::Api;
 use parley_engine::rtc::RtcOptions;
 use parley_engine::signaling::{Event, JoinOptions};
-use parley_server::Server;
 use parley_shared::signal::ServerMsg;
 use rand::{Rng as _, SeedableRng as _};
 use tokio::net::UdpSocket;
@@ -199,15 +198,14 @@ struct Harness {
     ann: Call,
     bob: Call,
     stats: Arc<RelayStats>,
-    server: Server,
+    server: common::TestServer,
     turn: turn::server::Server,
-    _data: tempfile::TempDir,
 }
 
 async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32) -> Harness {
     let (turn, turn_addr) = turn_server().await;
     let (relay_addr, stats) = impairment_relay(turn_addr, imp).await;
-    let (server, data) = common::server_with(|c| {
+    let server = common::server_with(|c| {
         c.turn_urls = vec![format!("turn:{relay_addr}?transport=udp")];
         c.turn_secret = Some(SECRET.into());
     })
@@ -262,15 +260,14 @@ async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32
         stats,
         server,
         turn,
-        _data: data,
     }
 }
 
 impl Harness {
-    async fn stop(self) {
+    async fn stop(mut self) {
         self.ann.leave().await;
         self.bob.leave().await;
-        self.server.stop().await.unwrap();
+        self.server.stop().await;
         self.turn.close().await.unwrap();
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::cli::{world, User};
+use common::cli::{user, world};
 use parley_engine::media::audio::tone_strength;
 use parley_engine::media::frame::I420Frame;
 use parley_engine::media::synthetic::read_stamp;
@@ -68,8 +68,8 @@ fn pictures(dir: &Path, prefix: &str) -> Vec<I420Frame> {
 
 async fn interop(aiortc_offers: bool) {
     let Some(python) = python() else { return };
-    let w = world().await;
-    let ann = User::new(&w.base);
+    let mut w = world().await;
+    let ann = user(&w.base);
     ann.register("ann").await;
     let code = ann.ok(&["meetings", "create", "Interop"], "").await;
     let code = code.trim().to_string();
@@ -123,7 +123,7 @@ async fn interop(aiortc_offers: bool) {
         .unwrap();
     assert!(status.success(), "aiortc peer failed: {status}");
     assert_eq!(cli.finish().await, 0);
-    w.server.stop().await.unwrap();
+    w.stop().await;
 
     // What aiortc received from parley-cli.
     let result: serde_json::Value =

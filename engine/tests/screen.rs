@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,54 +17,12 @@ use parley_engine::rest::Api;
 use parley_engine::rtc::{MediaKind, RtcOptions};
 use parley_engine::signaling::{Event, JoinOptions};
 use parley_shared::signal::ServerMsg;
+use parley_test_support::xvfb::Xvfb;
 use tokio::time::Instant;
 use xcb::x;
 
 const W: u16 = 640;
 const H: u16 = 480;
-
-/// A private X server; killed when dropped.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Self {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-                "-screen",
-                "0",
-            ])
-            .arg(format!("{W}x{H}x24"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb must be installed (scripts/deps.sh installs it)");
-        // -noreset: xcap opens a connection per capture, and a server that resets whenever
-        // its last client leaves would rebuild its keymap (run xkbcomp) for every frame.
-        // Xvfb picks a free display and writes its number once it accepts connections.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let display = format!(":{}", line.trim());
-        assert!(display.len() > 1, "Xvfb did not start");
-        Self { child, display }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A test picture: four quadrants (white with black stripes, black, red, blue), or the same
 /// mirrored left to right. RGBA.
@@ -143,7 +99,7 @@ fn luma_distance(a: &I420Frame, b: &I420Frame) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
-    let xvfb = Xvfb::start();
+    let xvfb = Xvfb::start(u32::from(W), u32::from(H));
     // This binary's only test: xcap finds the display through DISPLAY.
     std::env::set_var("DISPLAY", &xvfb.display);
     let first = picture(false);
@@ -158,7 +114,7 @@ async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
         "the Xvfb monitor is listed: {listed:?}"
     );
 
-    let (server, _data) = common::server_with(|_| {}).await;
+    let mut server = common::server_with(|_| {}).await;
     let api = Api::new(&format!("http://{}", server.addr));
     let (_, ann_token) = user(&api, "ann").await;
     let (_, bob_token) = user(&api, "bob").await;
@@ -284,5 +240,5 @@ async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
     assert_eq!(count(|m| matches!(m, ServerMsg::Offer { .. })), 0);
     ann.leave().await;
     bob.leave().await;
-    server.stop().await.unwrap();
+    server.stop().await;
 }

@@ -30,6 +30,7 @@ pub mod room;
 pub mod serve;
 pub mod sockets;
 pub mod state;
+pub mod turn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

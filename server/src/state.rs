@@ -9,7 +9,9 @@ use crate::config::{Config, Secrets};
 use crate::db::Db;
 use crate::mail::Mailer;
 use crate::ratelimit::{SharedGate, SharedLimiter};
-use crate::room::task::Rooms;
+use crate::room::state::RoomConfig;
+use crate::room::task::{RoomContext, Rooms};
+use crate::turn::IceConfig;
 
 /// Cheap to clone; handed to every request handler.
 #[derive(Clone)]
@@ -127,44 +129,28 @@ impl AppState {
     pub fn now_ms(&self) -> i64 {
         self.0.clock.now_ms()
     }
-}
 
-impl AppState {
-    /// ICE servers for `user`: the configured STUN servers, and TURN with credentials in the
-    /// TURN REST API form (`username = "<expiry>:<user>"`, `credential =
-    /// base64(HMAC-SHA1(secret, username))`), which coturn checks with `use-auth-secret`.
-    pub fn ice_servers(
-        &self,
-        user: &parley_shared::UserId,
-    ) -> Vec<parley_shared::signal::IceServer> {
-        use base64::Engine as _;
-        use hmac::Mac as _;
+    /// What a live room needs of the server (and nothing more).
+    pub fn room_context(&self) -> RoomContext {
         let c = &self.config;
-        let mut out = Vec::new();
-        if !c.stun_urls.is_empty() {
-            out.push(parley_shared::signal::IceServer {
-                urls: c.stun_urls.clone(),
-                username: None,
-                credential: None,
-            });
+        RoomContext {
+            pool: self.db.pool.clone(),
+            clock: self.clock.clone(),
+            config: RoomConfig {
+                grace_ms: i64::try_from(c.reconnect_grace_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX / 2),
+                max_peers: c.limits.max_participants,
+                max_waiting: c.limits.max_waiting,
+            },
+            ice: IceConfig {
+                stun_urls: c.stun_urls.clone(),
+                turn_urls: c.turn_urls.clone(),
+                turn_secret: c.turn_secret.clone(),
+                turn_ttl_secs: c.turn_credential_ttl_secs,
+            },
+            chat: self.chat_writer().clone(),
+            rooms: self.rooms.clone(),
         }
-        if let (false, Some(secret)) = (c.turn_urls.is_empty(), &c.turn_secret) {
-            let ttl = i64::try_from(c.turn_credential_ttl_secs).unwrap_or(i64::MAX / 2);
-            let username = format!("{}:{}", self.now_ms() / 1000 + ttl, user);
-            // HMAC accepts keys of any length.
-            #[allow(clippy::expect_used)]
-            let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
-                .expect("any key length");
-            mac.update(username.as_bytes());
-            let credential =
-                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-            out.push(parley_shared::signal::IceServer {
-                urls: c.turn_urls.clone(),
-                username: Some(username),
-                credential: Some(credential),
-            });
-        }
-        out
     }
 }
 

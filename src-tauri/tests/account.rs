@@ -4,12 +4,8 @@
 //! instance signs in silently with it, and signing out revokes it and deletes the entry.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::sync::Arc;
-
 use parley_desktop::{Account, Keychain};
-use parley_server::clock::SystemClock;
-use parley_server::config::Config;
-use parley_server::Server;
+use parley_test_support::server::TestServer;
 
 #[tokio::test]
 async fn the_keychain_keeps_the_sign_in_across_restarts_until_sign_out() {
@@ -17,14 +13,8 @@ async fn the_keychain_keeps_the_sign_in_across_restarts_until_sign_out() {
         eprintln!("no throwaway keychain here; scripts/test.sh runs this in scripts/keychain.sh");
         return;
     }
-    let data = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().to_path_buf(),
-        ..Config::default()
-    };
-    let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
-    let base = format!("http://{}", server.addr);
+    let mut server = TestServer::start().await;
+    let base = server.base.clone();
     let service = format!("parley-desktop-test-{}", std::process::id());
     let keychain = Keychain::with_service(&service);
 
@@ -68,5 +58,5 @@ async fn the_keychain_keeps_the_sign_in_across_restarts_until_sign_out() {
         refused.is_auth(),
         "the server refuses the signed-out token: {refused}"
     );
-    server.stop().await.unwrap();
+    server.stop().await;
 }

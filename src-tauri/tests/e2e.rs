@@ -4,16 +4,14 @@
 //! `scripts/keychain.sh` with PARLEY_TEST_E2E=1; screenshots go to `docs/screenshots/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use parley_server::clock::SystemClock;
-use parley_server::config::Config;
-use parley_server::Server;
+use parley_test_support::cli::Joined;
+use parley_test_support::server::TestServer;
+use parley_test_support::xvfb::Xvfb;
 
 /// A child process killed (SIGTERM first, so tauri-driver stops WebKitWebDriver) on drop.
 struct Proc(Child);
@@ -33,51 +31,24 @@ impl Drop for Proc {
     }
 }
 
-fn xvfb() -> (Proc, String) {
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-            "-screen",
-            "0",
-            "1280x800x24",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb (scripts/deps.sh installs it)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Proc(child), format!(":{}", line.trim()))
-}
-
 /// What every E2E test stands on: its own X display, a real server in-process, and a settings
 /// file for the app in a temp directory.
 struct World {
-    _x: Proc,
+    _x: Xvfb,
     display: String,
     _data: tempfile::TempDir,
-    server: Server,
+    server: TestServer,
     base: String,
     settings: PathBuf,
 }
 
 impl World {
     async fn start() -> Self {
-        let (x, display) = xvfb();
+        let x = Xvfb::start(1280, 800);
+        let display = x.display.clone();
         let data = tempfile::tempdir().unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: data.path().join("server"),
-            ..Config::default()
-        };
-        let server = Server::start(config, Arc::new(SystemClock)).await.unwrap();
-        let base = format!("http://{}", server.addr);
+        let server = TestServer::start().await;
+        let base = server.base.clone();
         let settings = data.path().join("desktop.json");
         Self {
             _x: x,
@@ -330,7 +301,7 @@ async fn sign_up_then_come_back_signed_in_from_the_keychain() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let w = World::start().await;
+    let mut w = World::start().await;
     let (display, base, settings) = (&w.display, &w.base, &w.settings);
 
     let app = App::start(display, base, settings, 4444).await;
@@ -370,7 +341,7 @@ async fn sign_up_then_come_back_signed_in_from_the_keychain() {
     let app = App::start(display, base, settings, 4444).await;
     app.find("#login").await;
     app.quit().await;
-    w.server.stop().await.unwrap();
+    w.server.stop().await;
 }
 
 /// `parley-cli`, built beside this test (`scripts/test.sh` builds it first).
@@ -391,57 +362,17 @@ fn cli_path() -> PathBuf {
 
 /// A headless participant: `parley-cli` with synthetic video and a tone, recording what it
 /// receives; its own HOME (tokens in a file there, never the test keychain).
-struct Cli {
-    home: tempfile::TempDir,
-    server: String,
-}
-
-struct Joined {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    seen: Vec<String>,
-}
+struct Cli(parley_test_support::cli::User);
 
 impl Cli {
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(cli_path());
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
-            .env("PARLEY_SERVER", &self.server)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
     async fn register(server: &str, name: &str) -> Self {
-        use tokio::io::AsyncWriteExt as _;
-        let cli = Self {
-            home: tempfile::tempdir().unwrap(),
-            server: server.into(),
-        };
-        let email = format!("{name}@example.org");
-        let mut child = cli
-            .command(&["register", "--username", name, "--email", &email])
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(format!("{name}-Str0ng-Passphrase\n").as_bytes())
-            .await
-            .unwrap();
-        drop(stdin);
-        assert!(child.wait().await.unwrap().success(), "register {name}");
-        cli
+        let user = parley_test_support::cli::User::new(server, cli_path());
+        user.register(name).await;
+        Self(user)
     }
 
     fn record_dir(&self) -> PathBuf {
-        self.home.path().join("rec")
+        self.0.record_dir()
     }
 
     async fn join(&self, code: &str, tone: &str) -> Joined {
@@ -453,65 +384,15 @@ impl Cli {
     /// Joins with synthetic video, on loopback, with more options.
     async fn join_with(&self, code: &str, extra: &[&str]) -> Joined {
         let mut j = self.start_join(code, extra);
-        j.expect(|l| l.starts_with("* joined ")).await;
+        j.expect_seen(|l| l.starts_with("* joined ")).await;
         j
     }
 
     /// Starts joining (the waiting room may come first).
     fn start_join(&self, code: &str, extra: &[&str]) -> Joined {
-        use tokio::io::AsyncBufReadExt as _;
-        let mut args = vec!["join", code, "--camera", "synthetic", "--loopback-only"];
+        let mut args = vec!["--camera", "synthetic", "--loopback-only"];
         args.extend_from_slice(extra);
-        let mut child = self.command(&args).spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        Joined {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-}
-
-impl Joined {
-    /// Waits (15 s at most) for a line printed by the participant.
-    async fn expect(&mut self, want: impl Fn(&str) -> bool) -> String {
-        if let Some(l) = self.seen.iter().find(|l| want(l)) {
-            return l.clone();
-        }
-        let found = tokio::time::timeout(Duration::from_secs(15), async {
-            while let Ok(Some(line)) = self.lines.next_line().await {
-                self.seen.push(line.clone());
-                if want(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(l)) => l,
-            _ => panic!(
-                "the CLI participant never printed it; it printed {:?}",
-                self.seen
-            ),
-        }
-    }
-
-    async fn say(&mut self, line: &str) {
-        use tokio::io::AsyncWriteExt as _;
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    /// Leaves (end of input) and waits for the process to end.
-    async fn finish(self) {
-        drop(self.stdin);
-        let mut child = self.child;
-        let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+        self.0.start_join(code, &args)
     }
 }
 
@@ -542,7 +423,7 @@ async fn a_meeting_with_a_cli_participant() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let w = World::start().await;
+    let mut w = World::start().await;
     let (display, base, settings) = (&w.display, &w.base, &w.settings);
     // The account exists already: this run signs in through the form.
     let frank = Cli::register(base, "frank").await;
@@ -603,7 +484,7 @@ async fn a_meeting_with_a_cli_participant() {
     app.screenshot("meeting-2").await;
 
     // Chat both ways; an unread count while the panel is closed.
-    b.say("hello from the terminal").await;
+    b.type_line("hello from the terminal").await;
     app.until(
         10,
         "unread badge",
@@ -614,21 +495,21 @@ async fn a_meeting_with_a_cli_participant() {
     app.text("hello from the terminal").await;
     app.fill("#chat-input", "hi bob, I see you").await;
     app.click_button("Send").await;
-    b.expect(|l| l == "frank: hi bob, I see you").await;
+    b.expect_seen(|l| l == "frank: hi bob, I see you").await;
     app.until(10, "our message acknowledged", "return [...document.querySelectorAll('[data-testid=chat-message]')].some(m => m.textContent.includes('hi bob') && !m.classList.contains('pending'))").await;
     app.screenshot("meeting-chat").await;
     app.click("button[aria-label='Close chat']").await;
 
     // Mic and camera off: the CLI is told; back on.
     app.click("button[aria-keyshortcuts='Alt+A']").await;
-    b.expect(|l| l == "* frank: mic off, camera on, screen off")
+    b.expect_seen(|l| l == "* frank: mic off, camera on, screen off")
         .await;
     app.click("button[aria-keyshortcuts='Alt+V']").await;
-    b.expect(|l| l == "* frank: mic off, camera off, screen off")
+    b.expect_seen(|l| l == "* frank: mic off, camera off, screen off")
         .await;
     app.click("button[aria-keyshortcuts='Alt+A']").await;
     app.click("button[aria-keyshortcuts='Alt+V']").await;
-    b.expect(|l| l == "* frank: mic on, camera on, screen off")
+    b.expect_seen(|l| l == "* frank: mic on, camera on, screen off")
         .await;
 
     // Share the (Xvfb) screen from the picker: the CLI receives screen frames.
@@ -636,7 +517,7 @@ async fn a_meeting_with_a_cli_participant() {
     app.find(".choice img").await; // a thumbnail of the monitor
     app.screenshot("screen-picker").await;
     app.click("[role=dialog] .btn.primary").await;
-    b.expect(|l| l == "* frank: mic on, camera on, screen on")
+    b.expect_seen(|l| l == "* frank: mic on, camera on, screen on")
         .await;
     app.text("Sharing your screen").await;
     let frames_csv = bob.record_dir().join("frames.csv");
@@ -657,7 +538,7 @@ async fn a_meeting_with_a_cli_participant() {
         "the CLI received {screen_frames} screen frames"
     );
     app.click("button[aria-keyshortcuts='Alt+S']").await; // stop
-    b.expect(|l| l == "* frank: mic on, camera on, screen off")
+    b.expect_seen(|l| l == "* frank: mic on, camera on, screen off")
         .await;
 
     // Device settings: the preview tile and the meter.
@@ -686,14 +567,14 @@ async fn a_meeting_with_a_cli_participant() {
     app.click("button.leave").await;
     app.click_button("Leave meeting").await; // the host's menu
     app.text("You left the meeting").await;
-    b.expect(|l| l == "* frank left").await;
+    b.expect_seen(|l| l == "* frank left").await;
     app.click_button("Back to home").await;
     app.text("Your meetings").await;
     app.quit().await;
     for j in [b, c, d] {
         j.finish().await;
     }
-    w.server.stop().await.unwrap();
+    w.server.stop().await;
 }
 
 /// Whether a process runs (a zombie waiting for its parent does not).
@@ -765,7 +646,7 @@ async fn hosting_from_the_people_panel() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let w = World::start().await;
+    let mut w = World::start().await;
     let (display, base, settings) = (&w.display, &w.base, &w.settings);
     drop(Cli::register(base, "hope").await);
     let (ann, bob, cat) = (
@@ -792,7 +673,7 @@ async fn hosting_from_the_people_panel() {
 
     // Ann knocks: a badge on People, her name under "Waiting to join"; admitted, she is in.
     let mut a = ann.start_join(&code, &light);
-    a.expect(|l| l == "* waiting for the host to let you in")
+    a.expect_seen(|l| l == "* waiting for the host to let you in")
         .await;
     app.find("button[aria-keyshortcuts='Alt+U'] .badge[aria-label='1 waiting']")
         .await;
@@ -802,7 +683,7 @@ async fn hosting_from_the_people_panel() {
     app.screenshot("people-waiting").await;
     app.click("[data-testid=waiting-person] button.primary")
         .await;
-    a.expect(|l| l.starts_with("* joined ")).await;
+    a.expect_seen(|l| l.starts_with("* joined ")).await;
     app.until(
         10,
         "ann in the meeting",
@@ -812,11 +693,12 @@ async fn hosting_from_the_people_panel() {
 
     // Bob knocks and is turned away.
     let mut b = bob.start_join(&code, &light);
-    b.expect(|l| l == "* waiting for the host to let you in")
+    b.expect_seen(|l| l == "* waiting for the host to let you in")
         .await;
     app.text("Waiting to join (1)").await;
     app.click_button("Deny").await;
-    b.expect(|l| l == "* the host did not let you in").await;
+    b.expect_seen(|l| l == "* the host did not let you in")
+        .await;
     app.until(
         10,
         "the waiting list empties",
@@ -825,12 +707,12 @@ async fn hosting_from_the_people_panel() {
     .await;
 
     // Hands and reactions, both ways.
-    a.say("/hand").await;
+    a.type_line("/hand").await;
     app.find("[data-testid=person] [aria-label='hand raised']")
         .await;
     app.find("figure[data-name='ann'][aria-label*='hand raised']")
         .await;
-    a.say("/react 🎉").await;
+    a.type_line("/react 🎉").await;
     app.until(
         10,
         "ann's reaction",
@@ -838,27 +720,27 @@ async fn hosting_from_the_people_panel() {
     )
     .await;
     app.click("button[aria-keyshortcuts='Alt+Y']").await;
-    a.expect(|l| l == "* hope raised a hand").await;
+    a.expect_seen(|l| l == "* hope raised a hand").await;
     app.click("button[title=Reactions]").await;
     app.click("button[aria-label='React 👏']").await;
-    a.expect(|l| l == "* hope reacted 👏").await;
+    a.expect_seen(|l| l == "* hope reacted 👏").await;
 
     // Mute her: she hears about it and shows muted.
     app.click("summary[aria-label='Actions for ann']").await;
     app.click_button("Mute").await;
-    a.expect(|l| l == "* the host muted you").await;
+    a.expect_seen(|l| l == "* the host muted you").await;
     app.find("[data-testid=person] [aria-label='muted']").await;
 
     // Lock: she sees it, and a newcomer is refused.
     app.click_button("Lock meeting").await;
-    a.expect(|l| l == "* meeting locked").await;
+    a.expect_seen(|l| l == "* meeting locked").await;
     app.click_button("Unlock meeting").await;
-    a.expect(|l| l == "* meeting unlocked").await;
+    a.expect_seen(|l| l == "* meeting unlocked").await;
 
     // Remove her.
     app.click("summary[aria-label='Actions for ann']").await;
     app.click_button("Remove").await;
-    a.expect(|l| l == "* you were removed from the meeting")
+    a.expect_seen(|l| l == "* you were removed from the meeting")
         .await;
     app.until(
         10,
@@ -869,20 +751,20 @@ async fn hosting_from_the_people_panel() {
 
     // Cat comes in (admitted); end for all ends it for her too.
     let mut c = cat.start_join(&code, &light);
-    c.expect(|l| l == "* waiting for the host to let you in")
+    c.expect_seen(|l| l == "* waiting for the host to let you in")
         .await;
     app.click("[data-testid=waiting-person] button.primary")
         .await;
-    c.expect(|l| l.starts_with("* joined ")).await;
+    c.expect_seen(|l| l.starts_with("* joined ")).await;
     app.click_button("End for all").await;
-    c.expect(|l| l == "* the meeting has ended").await;
+    c.expect_seen(|l| l == "* the meeting has ended").await;
     app.text("The meeting has ended").await;
 
     app.quit().await;
     for j in [a, b, c] {
         j.finish().await;
     }
-    w.server.stop().await.unwrap();
+    w.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -891,7 +773,7 @@ async fn render_four_remote_tiles() {
         eprintln!("a benchmark: scripts/bench-render.sh");
         return;
     }
-    let w = World::start().await;
+    let mut w = World::start().await;
     let (display, base, settings) = (&w.display, &w.base, &w.settings);
     let host = Cli::register(base, "host").await;
     // PARLEY_RENDER_ENV="NAME=VALUE …" passes more variables to the app (e.g.
@@ -985,7 +867,7 @@ async fn render_four_remote_tiles() {
         j.finish().await;
     }
     drop(host);
-    w.server.stop().await.unwrap();
+    w.server.stop().await;
 }
 
 /// Runs `xdotool args…` on `display`; its output.
@@ -1020,7 +902,7 @@ async fn tray_quick_join_shortcut_and_link_handover() {
         eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
         return;
     }
-    let w = World::start().await;
+    let mut w = World::start().await;
     let (display, base, settings) = (&w.display, &w.base, &w.settings);
     let _trayer = Proc(
         Command::new("trayer")
@@ -1049,12 +931,8 @@ async fn tray_quick_join_shortcut_and_link_handover() {
             .expect("trayer (scripts/deps.sh installs it)"),
     );
     let host = Cli::register(base, "hank").await;
-    let out = host
-        .command(&["meetings", "create", "Tray test"])
-        .output()
-        .await
-        .unwrap();
-    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let code = host.0.ok(&["meetings", "create", "Tray test"], "").await;
+    let code = code.trim().to_string();
     assert_eq!(code.len(), 14, "a meeting code: {code:?}");
     let mut h = host.join_with(&code, &["--mic", "tone:600"]).await;
     drop(Cli::register(base, "tina").await);
@@ -1103,7 +981,7 @@ async fn tray_quick_join_shortcut_and_link_handover() {
     app.click_button("Continue").await;
     app.click_button("Join meeting").await;
     app.text("Tray test").await; // the room's title, known once joined
-    h.expect(|l| l == "* tina joined").await;
+    h.expect_seen(|l| l == "* tina joined").await;
     app.until(
         20,
         "hank's video",
@@ -1111,16 +989,16 @@ async fn tray_quick_join_shortcut_and_link_handover() {
     )
     .await;
     // The global shortcut (Ctrl+Shift+M, grabbed from the X server, whatever has focus).
-    h.expect(|l| l.starts_with("* tina: mic on")).await;
+    h.expect_seen(|l| l.starts_with("* tina: mic on")).await;
     xdotool(display, &["key", "ctrl+shift+m"]);
-    h.expect(|l| l.starts_with("* tina: mic off")).await;
+    h.expect_seen(|l| l.starts_with("* tina: mic off")).await;
     app.find("button[aria-keyshortcuts='Alt+A'][aria-pressed='false']")
         .await;
     xdotool(display, &["key", "ctrl+shift+m"]);
     h.seen.clear();
-    h.expect(|l| l.starts_with("* tina: mic on")).await;
+    h.expect_seen(|l| l.starts_with("* tina: mic on")).await;
     app.click("button.leave").await;
-    h.expect(|l| l == "* tina left").await;
+    h.expect_seen(|l| l == "* tina left").await;
 
     // A parley:// link opened while Parley runs: the second start hands it over and exits;
     // the running app offers to join that meeting.
@@ -1147,11 +1025,11 @@ async fn tray_quick_join_shortcut_and_link_handover() {
     assert!(handed_over, "the second start did not hand over and exit");
     h.seen.clear();
     app.click_button("Join meeting").await;
-    h.expect(|l| l == "* tina joined").await;
+    h.expect_seen(|l| l == "* tina joined").await;
     app.text("Tray test").await;
     app.click("button.leave").await;
-    h.expect(|l| l == "* tina left").await;
+    h.expect_seen(|l| l == "* tina left").await;
     app.quit().await;
     h.finish().await;
-    w.server.stop().await.unwrap();
+    w.server.stop().await;
 }

@@ -3,33 +3,19 @@
 
 pub mod cli;
 
-use std::sync::Arc;
-
 use parley_engine::rest::Api;
-use parley_server::clock::SystemClock;
 use parley_server::config::Config;
-use parley_server::Server;
 use parley_shared::api::{CreateMeetingRequest, RegisterRequest};
 use parley_shared::MeetingCode;
+pub use parley_test_support::server::TestServer;
 
 /// The tests are shorter than an access token's lifetime.
 #[allow(unused_imports)]
 pub use parley_engine::signaling::StaticToken;
 
 /// A server on 127.0.0.1:0 with a temporary data dir, after `tweak`.
-pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> (Server, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.limits.register_per_ip = 100;
-    tweak(&mut config);
-    (
-        Server::start(config, Arc::new(SystemClock)).await.unwrap(),
-        data,
-    )
+pub async fn server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    TestServer::start_with(tweak).await
 }
 
 /// Signs `name` up; returns (user id, access token).

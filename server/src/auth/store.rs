@@ -61,15 +61,26 @@ pub async fn user_by_email_key(pool: &AnyPool, key: &str) -> sqlx::Result<Option
 
 /// Records an action in the audit log; failures are logged, never fatal.
 pub async fn audit(state: &AppState, actor: Option<&str>, action: &str, target: Option<&str>) {
+    audit_at(&state.db.pool, state.now_ms(), actor, action, target).await;
+}
+
+/// [`audit`] with the pool and time given (for the room tasks, which hold no `AppState`).
+pub async fn audit_at(
+    pool: &sqlx::AnyPool,
+    now_ms: i64,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+) {
     let result = sqlx::query(
         "INSERT INTO audit_log (id, at, actor_id, action, target) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(ulid::Ulid::new().to_string())
-    .bind(state.now_ms())
+    .bind(now_ms)
     .bind(actor)
     .bind(action)
     .bind(target)
-    .execute(&state.db.pool)
+    .execute(pool)
     .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, action, "audit log write failed");

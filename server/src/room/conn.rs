@@ -486,10 +486,13 @@ async fn join(
     // A room that found itself empty may retire between our lookup and our send; the next
     // lookup starts a fresh one.
     for _ in 0..3 {
-        let room =
-            state
-                .rooms
-                .get_or_start(state, &m.id, &m.host_id, m.locked != 0, m.waiting_room != 0);
+        let room = state.rooms.get_or_start(
+            &state.room_context(),
+            &m.id,
+            &m.host_id,
+            m.locked != 0,
+            m.waiting_room != 0,
+        );
         match room.send(cmd).await {
             Ok(()) => return Ok(Joined { room, peer }),
             Err(tokio::sync::mpsc::error::SendError(back)) => cmd = back,

@@ -3,7 +3,7 @@
 //! Connections talk to it over a bounded channel; nothing else touches a room's state.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use parley_shared::api::{ParticipantStatus, Role};
@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 
 use super::chat;
 use super::state::{Effect, Input, Room, RoomConfig, Stored};
-use crate::state::AppState;
+use crate::clock::Clock;
+use crate::turn::IceConfig;
 
 /// Commands queued per room before senders wait.
 const ROOM_QUEUE: usize = 256;
@@ -76,18 +77,35 @@ pub enum RoomCmd {
     Shutdown,
 }
 
-/// The registry of live rooms, by meeting id.
-#[derive(Default)]
+/// What a room task needs of the server, and nothing more.
+#[derive(Clone)]
+pub struct RoomContext {
+    pub pool: sqlx::AnyPool,
+    pub clock: Arc<dyn Clock>,
+    pub config: RoomConfig,
+    pub ice: IceConfig,
+    pub chat: chat::Writer,
+    pub rooms: Rooms,
+}
+
+impl RoomContext {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// The registry of live rooms, by meeting id (clones share it).
+#[derive(Clone, Default)]
 pub struct Rooms {
     // Never held across an await.
-    map: Mutex<HashMap<String, mpsc::Sender<RoomCmd>>>,
+    map: Arc<Mutex<HashMap<String, mpsc::Sender<RoomCmd>>>>,
 }
 
 impl Rooms {
     /// The live room of `meeting_id`, started if needed.
     pub fn get_or_start(
         &self,
-        state: &AppState,
+        ctx: &RoomContext,
         meeting_id: &str,
         owner: &str,
         locked: bool,
@@ -98,13 +116,8 @@ impl Rooms {
             return tx.clone();
         }
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
-        let room = Room::new(
-            state.room_config(),
-            UserId(owner.into()),
-            locked,
-            waiting_room,
-        );
-        tokio::spawn(run(state.clone(), meeting_id.to_string(), room, rx));
+        let room = Room::new(ctx.config, UserId(owner.into()), locked, waiting_room);
+        tokio::spawn(run(ctx.clone(), meeting_id.to_string(), room, rx));
         map.insert(meeting_id.to_string(), tx.clone());
         tx
     }
@@ -155,19 +168,8 @@ impl Rooms {
     }
 }
 
-impl AppState {
-    pub fn room_config(&self) -> RoomConfig {
-        RoomConfig {
-            grace_ms: i64::try_from(self.config.reconnect_grace_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX / 2),
-            max_peers: self.config.limits.max_participants,
-            max_waiting: self.config.limits.max_waiting,
-        }
-    }
-}
-
 struct Task {
-    state: AppState,
+    ctx: RoomContext,
     meeting_id: String,
     room: Room,
     conns: HashMap<PeerId, Conn>,
@@ -185,12 +187,12 @@ struct ChatDone {
     outcome: chat::Outcome,
 }
 
-async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Receiver<RoomCmd>) {
+async fn run(ctx: RoomContext, meeting_id: String, room: Room, mut rx: mpsc::Receiver<RoomCmd>) {
     let span = tracing::info_span!("room", meeting_id = %meeting_id);
     let _enter = span.enter();
     let (chat_done, mut chat_done_rx) = mpsc::unbounded_channel();
     let mut task = Task {
-        state: state.clone(),
+        ctx: ctx.clone(),
         meeting_id: meeting_id.clone(),
         room,
         conns: HashMap::new(),
@@ -214,7 +216,7 @@ async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Rece
                 task.apply(Vec::new()).await;
             }
             _ = tick.tick() => {
-                let fx = task.room.handle(Input::Tick, state.now_ms());
+                let fx = task.room.handle(Input::Tick, ctx.now_ms());
                 task.apply(fx).await;
             }
         }
@@ -223,7 +225,7 @@ async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Rece
             // its queue and went on serving what was queued: a joiner served that way sat in
             // a room nobody could reach any more while the next joiners started a second one
             // (the signaling benchmark's join storm lost one newcomer's offers that way).
-            match state.rooms.retire(&meeting_id, &mut rx) {
+            match ctx.rooms.retire(&meeting_id, &mut rx) {
                 Some(cmd) => task.command(cmd).await,
                 None => break,
             }
@@ -231,12 +233,12 @@ async fn run(state: AppState, meeting_id: String, room: Room, mut rx: mpsc::Rece
     }
     drop(_enter);
     drop(rx);
-    state.rooms.remove_if_closed(&meeting_id);
+    ctx.rooms.remove_if_closed(&meeting_id);
 }
 
 impl Task {
     async fn command(&mut self, cmd: RoomCmd) {
-        let now = self.state.now_ms();
+        let now = self.ctx.now_ms();
         match cmd {
             RoomCmd::Connect { joiner, conn } => {
                 self.conns.insert(joiner.peer.clone(), conn);
@@ -342,8 +344,8 @@ impl Task {
         // The room goes on with other input while the message is committed; the outcome
         // comes back through `chat_done`, in order.
         let done = self.chat_done.clone();
-        self.state
-            .chat_writer()
+        self.ctx
+            .chat
             .store(message, move |outcome| {
                 let _ = done.send(ChatDone {
                     peer,
@@ -423,7 +425,7 @@ impl Task {
             self.apply_batch(effects).await;
             // Slow peers cut off while sending: the room counts them as dropped.
             for peer in std::mem::take(&mut self.overflowed) {
-                let now = self.state.now_ms();
+                let now = self.ctx.now_ms();
                 batches.push_back(self.room.handle(Input::Dropped { peer }, now));
             }
         }
@@ -471,10 +473,13 @@ impl Task {
         resume_token: String,
         locked: bool,
     ) {
-        let pool = self.state.db.pool.clone();
+        let pool = self.ctx.pool.clone();
         let last_seq = chat::last_seq(&pool, &self.meeting_id).await.unwrap_or(0);
         let user = self.room.peer(&peer).map(|p| p.user.clone());
-        let ice_servers = user.map(|u| self.state.ice_servers(&u)).unwrap_or_default();
+        let now = self.ctx.now_ms();
+        let ice_servers = user
+            .map(|u| self.ctx.ice.servers(&u, now))
+            .unwrap_or_default();
         self.send(
             &peer,
             ServerMsg::Welcome {
@@ -500,8 +505,8 @@ impl Task {
     }
 
     async fn store(&self, change: Stored) -> sqlx::Result<()> {
-        let pool = &self.state.db.pool;
-        let now = self.state.now_ms();
+        let pool = &self.ctx.pool;
+        let now = self.ctx.now_ms();
         let status = |user: &UserId, status: ParticipantStatus| {
             sqlx::query(
                 "UPDATE participants SET status = $1, \
@@ -549,8 +554,14 @@ impl Task {
                     Some(u) => format!("{}:{u}", self.meeting_id),
                     None => self.meeting_id.clone(),
                 };
-                crate::auth::store::audit(&self.state, Some(actor.as_str()), action, Some(&target))
-                    .await;
+                crate::auth::store::audit_at(
+                    pool,
+                    now,
+                    Some(actor.as_str()),
+                    action,
+                    Some(&target),
+                )
+                .await;
                 return Ok(());
             }
             Stored::Role(u, role) => {

@@ -1,0 +1,12 @@
+//! What Parley's client-side tests stand on (engine, desktop app): one fixture each, instead
+//! of a copy per test crate.
+//!
+//! - [`server`]: a real `parley-server` in-process on 127.0.0.1:0, its own data directory,
+//!   stopped (connections refused) and started again on the same address at will.
+//! - [`cli`]: `parley-cli` participants, each a process with its own home directory.
+//! - [`xvfb`]: a private X display.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+pub mod cli;
+pub mod server;
+pub mod xvfb;

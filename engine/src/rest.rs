@@ -6,7 +6,7 @@ use parley_shared::api::{
     LoginRequest, LoginResponse, LogoutRequest, Meeting, MeetingList, RefreshRequest,
     RegisterRequest, RegisterResponse, ResetPasswordRequest, TokenPair, User, VerifyEmailRequest,
 };
-use parley_shared::MeetingCode;
+use parley_shared::{ErrorCode, MeetingCode};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,13 @@ impl ApiError {
             ApiError::Server { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    /// The server's error code as [`ErrorCode`], when it is one this client knows (a newer
+    /// server's new codes are only in [`ApiError::code`]).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        let code = self.code()?;
+        serde_json::from_value(serde_json::Value::String(code.to_string())).ok()
     }
 
     /// True when the request failed because the credentials are missing, expired or revoked.
@@ -316,5 +323,29 @@ impl Api {
             None,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_codes_come_typed_and_new_ones_as_text() {
+        let known = ApiError::Server {
+            status: 403,
+            code: "not_participant".into(),
+            message: "no".into(),
+        };
+        assert_eq!(known.error_code(), Some(ErrorCode::NotParticipant));
+        let newer = ApiError::Server {
+            status: 400,
+            code: "from_a_newer_server".into(),
+            message: "?".into(),
+        };
+        assert_eq!(
+            (newer.error_code(), newer.code()),
+            (None, Some("from_a_newer_server"))
+        );
     }
 }

@@ -210,7 +210,7 @@ pub async fn meeting_info(shell: State<'_, Shell>, code: String) -> Result<Meeti
         Ok(m) => Ok(m.into()),
         // Someone else's meeting we have not been in: its details come with joining (the
         // join asks for the passcode if there is one).
-        Err(e) if e.code == "not_participant" => Ok(MeetingView {
+        Err(e) if e.code == parley_shared::ErrorCode::NotParticipant.as_str() => Ok(MeetingView {
             code: code.to_string(),
             title: String::new(),
             host: String::new(),

@@ -37,7 +37,8 @@ pub fn run() {
         && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none()
     {
         // Without a GPU, WebKitGTK's accelerated compositing runs on Mesa's software GL and
-        // costs ~4× the frame rate of video tiles (docs/decisions.md, "Rendering without a GPU").
+        // costs ~4× the frame rate of video tiles (docs/decisions.md, "Desktop meeting room": the
+        // table of pixel formats and compositing).
         std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
     }
     if std::env::var_os("RUST_LOG").is_some() {

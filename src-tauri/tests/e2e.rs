@@ -366,7 +366,7 @@ struct Cli(parley_test_support::cli::User);
 
 impl Cli {
     async fn register(server: &str, name: &str) -> Self {
-        let user = parley_test_support::cli::User::new(server, cli_path());
+        let user = parley_test_support::cli::User::without_keychain(server, cli_path());
         user.register(name).await;
         Self(user)
     }

@@ -15,6 +15,10 @@ pub struct User {
     pub server: String,
     /// The `parley-cli` to run.
     pub bin: PathBuf,
+    /// Whether the session's keychain (D-Bus) is handed on; without it the tokens go to a
+    /// file in this user's home. Several users sharing one keychain would overwrite each
+    /// other's sign-in (the entry is per server).
+    pub keychain: bool,
 }
 
 pub struct Output {
@@ -29,6 +33,15 @@ impl User {
             home: tempfile::tempdir().unwrap(),
             server: server.to_string(),
             bin: bin.into(),
+            keychain: true,
+        }
+    }
+
+    /// A user whose tokens stay in a file in their home, whatever the environment offers.
+    pub fn without_keychain(server: &str, bin: impl Into<PathBuf>) -> Self {
+        Self {
+            keychain: false,
+            ..Self::new(server, bin)
         }
     }
 
@@ -54,11 +67,13 @@ impl User {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         // The session's keychain and sound server, when the environment provides them.
-        for var in [
-            "DBUS_SESSION_BUS_ADDRESS",
-            "XDG_RUNTIME_DIR",
-            "PULSE_SERVER",
-        ] {
+        let keychain: &[&str] = if self.keychain {
+            &["DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"]
+        } else {
+            cmd.env("PARLEY_KEYCHAIN", "off");
+            &[]
+        };
+        for var in keychain.iter().chain(&["PULSE_SERVER"]) {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);
             }

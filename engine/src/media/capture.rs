@@ -1,6 +1,6 @@
 //! Video capture sources behind one trait: the synthetic test pattern, a camera (nokhwa, format
 //! negotiated towards the size and rate asked for), and a monitor or window (xcap). Capture APIs
-//! block, so every source lives on its own thread (see `call::VideoSender`); frames come out as
+//! block, so every source lives on its own thread (the call's capture threads, `call::send`); frames come out as
 //! I420 with even dimensions, the encoder's input.
 
 use nokhwa::pixel_format::RgbAFormat;
@@ -166,20 +166,27 @@ pub enum ScreenTarget {
     Window(u32),
 }
 
+/// A screen target that is not `monitor`, `monitor:ID` or `window:ID`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadTarget(String);
+
 impl std::str::FromStr for ScreenTarget {
-    type Err = String;
+    type Err = BadTarget;
 
     /// `monitor` (the primary one), `monitor:ID` or `window:ID`, as `parley-cli devices` lists.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, BadTarget> {
         let id = |v: &str| {
             v.parse::<u32>()
-                .map_err(|_| format!("{v:?} is not a number"))
+                .map_err(|_| BadTarget(format!("{v:?} is not a number")))
         };
         match s.split_once(':') {
             None if s == "monitor" || s == "screen" => Ok(Self::Monitor(None)),
             Some(("monitor", v)) => Ok(Self::Monitor(Some(id(v)?))),
             Some(("window", v)) => Ok(Self::Window(id(v)?)),
-            _ => Err(format!("{s:?}: use monitor, monitor:ID or window:ID")),
+            _ => Err(BadTarget(format!(
+                "{s:?}: use monitor, monitor:ID or window:ID"
+            ))),
         }
     }
 }

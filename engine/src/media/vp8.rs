@@ -1,6 +1,7 @@
 //! A small safe wrapper over libvpx's VP8 encoder and decoder (Debian's libvpx through
 //! `env-libvpx-sys`). Realtime settings per DESIGN.md §6: CBR, no lag, one thread,
-//! `cpu-used` 8, target bitrate changeable while running, keyframes on demand.
+//! `cpu-used` -6 (libwebrtc's desktop speed), target bitrate changeable while running, keyframes
+//! on demand.
 #![allow(unsafe_code)] // FFI: every unsafe block below states why it is sound.
 
 use std::mem::MaybeUninit;

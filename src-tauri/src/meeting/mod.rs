@@ -496,7 +496,9 @@ impl Meetings {
     ) -> Result<RoomView, AppError> {
         let target = target
             .parse()
-            .map_err(|e: String| AppError::new("invalid", e))?;
+            .map_err(|e: parley_engine::media::capture::BadTarget| {
+                AppError::new("invalid", e.to_string())
+            })?;
         self.call()?
             .start_screen(target)
             .await

@@ -8,10 +8,13 @@
 # capture-to-decoded latency p50/p95 (Parley: timestamps in the frames).
 #
 #   scripts/bench-media.sh [RUNS=5] [SECONDS=10] [CONFIGS]
-#   CONFIGS: space-separated N:WxH:KBPS[:fixed] for Parley (fixed: --no-cpu-adaptation, the
-#            full size even when the CPU cannot keep up) and chromium:WxH:KBPS, default
+#   CONFIGS: space-separated N:WxH:KBPS[:fixed][:DIR] for Parley (fixed: --no-cpu-adaptation, the
+#            full size even when the CPU cannot keep up; DIR: another build's parley-server and
+#            parley-cli, e.g. the commit before a change, measured in the same run) and
+#            chromium:WxH:KBPS, default
 #            "2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500"
 #   scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"   # the CI smoke
+#   scripts/bench-media.sh 5 10 "2:640x480:800 2:640x480:800::$HOME/before"  # before/after
 # Writes bench/results/media-K.json per run and prints medians over the runs.
 source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-5}" secs="${2:-10}"
@@ -37,7 +40,7 @@ for v in $(compgen -e); do [[ $v == PARLEY_* ]] && unset_parley+=(-u "$v"); done
 
 # One Parley call: prints "cpu% pss_mib fps p50 p95" per participant.
 parley_call() {
-  local n=$1 w=$2 h=$3 kbps=$4 opt=$5 work pids=() server_pid base code extra=()
+  local n=$1 w=$2 h=$3 kbps=$4 opt=$5 bin=${6:-$bin} work pids=() server_pid base code extra=()
   [ "$opt" = fixed ] && extra+=(--no-cpu-adaptation)
   work="$(mktemp -d)"
   env "${unset_parley[@]}" NO_COLOR=1 RUST_LOG=info PARLEY_LISTEN=127.0.0.1:0 PARLEY_DATA_DIR="$work/data" \
@@ -161,12 +164,12 @@ for r in $(seq "$runs"); do
   echo "[" > "$json"
   first=1
   for c in $configs; do
-    IFS=: read -r who size kbps opt <<< "$c"
+    IFS=: read -r who size kbps opt dir <<< "$c"
     w=${size%x*} h=${size#*x}
     if [ "$who" = chromium ]; then
       out=$(chromium_call "$w" "$h" "$kbps"); label="chromium 2 ${size} ${kbps}k"
     else
-      out=$(parley_call "$who" "$w" "$h" "$kbps" "${opt:-}"); label="parley $who ${size} ${kbps}k${opt:+ $opt}"
+      out=$(parley_call "$who" "$w" "$h" "$kbps" "${opt:-}" "${dir:-}"); label="parley $who ${size} ${kbps}k${opt:+ $opt}${dir:+ ($(basename "$dir"))}"
     fi
     i=0
     while read -r cpu pss fps p50 p95; do

@@ -9,7 +9,7 @@ use tauri::{AppHandle, Manager as _, State};
 use crate::meeting::{self, VideoFormat, VideoPacket};
 use crate::types::{
     AppError, AppInfo, ChatView, DeviceKind, DeviceView, DevicesView, HostActionArg, MeetingView,
-    RoomView, ShareTarget, SignUpResult, UserView,
+    RoomView, ShareKind, ShareTarget, SignUpResult, UserView,
 };
 use crate::Shell;
 
@@ -367,12 +367,10 @@ pub async fn share_targets() -> Result<Vec<ShareTarget>, AppError> {
                 });
                 let id = s.target.to_string();
                 ShareTarget {
-                    kind: if id.starts_with("window") {
-                        "window"
-                    } else {
-                        "monitor"
-                    }
-                    .into(),
+                    kind: match s.target {
+                        capture::ScreenTarget::Window(_) => ShareKind::Window,
+                        capture::ScreenTarget::Monitor(_) => ShareKind::Monitor,
+                    },
                     id,
                     name: s.name,
                     width: s.width,

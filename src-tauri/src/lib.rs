@@ -129,7 +129,10 @@ fn open_link(app: &AppHandle, link: &str) {
     let code = rest.trim_end_matches('/');
     if parley_shared::MeetingCode::parse(code).is_ok() {
         show_main(app);
-        let _ = types::TrayAction(format!("join:{code}")).emit(app);
+        let _ = types::TrayAction::Join {
+            code: code.to_string(),
+        }
+        .emit(app);
     }
 }
 

@@ -121,15 +121,18 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
                         app.exit(0);
                     });
                 }
-                other
-                    if other == "quick_join"
-                        || other == "instant"
-                        || other.starts_with("join:") =>
-                {
+                other => {
+                    let action = match other {
+                        "quick_join" => TrayAction::QuickJoin,
+                        "instant" => TrayAction::Instant,
+                        recent => match recent.strip_prefix("join:") {
+                            Some(code) => TrayAction::Join { code: code.into() },
+                            None => return,
+                        },
+                    };
                     crate::show_main(app);
-                    let _ = TrayAction(other.to_string()).emit(app);
+                    let _ = action.emit(app);
                 }
-                _ => {}
             }
         });
     if let Some(icon) = app.default_window_icon() {

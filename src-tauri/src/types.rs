@@ -350,9 +350,25 @@ pub struct NoticeEvent {
     pub text: String,
 }
 
-/// A tray menu choice the window acts on: `quick_join`, `instant`, or `join:CODE`.
-#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
-pub struct TrayAction(pub String);
+/// A tray menu choice (or an opened link) the window acts on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type, tauri_specta::Event)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum TrayAction {
+    /// Ask for a code and join.
+    QuickJoin,
+    /// Start a meeting of one's own and join it.
+    Instant,
+    /// Join this meeting.
+    Join { code: String },
+}
+
+/// What kind of thing is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareKind {
+    Monitor,
+    Window,
+}
 
 /// Something that can be shared.
 #[derive(Clone, Debug, Serialize, Type)]
@@ -360,8 +376,7 @@ pub struct ShareTarget {
     /// `monitor`, `monitor:ID` or `window:ID`.
     pub id: String,
     pub name: String,
-    /// `monitor` or `window`.
-    pub kind: String,
+    pub kind: ShareKind,
     pub width: u32,
     pub height: u32,
     /// A small picture (PNG data URL) where the OS allows capturing one.

@@ -453,17 +453,17 @@ has_mic: boolean; has_camera: boolean; locked: boolean; participants: Participan
  */
 share_name: string | null }
 /**
+ * What kind of thing is shared.
+ */
+export type ShareKind = "monitor" | "window"
+/**
  * Something that can be shared.
  */
 export type ShareTarget = { 
 /**
  * `monitor`, `monitor:ID` or `window:ID`.
  */
-id: string; name: string; 
-/**
- * `monitor` or `window`.
- */
-kind: string; width: number; height: number; 
+id: string; name: string; kind: ShareKind; width: number; height: number; 
 /**
  * A small picture (PNG data URL) where the OS allows capturing one.
  */
@@ -475,9 +475,21 @@ export type SignUpResult = { user: UserView;
 verification_required: boolean }
 export type TAURI_CHANNEL<TSend> = null
 /**
- * A tray menu choice the window acts on: `quick_join`, `instant`, or `join:CODE`.
+ * A tray menu choice (or an opened link) the window acts on.
  */
-export type TrayAction = string
+export type TrayAction = 
+/**
+ * Ask for a code and join.
+ */
+{ action: "quick_join" } | 
+/**
+ * Start a meeting of one's own and join it.
+ */
+{ action: "instant" } | 
+/**
+ * Join this meeting.
+ */
+{ action: "join"; code: string }
 export type UserView = { id: string; username: string; email: string; email_verified: boolean }
 /**
  * How the webview gets its pixels.

@@ -67,23 +67,12 @@ pub fn media_config(
         camera,
         mic,
         speaker,
-        voice_processing: true,
-        width: 640,
-        height: 480,
-        fps: 30,
-        video_kbps: 800,
-        screen_fps: 15,
-        screen_kbps: 1500,
-        screen_max_width: 1920,
-        denoiser: Default::default(),
         decode: recorder.is_some(),
-        preview_fps: 0,
-        cpu_adaptation: Some(Default::default()),
         rtc: parley_engine::rtc::RtcOptions {
             loopback_only,
-            relay_only: false,
             ..Default::default()
         },
+        ..CallConfig::default()
     };
     Ok(Some((config, recorder)))
 }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use self::state::SessionState;
 pub use self::state::RECONNECT_FOR;
-use self::task::{Command, Task, Transport};
+use self::task::{Command, Task, Timer, TokioTimer, Transport};
 
 /// Why no access token could be had.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -97,15 +97,21 @@ pub struct Session {
 impl Session {
     /// Connects and starts joining; the first events say how the join went.
     pub fn start<T: TokenSource>(ws_url: String, tokens: T, join: JoinOptions) -> Self {
-        Self::start_on(ws::WebSocket { url: ws_url }, tokens, join)
+        Self::start_on(ws::WebSocket { url: ws_url }, tokens, join, TokioTimer)
     }
 
-    fn start_on<R: Transport, T: TokenSource>(transport: R, tokens: T, join: JoinOptions) -> Self {
+    fn start_on<R: Transport, T: TokenSource, C: Timer>(
+        transport: R,
+        tokens: T,
+        join: JoinOptions,
+        timer: C,
+    ) -> Self {
         let (commands, cmd_rx) = mpsc::channel(64);
         let (ev_tx, events) = mpsc::channel(256);
         let task = Task {
             transport,
             tokens,
+            timer,
             state: SessionState::new(join),
             events: ev_tx,
         };

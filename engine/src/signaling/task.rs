@@ -37,6 +37,25 @@ pub trait Conn: Send + 'static {
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
+/// The task's clock: tokio's in use; the tests move a manual one by hand.
+pub trait Timer: Send + Sync + 'static {
+    fn now(&self) -> Instant;
+    fn sleep_until(&self, at: Instant) -> impl Future<Output = ()> + Send;
+}
+
+/// Tokio's clock.
+pub struct TokioTimer;
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    async fn sleep_until(&self, at: Instant) {
+        tokio::time::sleep_until(at).await
+    }
+}
+
 /// What the application asks of a running session.
 #[derive(Debug)]
 pub enum Command {
@@ -45,9 +64,10 @@ pub enum Command {
     Leave,
 }
 
-pub struct Task<R, T> {
+pub struct Task<R, T, C> {
     pub transport: R,
     pub tokens: T,
+    pub timer: C,
     pub state: SessionState,
     pub events: mpsc::Sender<Event>,
 }
@@ -57,7 +77,7 @@ async fn send<C: Conn>(conn: &mut C, msg: &ClientMsg) -> Result<(), String> {
     conn.send(text).await
 }
 
-impl<R: Transport, T: TokenSource> Task<R, T> {
+impl<R: Transport, T: TokenSource, C: Timer> Task<R, T, C> {
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let closed = loop {
             let end = match self.connect().await {
@@ -68,16 +88,16 @@ impl<R: Transport, T: TokenSource> Task<R, T> {
                 End::Closed(c) => break c,
                 End::Dropped(why) => why,
             };
-            let (attempt, wait) = match self.state.dropped(why.clone(), Instant::now()) {
+            let (attempt, wait) = match self.state.dropped(why.clone(), self.timer.now()) {
                 Retry::GiveUp(c) => break c,
                 Retry::After { attempt, wait } => (attempt, wait),
             };
             let _ = self.events.send(Event::Reconnecting { attempt, why }).await;
             // Leaving while disconnected ends at once; chat waits for the room.
-            let until = Instant::now() + wait;
+            let until = self.timer.now() + wait;
             let left = loop {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(until) => break false,
+                    _ = self.timer.sleep_until(until) => break false,
                     cmd = commands.recv() => match cmd {
                         Some(Command::Leave) | None => break true,
                         Some(Command::Chat { client_msg_id, text }) => {
@@ -128,8 +148,7 @@ impl<R: Transport, T: TokenSource> Task<R, T> {
 
     /// Runs one connection until it ends.
     async fn serve(&mut self, mut conn: R::Conn, commands: &mut mpsc::Receiver<Command>) -> End {
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.reset();
+        let mut next_ping = self.timer.now() + PING_EVERY;
         loop {
             tokio::select! {
                 frame = conn.recv() => {
@@ -184,7 +203,8 @@ impl<R: Transport, T: TokenSource> Task<R, T> {
                         return End::Dropped(e);
                     }
                 }
-                _ = ping.tick() => {
+                _ = self.timer.sleep_until(next_ping) => {
+                    next_ping = self.timer.now() + PING_EVERY;
                     if let Err(e) = send(&mut conn, &ClientMsg::Ping).await {
                         return End::Dropped(e);
                     }

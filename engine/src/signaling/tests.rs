@@ -11,13 +11,50 @@ use parley_shared::signal::{ClientMsg, ServerMsg};
 use parley_shared::{ErrorCode, MeetingCode, PeerId};
 use tokio::sync::mpsc;
 
-use super::task::{Conn, ConnectError, Transport};
+use super::task::{Conn, ConnectError, Timer, Transport, PING_EVERY};
 use super::*;
+
+/// A clock that moves only when the test moves it: waits end exactly when it says.
+#[derive(Clone)]
+struct ManualClock {
+    start: tokio::time::Instant,
+    offset: Arc<tokio::sync::watch::Sender<Duration>>,
+}
+
+impl ManualClock {
+    fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            offset: Arc::new(tokio::sync::watch::channel(Duration::ZERO).0),
+        }
+    }
+
+    fn advance(&self, d: Duration) {
+        self.offset.send_modify(|o| *o += d);
+    }
+}
+
+impl Timer for ManualClock {
+    fn now(&self) -> tokio::time::Instant {
+        self.start + *self.offset.borrow()
+    }
+
+    async fn sleep_until(&self, at: tokio::time::Instant) {
+        let mut rx = self.offset.subscribe();
+        loop {
+            if self.start + *rx.borrow_and_update() >= at {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
 
 enum Answer {
     Accept,
     Unauthorized,
-    Fail,
 }
 
 /// The server's end of one accepted connection.
@@ -93,7 +130,8 @@ impl Transport for Script {
                 })
             }
             Some(Answer::Unauthorized) => Err(ConnectError::Unauthorized),
-            Some(Answer::Fail) | None => Err(ConnectError::Failed("connection refused".into())),
+            // A script run out: the server is down.
+            None => Err(ConnectError::Failed("connection refused".into())),
         }
     }
 }
@@ -117,6 +155,7 @@ struct Harness {
     servers: mpsc::UnboundedReceiver<ServerEnd>,
     script: Script,
     tokens: Tokens,
+    clock: ManualClock,
 }
 
 fn start(answers: Vec<Answer>) -> Harness {
@@ -130,12 +169,14 @@ fn start(answers: Vec<Answer>) -> Harness {
         display_name: "Ann".into(),
         passcode: None,
     };
-    let session = Session::start_on(script.clone(), tokens.clone(), join);
+    let clock = ManualClock::new();
+    let session = Session::start_on(script.clone(), tokens.clone(), join, clock.clone());
     Harness {
         session,
         servers,
         script,
         tokens,
+        clock,
     }
 }
 
@@ -145,6 +186,26 @@ impl Harness {
             .await
             .expect("the client connects")
             .unwrap()
+    }
+
+    /// Connection attempts so far.
+    fn attempts(&self) -> usize {
+        self.script.tokens.lock().unwrap().len()
+    }
+
+    /// Waits (in real time, up to 1 s) until `n` connection attempts were made; false if not.
+    async fn attempted(&self, n: usize) -> bool {
+        self.attempted_within(n, 200).await
+    }
+
+    async fn attempted_within(&self, n: usize, polls: u32) -> bool {
+        for _ in 0..polls {
+            if self.attempts() >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
     }
 
     async fn event(&mut self) -> Event {
@@ -197,6 +258,7 @@ async fn a_dropped_session_resumes_and_sends_unacknowledged_chat_again() {
         h.event().await,
         Event::Reconnecting { attempt: 1, .. }
     ));
+    h.clock.advance(Duration::from_millis(500));
     let mut s = h.server().await;
     assert_eq!(
         s.recv().await,
@@ -224,6 +286,8 @@ async fn a_dropped_session_resumes_and_sends_unacknowledged_chat_again() {
     });
     // Acknowledged: the next resume sends nothing again, and asks from seq 5.
     drop(s);
+    while !matches!(h.event().await, Event::Reconnecting { .. }) {}
+    h.clock.advance(Duration::from_millis(500));
     let mut s = h.server().await;
     assert!(matches!(
         s.recv().await,
@@ -271,32 +335,69 @@ async fn a_refused_token_is_refreshed_once() {
 }
 
 #[tokio::test]
-async fn a_server_that_stays_down_is_retried_with_growing_waits() {
-    // The first tries fail; the fourth connects. The waits between tries double.
-    let mut h = start(vec![
-        Answer::Fail,
-        Answer::Fail,
-        Answer::Fail,
-        Answer::Accept,
-    ]);
-    let began = tokio::time::Instant::now();
-    for want in 1..=3 {
+async fn a_server_that_stays_down_is_retried_with_capped_waits_then_given_up() {
+    // Every try fails. Each retry comes exactly when its wait is over on the clock
+    // (0.5, 1, 2, then 4 s at most), and 30 s after the drop the session gives up.
+    let mut h = start(vec![]);
+    assert!(h.attempted(1).await);
+    let mut elapsed = Duration::ZERO;
+    let mut waits = Vec::new();
+    for attempt in 1.. {
         match h.event().await {
-            Event::Reconnecting { attempt, .. } => assert_eq!(attempt, want),
+            Event::Reconnecting { attempt: a, .. } => assert_eq!(a, attempt),
+            Event::Closed(c) => {
+                assert_eq!(c, Closed::Lost("connection refused".into()));
+                break;
+            }
             other => panic!("{other:?}"),
         }
+        let want = state::RECONNECT_BACKOFF.delay(attempt);
+        waits.push(want.as_millis() as u64);
+        h.clock.advance(want - Duration::from_millis(1));
+        assert!(
+            !h.attempted_within(attempt as usize + 1, 10).await,
+            "try {} came before its {want:?} wait was over",
+            attempt + 1
+        );
+        h.clock.advance(Duration::from_millis(1));
+        assert!(
+            h.attempted(attempt as usize + 1).await,
+            "try {}",
+            attempt + 1
+        );
+        elapsed += want;
+        assert!(
+            elapsed <= RECONNECT_FOR + Duration::from_secs(4),
+            "never gave up"
+        );
     }
+    assert_eq!(&waits[..5], &[500, 1000, 2000, 4000, 4000]);
+    assert!(waits.iter().all(|w| *w <= 4000));
+    assert!(elapsed >= RECONNECT_FOR, "gave up after {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_quiet_meeting_is_pinged_and_leaving_while_down_ends_at_once() {
+    let mut h = start(vec![Answer::Accept]);
     let mut s = h.server().await;
-    let waited = began.elapsed();
-    // 0.5 + 1 + 2 s.
-    assert!(waited >= Duration::from_millis(3500), "{waited:?}");
-    assert!(waited < Duration::from_millis(6000), "{waited:?}");
     assert!(matches!(s.recv().await, ClientMsg::Join { .. }));
-    // Leaving while disconnected ends at once.
+    s.send(&welcome("r1", 0));
+    assert!(matches!(
+        h.event().await,
+        Event::Server(ServerMsg::Welcome { .. })
+    ));
+    // Nothing is said for a while: a ping every 10 s keeps the server's idle timeout away.
+    for _ in 0..3 {
+        h.clock.advance(PING_EVERY);
+        let ping = tokio::time::timeout(Duration::from_secs(2), s.from_client.recv()).await;
+        assert_eq!(ping.unwrap(), Some(ClientMsg::Ping));
+    }
+    // Down, and the user leaves during the wait: no further try.
     drop(s);
     assert!(matches!(h.event().await, Event::Reconnecting { .. }));
     h.session.leave().await;
     assert_eq!(h.event().await, Event::Closed(Closed::Left));
+    assert_eq!(h.attempts(), 1);
 }
 
 #[tokio::test]

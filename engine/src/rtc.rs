@@ -276,6 +276,8 @@ pub enum LinkEvent {
 /// One peer connection to one remote peer.
 pub struct Link {
     pc: Arc<RTCPeerConnection>,
+    /// Our three transceivers (audio, camera, screen), to tell which have a negotiated line.
+    ours: Vec<(MediaKind, Weak<RTCRtpTransceiver>)>,
     /// The peer's DTLS fingerprint, once its description is set: an offer with another one
     /// comes from a new peer connection, not an ICE restart of this one.
     remote_fingerprint: std::sync::Mutex<Option<String>>,
@@ -384,6 +386,7 @@ impl Link {
                 let _ = ev.send((p, LinkEvent::State(s.into()))).await;
             })
         }));
+        let ours = lines.clone();
         let (ev, p) = (events, peer);
         pc.on_track(Box::new(move |track, _receiver, transceiver| {
             let (ev, p) = (ev.clone(), p.clone());
@@ -409,6 +412,7 @@ impl Link {
         }));
         Ok(Self {
             pc,
+            ours,
             remote_fingerprint: Default::default(),
             remote_set: AtomicBool::new(false),
             pending_ice: Mutex::new(Vec::new()),
@@ -426,6 +430,21 @@ impl Link {
         let offer = self.pc.create_offer(opts).await?;
         self.pc.set_local_description(offer.clone()).await?;
         Ok(offer.sdp)
+    }
+
+    /// Whether our line for `kind` has no m-line in the session yet: the peer's offer had
+    /// fewer lines than we send (another WebRTC stack with one video line, say). Our own
+    /// offer adds it.
+    pub async fn lacks_line(&self, kind: MediaKind) -> bool {
+        let t = self
+            .ours
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, t)| t.upgrade());
+        match t {
+            Some(t) => self.pc.remote_description().await.is_some() && t.mid().is_none(),
+            None => false,
+        }
     }
 
     /// Whether `sdp` (an offer) comes from the same remote peer connection as this link's.

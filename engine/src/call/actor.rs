@@ -191,6 +191,16 @@ impl Actor {
                     Err(e) => tracing::warn!(error = %e, "offer failed"),
                 }
             }
+            Effect::AddLine { peer, kind } => {
+                let link = io.links.get(&peer)?;
+                if link.lacks_line(kind).await {
+                    tracing::info!(?kind, "offering a line the peer's offer did not have");
+                    match link.offer(false).await {
+                        Ok(sdp) => self.session.send(ClientMsg::Offer { to: peer, sdp }).await,
+                        Err(e) => tracing::warn!(error = %e, "offer failed"),
+                    }
+                }
+            }
             Effect::Answer { peer, sdp } => {
                 let link = io.links.get(&peer)?;
                 match link.answer(sdp).await {

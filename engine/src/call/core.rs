@@ -121,6 +121,12 @@ pub enum Effect {
         peer: PeerId,
         ice_restart: bool,
     },
+    /// If our line for `kind` was never negotiated with `peer` (its offer had fewer lines),
+    /// offer again on the same link to add it.
+    AddLine {
+        peer: PeerId,
+        kind: MediaKind,
+    },
     /// Take `peer`'s offer on its link and send our answer.
     Answer {
         peer: PeerId,
@@ -306,6 +312,12 @@ impl CallCore {
                         if let Some(l) = self.links.get_mut(&peer) {
                             *l = LinkLife::new(l.offerer);
                         }
+                        if self.screen.is_some() {
+                            self.push(Effect::AddLine {
+                                peer: peer.clone(),
+                                kind: MediaKind::Screen,
+                            });
+                        }
                     }
                     LinkState::Failed => self.on_failed(&peer, now),
                     _ => {}
@@ -400,7 +412,14 @@ impl CallCore {
                             id,
                             on: true,
                             kbps: 0,
-                        })
+                        });
+                        // A link made by answering an offer with one video line has no line
+                        // for the screen yet: each link adds it if so.
+                        let mut peers: Vec<PeerId> = self.links.keys().cloned().collect();
+                        peers.sort_by(|a, b| a.0.cmp(&b.0));
+                        for peer in peers {
+                            self.push(Effect::AddLine { peer, kind });
+                        }
                     }
                     MediaKind::Audio => return self.take(),
                 }

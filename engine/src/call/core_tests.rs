@@ -426,3 +426,27 @@ fn the_loudest_voice_is_the_active_speaker() {
     }
     assert_eq!(last, Some(Some(peer("bob"))));
 }
+
+#[test]
+fn a_share_asks_for_its_line_on_every_link_and_on_links_that_connect_later() {
+    let mut s = Sim::new();
+    s.welcomed_with_bob();
+    let add = Effect::AddLine {
+        peer: peer("bob"),
+        kind: MediaKind::Screen,
+    };
+    // Bob's link may have come from an offer without a second video line.
+    let fx = s.at(
+        1.0,
+        Input::VideoStarted {
+            kind: MediaKind::Screen,
+            id: 1,
+        },
+    );
+    assert!(fx.contains(&add));
+    let fx = s.link(2.0, LinkState::Connected);
+    assert!(fx.contains(&add), "connected while sharing");
+    s.at(3.0, Input::StopScreen);
+    let fx = s.link(4.0, LinkState::Connected);
+    assert!(!fx.contains(&add), "not sharing: nothing to add");
+}

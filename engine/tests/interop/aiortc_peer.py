@@ -109,6 +109,11 @@ class Pattern(MediaStreamTrack):
         return frame
 
 
+def fingerprint(sdp):
+    """The DTLS fingerprint of a description: another one is another peer connection."""
+    return next((l for l in sdp.splitlines() if l.startswith("a=fingerprint:")), None)
+
+
 def post(base, path, body, token=None):
     req = urllib.request.Request(
         base + path,
@@ -207,6 +212,18 @@ class Peer:
         await self.send({"type": "offer", "to": peer, "sdp": pc.localDescription.sdp})
 
     async def on_offer(self, peer, sdp):
+        self.offers = getattr(self, "offers", 0) + 1
+        with open(os.path.join(self.args.out, f"offer-{self.offers}.sdp"), "w") as f:
+            f.write(sdp)
+        pc = self.links.get(peer)
+        if pc is not None and pc.remoteDescription is not None and (
+            fingerprint(pc.remoteDescription.sdp) == fingerprint(sdp)
+        ):
+            # The same session offering again (an ICE restart, or a line added): renegotiate.
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self.send({"type": "answer", "to": peer, "sdp": pc.localDescription.sdp})
+            return
         old = self.links.pop(peer, None)
         if old:
             await old.close()

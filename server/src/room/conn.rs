@@ -93,6 +93,8 @@ pub async fn upgrade(
 const READ_BUFFER_BYTES: usize = 4096;
 /// How long the goodbye (an `error` and the close frame) may take to write.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a socket we end is read (and its data dropped) for its close.
+const LINGER: Duration = Duration::from_secs(2);
 /// Least time between two "over budget" errors to one socket.
 const BUDGET_ERROR_EVERY_MS: i64 = 1000;
 
@@ -137,6 +139,18 @@ impl Writer {
                     reason: code.as_str().into(),
                 })))
                 .await
+        })
+        .await;
+        // A lingering close: what the client still sends is read and dropped until it
+        // answers the close (or LINGER passes). Closing with its data unread would make the
+        // kernel reset the connection, and a reset discards the error and the close frame
+        // before the client reads them (a flooder would never learn why).
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Some(Ok(m)) = self.socket.recv().await {
+                if let Message::Close(_) = m {
+                    break;
+                }
+            }
         })
         .await;
     }

@@ -11,10 +11,11 @@
 //! - [`media`]: frames, capture, codecs (VP8, Opus), RTP framing, jitter and reorder
 //!   buffers, rate control, echo cancellation, audio devices.
 //! - [`room`]: the room model both front ends render (a reducer over meeting and call events).
-//! - [`backoff`]: the one retry policy.
+//! - [`backoff`]: the one retry policy; [`clock`]: the wall clock in ms.
 
 pub mod backoff;
 pub mod call;
+pub mod clock;
 pub mod credentials;
 pub mod media;
 pub mod rest;

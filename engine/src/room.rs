@@ -490,7 +490,7 @@ impl Room {
                         .unwrap_or_else(|| UserId(String::new())),
                     sender_name: self.my_name.clone(),
                     text,
-                    at_ms: now_ms(),
+                    at_ms: crate::clock::unix_ms(),
                 };
                 self.add_chat(message.clone());
                 one(Change::ChatAck {
@@ -507,14 +507,6 @@ impl Room {
             _ => vec![],
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, as the server stamps chat.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

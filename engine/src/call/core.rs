@@ -247,14 +247,7 @@ impl CallCore {
                 for peer in participants {
                     if !self.links.contains_key(&peer) {
                         self.links.insert(peer.clone(), LinkLife::new(true));
-                        self.push(Effect::NewLink {
-                            peer: peer.clone(),
-                            offerer: true,
-                        });
-                        self.push(Effect::Offer {
-                            peer,
-                            ice_restart: false,
-                        });
+                        self.connect_afresh(peer);
                     }
                 }
             }
@@ -557,15 +550,20 @@ impl CallCore {
                 attempt = l.rebuilds,
                 "media connection still down: new peer connection"
             );
-            self.push(Effect::NewLink {
-                peer: peer.clone(),
-                offerer: true,
-            });
-            self.push(Effect::Offer {
-                peer,
-                ice_restart: false,
-            });
+            self.connect_afresh(peer);
         }
+    }
+
+    /// A new peer connection to `peer`, and our offer on it.
+    fn connect_afresh(&mut self, peer: PeerId) {
+        self.push(Effect::NewLink {
+            peer: peer.clone(),
+            offerer: true,
+        });
+        self.push(Effect::Offer {
+            peer,
+            ice_restart: false,
+        });
     }
 
     /// A recovery step that has not connected within the wait (an ICE restart can hang in

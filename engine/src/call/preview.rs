@@ -69,7 +69,7 @@ impl Preview {
                     let period = Duration::from_secs(1) / fps.max(1);
                     while !stop.load(Ordering::SeqCst) {
                         let t = Instant::now();
-                        let ev = match cam.capture(crate::room::now_ms() as u64) {
+                        let ev = match cam.capture(crate::clock::unix_ms() as u64) {
                             Ok(f) => PreviewEvent::Frame(Arc::new(f)),
                             Err(e) => {
                                 let _ = events.blocking_send(PreviewEvent::DeviceLost {

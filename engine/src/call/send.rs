@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parley_shared::PeerId;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -142,14 +142,6 @@ struct VideoJob {
     frames: mpsc::Sender<(Vec<u8>, Duration)>,
 }
 
-/// The capture clock, in ms since the Unix epoch (what the synthetic camera stamps).
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl VideoJob {
     fn run(self, mut source: Box<dyn VideoCapture>) {
         let VideoSetup {
@@ -196,7 +188,7 @@ impl VideoJob {
                 continue;
             }
             let captured = Instant::now();
-            let frame = match source.capture(wall_ms()) {
+            let frame = match source.capture(crate::clock::unix_ms() as u64) {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::warn!(error = %e, ?kind, "capture stopped");

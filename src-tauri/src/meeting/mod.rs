@@ -456,7 +456,7 @@ impl Meetings {
                 sender_id,
                 sender,
                 text,
-                at_ms: parley_engine::room::now_ms() as f64,
+                at_ms: parley_engine::clock::unix_ms() as f64,
             },
             mine: true,
             pending: true,

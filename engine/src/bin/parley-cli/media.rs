@@ -141,10 +141,7 @@ impl Recorder {
                 let label = Self::label(&peer, room);
                 let kind = kind.track_id();
                 let stamp = parley_engine::media::synthetic::read_stamp(&frame);
-                let received = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or(0);
+                let received = parley_engine::clock::unix_ms();
                 let _ = writeln!(
                     self.csv,
                     "{label},{kind},{},{},{received},{},{}",

@@ -20,6 +20,7 @@ pub mod credentials;
 pub mod media;
 pub mod rest;
 pub mod room;
+#[cfg_attr(feature = "webrtc-021", path = "rtc021.rs")]
 pub mod rtc;
 pub mod signaling;
 

@@ -13,10 +13,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=0
 # Incremental caches only grow (each clone's path gets its own); tests gain nothing from them.
 export CARGO_INCREMENTAL=0
-# Keep the shared build cache bounded: executables not rebuilt for two days are stale
-# (old test binaries of earlier commits), and incremental data is never needed here.
+# Keep the shared build cache bounded: test executables and Parley's own libraries not rebuilt
+# for a day are stale (of earlier commits and feature sets; 30 GB of them once filled the disk),
+# and incremental data is never needed here. Proc-macro libraries (.so, executable too) stay:
+# deleting one rebuilds every crate that uses it.
 if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
-  find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -executable -mtime +2 -delete 2>/dev/null || true
+  find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -mtime +0 \
+    \( \( -executable ! -name '*.so' \) -o -name 'libparley_*' \) -delete 2>/dev/null || true
   rm -rf "$CARGO_TARGET_DIR/debug/incremental"
 fi
 
@@ -28,6 +31,8 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo clippy: the engine on webrtc 0.21 (the measured alternative, engine/src/rtc021.rs)"
+cargo clippy -p parley-engine --lib --features webrtc-021 --locked -- -D warnings
 
 echo "== tests on SQLite"
 cargo test --workspace --locked

@@ -7,7 +7,8 @@
 //!   (pure [`signaling::state`] plus a thin task).
 //! - [`call`]: a mesh call: the sans-IO [`call::core`] (link recovery, keyframes, bitrate
 //!   split), its actor, capture/encode threads and receive tasks.
-//! - [`rtc`]: the one module that touches the `webrtc` crate.
+//! - [`rtc`]: the one module that touches a WebRTC stack (webrtc 0.17; 0.21 behind the
+//!   `webrtc-021` feature, for the comparison in docs/decisions.md).
 //! - [`media`]: frames, capture, codecs (VP8, Opus), RTP framing, jitter and reorder
 //!   buffers, rate control, echo cancellation, audio devices.
 //! - [`room`]: the room model both front ends render (a reducer over meeting and call events).
@@ -20,7 +21,6 @@ pub mod credentials;
 pub mod media;
 pub mod rest;
 pub mod room;
-#[cfg_attr(feature = "webrtc-021", path = "rtc021.rs")]
 pub mod rtc;
 pub mod signaling;
 

@@ -1,6 +1,6 @@
-//! [`crate::rtc`] on webrtc's 0.21 line (the async layer over the sans-IO `rtc` core), built
+//! [`super`] on webrtc's 0.21 line (the async layer over the sans-IO `rtc` core), built
 //! with `--features webrtc-021` for the measurement in docs/decisions.md ("webrtc 0.17 or
-//! 0.21"). The same public items as rtc.rs, so the call core, the CLI and the app build
+//! 0.21"). The same public items as v017.rs, so the call core, the CLI and the app build
 //! unchanged on either line.
 //!
 //! What differs underneath: a local track binds to one peer connection in 0.21, so every
@@ -9,18 +9,13 @@
 //! (`TrackLocal::poll`), RTCP we send goes out through the remote track it is about; a remote
 //! track's line is the transceiver its receiver belongs to.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parley_shared::signal::{IceCandidate, IceServer};
 use parley_shared::PeerId;
-use rtc021::interceptor::{
-    Attribute, Interceptor, NackResponderBuilder, Packet as InterceptorPacket, Registry, Slot,
-    StreamInfo, TaggedPacket,
-};
-use rtc021::sansio::Protocol;
 use rtc021::media::Sample;
 use rtc021::media_stream::MediaStreamTrack;
 use rtc021::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -33,57 +28,29 @@ use rtc021::rtcp::transport_feedbacks::transport_layer_nack::{
 use rtc021::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc021::rtp_transceiver::rtp_sender::RTCPFeedback;
 use rtc021::rtp_transceiver::RTCRtpTransceiverId;
 use tokio::sync::{mpsc, Mutex};
 use webrtc021::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc021::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc021::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc021::peer_connection::{
-    configure_rtcp_reports, configure_twcc_receiver_only, MediaEngine, PeerConnection,
-    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceConnectionState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc021::rtp_transceiver::{
     RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender, RtpTransceiver,
 };
 
+use super::{fingerprint, LinkEvent, LinkState, MediaKind, RtcOptions, RtpPacket};
+
+mod chain;
+use chain::{gcc, media_and_interceptors, Estimator};
+
 /// What the WebRTC stack refused (a description, a candidate, a connection).
 #[derive(Debug, thiserror::Error)]
 #[error("webrtc: {0}")]
 pub struct RtcError(#[from] webrtc021::error::Error);
-
-/// A peer connection's state (ICE and DTLS together), as `RTCPeerConnectionState`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkState {
-    New,
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-impl LinkState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkState::New => "new",
-            LinkState::Connecting => "connecting",
-            LinkState::Connected => "connected",
-            LinkState::Disconnected => "disconnected",
-            LinkState::Failed => "failed",
-            LinkState::Closed => "closed",
-        }
-    }
-}
-
-impl std::fmt::Display for LinkState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 impl From<RTCPeerConnectionState> for LinkState {
     fn from(s: RTCPeerConnectionState) -> Self {
@@ -96,15 +63,6 @@ impl From<RTCPeerConnectionState> for LinkState {
             _ => LinkState::New,
         }
     }
-}
-
-/// One received RTP packet, as the media path needs it.
-pub struct RtpPacket {
-    pub seq: u16,
-    pub timestamp: u32,
-    /// The last packet of a video frame.
-    pub marker: bool,
-    pub payload: bytes::Bytes,
 }
 
 /// A remote peer's track on one of our media lines.
@@ -152,146 +110,33 @@ impl RemoteTrack {
 /// by value for each peer connection, so they are made anew per link ([`Link::new`]).
 pub struct Api;
 
-/// Which of the three media lines a track belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    Audio,
-    Camera,
-    Screen,
-}
+const KINDS: [MediaKind; 3] = [MediaKind::Audio, MediaKind::Camera, MediaKind::Screen];
 
-impl MediaKind {
-    pub fn track_id(self) -> &'static str {
-        match self {
-            MediaKind::Audio => "audio",
-            MediaKind::Camera => "camera",
-            MediaKind::Screen => "screen",
-        }
+/// The codec each of our tracks is written in.
+fn codec(kind: MediaKind) -> RTCRtpCodec {
+    match kind {
+        MediaKind::Audio => RTCRtpCodec {
+            mime_type: "audio/opus".to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        MediaKind::Camera | MediaKind::Screen => RTCRtpCodec {
+            mime_type: "video/VP8".to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
     }
-
-    const ALL: [MediaKind; 3] = [MediaKind::Audio, MediaKind::Camera, MediaKind::Screen];
-
-    fn codec(self) -> RTCRtpCodec {
-        match self {
-            MediaKind::Audio => RTCRtpCodec {
-                mime_type: "audio/opus".to_owned(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
-            },
-            MediaKind::Camera | MediaKind::Screen => RTCRtpCodec {
-                mime_type: "video/VP8".to_owned(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![],
-            },
-        }
-    }
-}
-
-/// Network options.
-#[derive(Clone, Debug, Default)]
-pub struct RtcOptions {
-    /// Gather only loopback candidates (tests; never touches another interface).
-    pub loopback_only: bool,
-    /// Use only TURN-relayed candidates (every packet goes through the relay).
-    pub relay_only: bool,
-    /// How long a silent connection takes to count as failed (and be restarted); the
-    /// default is 10 s (2 s of it "disconnected"), quicker than the library's 30 s.
-    pub ice_failed_after: Option<Duration>,
 }
 
 /// Checks the configuration once (codecs and interceptors register).
 pub fn build_api(opts: &RtcOptions) -> Result<Api, RtcError> {
     let _ = opts;
-    media_and_interceptors()?;
+    media_and_interceptors(None)?;
     Ok(Api)
-}
-
-/// Default codecs; interceptors for RTCP reports, answering NACKs and TWCC feedback (the
-/// same set as on 0.17: no NACK generator, the receive path asks itself).
-fn media_and_interceptors() -> Result<(MediaEngine, Registry), RtcError> {
-    let mut media = MediaEngine::default();
-    media.register_default_codecs()?;
-    for parameter in ["", "pli"] {
-        media.register_feedback(
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: parameter.to_owned(),
-            },
-            RtpCodecKind::Video,
-        );
-    }
-    let registry = Registry::new().with(Slot::NackResponder, NackResponderBuilder::new().build());
-    let registry = configure_rtcp_reports(registry);
-    let registry = configure_twcc_receiver_only(registry, &mut media)?;
-    // Inbound RTCP ends inside the interceptor chain on 0.21 unless one marks it for the
-    // application: application-most, after every interceptor has read it.
-    let registry = registry.with(Slot::from(14_000), Feedback::default());
-    Ok((media, registry))
-}
-
-/// Marks the RTCP the call acts on for the application: keyframe requests, receiver
-/// reports (loss) and REMB (a receiver's ceiling). Everything else stays in the chain.
-#[derive(Default)]
-struct Feedback {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-fn for_the_call(pkt: &dyn rtc021::rtcp::Packet) -> bool {
-    let any = pkt.as_any();
-    any.is::<PictureLossIndication>()
-        || any.is::<FullIntraRequest>()
-        || any.is::<ReceiverReport>()
-        || any.is::<ReceiverEstimatedMaximumBitrate>()
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for Feedback {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc021::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let InterceptorPacket::Rtcp(packets) = &msg.message.packet {
-            let keep: Vec<Box<dyn rtc021::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| for_the_call(p.as_ref()))
-                .cloned()
-                .collect();
-            if keep.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = InterceptorPacket::Rtcp(keep);
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for Feedback {
-    fn bind_local_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
 /// One medium's track on one link.
@@ -311,7 +156,7 @@ impl Outgoing {
         if known != u16::MAX {
             return Some(known as u8);
         }
-        let mime = self.kind.codec().mime_type;
+        let mime = codec(self.kind).mime_type;
         let params = self.sender.get_parameters().await.ok()?;
         let pt = params
             .rtp_parameters
@@ -374,23 +219,7 @@ impl LocalTracks {
     }
 }
 
-/// What a link reports.
-pub enum LinkEvent {
-    /// A local ICE candidate to trickle to the peer.
-    Ice(IceCandidate),
-    State(LinkState),
-    /// The ICE agent's state (`connected` comes before DTLS is done and `State` follows).
-    IceState(String),
-    Track(MediaKind, RemoteTrack),
-    /// The peer asked for a keyframe (PLI/FIR) on this track.
-    KeyframeRequest(MediaKind),
-    /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
-    Loss(u8),
-    /// The peer saw congestion on this track and asks us to send at most this (kbit/s).
-    Limit(MediaKind, u32),
-}
-
-type Events = mpsc::Sender<(PeerId, LinkEvent)>;
+pub(super) type Events = mpsc::Sender<(PeerId, LinkEvent)>;
 type RemoteTracks = Arc<std::sync::Mutex<HashMap<u32, Arc<dyn TrackRemote>>>>;
 
 /// The peer connection's callbacks, turned into [`LinkEvent`]s.
@@ -504,7 +333,8 @@ impl Link {
         events: Events,
     ) -> Result<Self, RtcError> {
         let _ = api;
-        let (media, registry) = media_and_interceptors()?;
+        let estimator = gcc().then(|| Estimator::new(peer.clone(), events.clone()));
+        let (media, registry) = media_and_interceptors(estimator)?;
         let failed = opts.ice_failed_after.unwrap_or(Duration::from_secs(10));
         let disconnected = (failed / 2).min(Duration::from_secs(2));
         let mut settings = SettingEngineBuilder::new()
@@ -562,9 +392,9 @@ impl Link {
 
         let mut ours = Vec::new();
         let mut outgoing = Vec::new();
-        for kind in MediaKind::ALL {
+        for kind in KINDS {
             let ssrc: u32 = rand_ssrc();
-            let codec = kind.codec();
+            let codec = codec(kind);
             let media_kind = if kind == MediaKind::Audio {
                 RtpCodecKind::Audio
             } else {
@@ -602,7 +432,9 @@ impl Link {
                 )
                 .await?;
             let sender = t.sender().await?.ok_or_else(|| {
-                RtcError(webrtc021::error::Error::Other("transceiver has no sender".into()))
+                RtcError(webrtc021::error::Error::Other(
+                    "transceiver has no sender".into(),
+                ))
             })?;
             // Keep reading RTCP about our track: PLI/FIR, REMB and receiver reports.
             let (ev, p, reader) = (events.clone(), peer.clone(), Arc::clone(&track));
@@ -656,7 +488,6 @@ impl Link {
     pub async fn offer(&self, ice_restart: bool) -> Result<String, RtcError> {
         let opts = ice_restart.then_some(rtc021::peer_connection::configuration::RTCOfferOptions {
             ice_restart: true,
-            ..Default::default()
         });
         let offer = self.pc.create_offer(opts).await?;
         self.pc.set_local_description(offer.clone()).await?;
@@ -798,11 +629,4 @@ fn rand_ssrc() -> u32 {
             .unwrap_or_default(),
     );
     (h.finish() as u32).max(1)
-}
-
-/// The DTLS fingerprint line of an SDP (session or first media level).
-fn fingerprint(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
-        .map(str::to_owned)
 }

@@ -1,9 +1,7 @@
-//! The one module that touches the `webrtc` crate (0.17): peer connections with three
-//! transceivers from the start (audio, camera, screen) so media toggles never renegotiate,
-//! trickle ICE, RTCP read on every sender (PLI/FIR become keyframe requests, receiver reports
-//! loss figures, REMB a receiver's rate ceiling). What leaves this module is Parley's own
-//! types ([`Api`], [`Link`], [`LinkState`], [`RemoteTrack`], [`RtpPacket`], [`RtcError`]),
-//! so another WebRTC stack (or a later webrtc release) replaces it in one place.
+//! [`super`] on webrtc 0.17: peer connections with three transceivers from the start (audio,
+//! camera, screen) so media toggles never renegotiate, trickle ICE, RTCP read on every sender
+//! (PLI/FIR become keyframe requests, receiver reports loss figures, REMB a receiver's rate
+//! ceiling).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -11,6 +9,8 @@ use std::time::Duration;
 
 use parley_shared::signal::{IceCandidate, IceServer};
 use parley_shared::PeerId;
+
+use super::{fingerprint, LinkEvent, LinkState, MediaKind, RtcOptions, RtpPacket};
 use tokio::sync::{mpsc, Mutex};
 use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -49,36 +49,6 @@ use webrtc::track::track_remote::TrackRemote;
 #[error("webrtc: {0}")]
 pub struct RtcError(#[from] webrtc::Error);
 
-/// A peer connection's state (ICE and DTLS together), as `RTCPeerConnectionState`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkState {
-    New,
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-impl LinkState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkState::New => "new",
-            LinkState::Connecting => "connecting",
-            LinkState::Connected => "connected",
-            LinkState::Disconnected => "disconnected",
-            LinkState::Failed => "failed",
-            LinkState::Closed => "closed",
-        }
-    }
-}
-
-impl std::fmt::Display for LinkState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl From<RTCPeerConnectionState> for LinkState {
     fn from(s: RTCPeerConnectionState) -> Self {
         match s {
@@ -90,15 +60,6 @@ impl From<RTCPeerConnectionState> for LinkState {
             RTCPeerConnectionState::Closed => LinkState::Closed,
         }
     }
-}
-
-/// One received RTP packet, as the media path needs it.
-pub struct RtpPacket {
-    pub seq: u16,
-    pub timestamp: u32,
-    /// The last packet of a video frame.
-    pub marker: bool,
-    pub payload: bytes::Bytes,
 }
 
 /// A remote peer's track on one of our media lines.
@@ -133,36 +94,6 @@ impl RemoteTrack {
 
 /// The WebRTC stack's shared configuration (codecs, interceptors, network settings).
 pub struct Api(API);
-
-/// Which of the three media lines a track belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    Audio,
-    Camera,
-    Screen,
-}
-
-impl MediaKind {
-    pub fn track_id(self) -> &'static str {
-        match self {
-            MediaKind::Audio => "audio",
-            MediaKind::Camera => "camera",
-            MediaKind::Screen => "screen",
-        }
-    }
-}
-
-/// Network options.
-#[derive(Clone, Debug, Default)]
-pub struct RtcOptions {
-    /// Gather only loopback candidates (tests; never touches another interface).
-    pub loopback_only: bool,
-    /// Use only TURN-relayed candidates (every packet goes through the relay).
-    pub relay_only: bool,
-    /// How long a silent connection takes to count as failed (and be restarted); the
-    /// default is 10 s (2 s of it "disconnected"), quicker than the library's 30 s.
-    pub ice_failed_after: Option<Duration>,
-}
 
 /// Builds the `webrtc` API object: default codecs, interceptors for RTCP reports, answering
 /// NACKs and TWCC feedback; mDNS off, UDP over IPv4.
@@ -255,22 +186,6 @@ impl LocalTracks {
             tracing::debug!(error = %e, ?kind, "sample not sent");
         }
     }
-}
-
-/// What a link reports.
-pub enum LinkEvent {
-    /// A local ICE candidate to trickle to the peer.
-    Ice(IceCandidate),
-    State(LinkState),
-    /// The ICE agent's state (`connected` comes before DTLS is done and `State` follows).
-    IceState(String),
-    Track(MediaKind, RemoteTrack),
-    /// The peer asked for a keyframe (PLI/FIR) on this track.
-    KeyframeRequest(MediaKind),
-    /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
-    Loss(u8),
-    /// The peer saw congestion on this track and asks us to send at most this (kbit/s).
-    Limit(MediaKind, u32),
 }
 
 /// One peer connection to one remote peer.
@@ -544,11 +459,4 @@ impl Link {
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
-}
-
-/// The DTLS fingerprint line of an SDP (session or first media level).
-fn fingerprint(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
-        .map(str::to_owned)
 }

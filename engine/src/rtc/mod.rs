@@ -1,0 +1,116 @@
+//! The one module that touches a WebRTC stack. What leaves it is Parley's own types
+//! ([`Api`], [`Link`], [`LinkState`], [`LinkEvent`], [`RemoteTrack`], [`RtpPacket`],
+//! [`RtcError`]), so the call core, the CLI and the app never name the stack.
+//!
+//! Two implementations behind the same items: `v017` on webrtc 0.17 (what Parley ships) and
+//! `v021` on webrtc 0.21 (`--features webrtc-021`), kept for the measurement in
+//! docs/decisions.md ("webrtc 0.17 or 0.21") and `scripts/bench-rtc-lines.sh`.
+
+use std::time::Duration;
+
+use parley_shared::signal::IceCandidate;
+
+#[cfg(not(feature = "webrtc-021"))]
+mod v017;
+#[cfg(not(feature = "webrtc-021"))]
+pub use v017::{build_api, Api, Link, LocalTracks, RemoteTrack, RtcError};
+
+#[cfg(feature = "webrtc-021")]
+mod v021;
+#[cfg(feature = "webrtc-021")]
+pub use v021::{build_api, Api, Link, LocalTracks, RemoteTrack, RtcError};
+
+/// A peer connection's state (ICE and DTLS together), as `RTCPeerConnectionState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::New => "new",
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Disconnected => "disconnected",
+            LinkState::Failed => "failed",
+            LinkState::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One received RTP packet, as the media path needs it.
+pub struct RtpPacket {
+    pub seq: u16,
+    pub timestamp: u32,
+    /// The last packet of a video frame.
+    pub marker: bool,
+    pub payload: bytes::Bytes,
+}
+
+/// Which of the three media lines a track belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Camera,
+    Screen,
+}
+
+impl MediaKind {
+    pub fn track_id(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Camera => "camera",
+            MediaKind::Screen => "screen",
+        }
+    }
+}
+
+/// Network options.
+#[derive(Clone, Debug, Default)]
+pub struct RtcOptions {
+    /// Gather only loopback candidates (tests; never touches another interface).
+    pub loopback_only: bool,
+    /// Use only TURN-relayed candidates (every packet goes through the relay).
+    pub relay_only: bool,
+    /// How long a silent connection takes to count as failed (and be restarted); the
+    /// default is 10 s (2 s of it "disconnected"), quicker than the library's 30 s.
+    pub ice_failed_after: Option<Duration>,
+}
+
+/// What a link reports.
+pub enum LinkEvent {
+    /// A local ICE candidate to trickle to the peer.
+    Ice(IceCandidate),
+    State(LinkState),
+    /// The ICE agent's state (`connected` comes before DTLS is done and `State` follows).
+    IceState(String),
+    Track(MediaKind, RemoteTrack),
+    /// The peer asked for a keyframe (PLI/FIR) on this track.
+    KeyframeRequest(MediaKind),
+    /// Fraction of our packets the peer reports lost (0–255 = 0–100 %) on one stream.
+    Loss(u8),
+    /// The peer saw congestion on this track and asks us to send at most this (kbit/s).
+    Limit(MediaKind, u32),
+    /// The stack's send-side estimate for this link (kbit/s): only v021 with GCC makes one
+    /// (0.17 estimates nothing; Parley's controller, media::rate, does it there).
+    Estimate(u32),
+}
+
+/// The DTLS fingerprint line of an SDP (session or first media level).
+pub(crate) fn fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(str::to_owned)
+}

@@ -89,7 +89,8 @@ echo
 echo "figures the impairment tests print, per line and run:"
 for l in "${lines[@]}"; do
   for r in $(seq "$runs"); do
-    grep -E "^(impaired call|300 kbit/s cap|outage)" "$out/impairment-$l-$r.txt" | sed "s/^/  $l run $r: /"
+    grep -oE "(impaired call[^;]*|300 kbit/s cap.*|outage [0-9.]+-[0-9.]+ s: .*answers at .*)" \
+      "$out/impairment-$l-$r.txt" | sed "s/^/  $l run $r: /"
   done
 done
 echo

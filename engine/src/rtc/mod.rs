@@ -108,8 +108,62 @@ pub enum LinkEvent {
     Estimate(u32),
 }
 
+/// What a link knows of the remote side, the same on both lines: the peer's DTLS
+/// fingerprint once its description is set (an offer with another one comes from a new peer
+/// connection, not an ICE restart of this one), and the candidates that came before it.
+#[derive(Default)]
+pub(crate) struct Remote {
+    fingerprint: std::sync::Mutex<Option<String>>,
+    /// None until the remote description is set; then candidates go straight in.
+    pending: std::sync::Mutex<Option<Vec<IceCandidate>>>,
+}
+
+impl Remote {
+    pub(crate) fn new() -> Self {
+        Self {
+            fingerprint: Default::default(),
+            pending: std::sync::Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// Whether `sdp` (an offer) comes from the same remote peer connection.
+    pub(crate) fn same_session(&self, sdp: &str) -> bool {
+        let known = self
+            .fingerprint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        known.is_some() && known == fingerprint(sdp)
+    }
+
+    /// A remote description is about to be set.
+    pub(crate) fn remember(&self, sdp: &str) {
+        *self.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint(sdp);
+    }
+
+    /// The remote description is set: the candidates held until now, to add.
+    pub(crate) fn described(&self) -> Vec<IceCandidate> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// A remote candidate: held (None) before the description, returned to add after it.
+    pub(crate) fn candidate(&self, c: IceCandidate) -> Option<IceCandidate> {
+        match &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(held) => {
+                held.push(c);
+                None
+            }
+            None => Some(c),
+        }
+    }
+}
+
 /// The DTLS fingerprint line of an SDP (session or first media level).
-pub(crate) fn fingerprint(sdp: &str) -> Option<String> {
+fn fingerprint(sdp: &str) -> Option<String> {
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
         .map(str::to_owned)

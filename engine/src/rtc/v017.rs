@@ -3,15 +3,14 @@
 //! (PLI/FIR become keyframe requests, receiver reports loss figures, REMB a receiver's rate
 //! ceiling).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parley_shared::signal::{IceCandidate, IceServer};
 use parley_shared::PeerId;
 
-use super::{fingerprint, LinkEvent, LinkState, MediaKind, RtcOptions, RtpPacket};
-use tokio::sync::{mpsc, Mutex};
+use super::{LinkEvent, LinkState, MediaKind, Remote, RtcOptions, RtpPacket};
+use tokio::sync::mpsc;
 use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
@@ -193,11 +192,7 @@ pub struct Link {
     pc: Arc<RTCPeerConnection>,
     /// Our three transceivers (audio, camera, screen), to tell which have a negotiated line.
     ours: Vec<(MediaKind, Weak<RTCRtpTransceiver>)>,
-    /// The peer's DTLS fingerprint, once its description is set: an offer with another one
-    /// comes from a new peer connection, not an ICE restart of this one.
-    remote_fingerprint: std::sync::Mutex<Option<String>>,
-    remote_set: AtomicBool,
-    pending_ice: Mutex<Vec<RTCIceCandidateInit>>,
+    remote: Remote,
 }
 
 impl Link {
@@ -328,9 +323,7 @@ impl Link {
         Ok(Self {
             pc,
             ours,
-            remote_fingerprint: Default::default(),
-            remote_set: AtomicBool::new(false),
-            pending_ice: Mutex::new(Vec::new()),
+            remote: Remote::new(),
         })
     }
 
@@ -364,19 +357,11 @@ impl Link {
 
     /// Whether `sdp` (an offer) comes from the same remote peer connection as this link's.
     pub async fn same_session(&self, sdp: &str) -> bool {
-        let known = self
-            .remote_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        known.is_some() && known == fingerprint(sdp)
+        self.remote.same_session(sdp)
     }
 
     fn remember_fingerprint(&self, sdp: &str) {
-        *self
-            .remote_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = fingerprint(sdp);
+        self.remote.remember(sdp);
     }
 
     /// Takes the peer's offer and returns our answer's SDP.
@@ -401,29 +386,21 @@ impl Link {
     }
 
     async fn flush_ice(&self) {
-        self.remote_set.store(true, Ordering::SeqCst);
-        let pending = std::mem::take(&mut *self.pending_ice.lock().await);
-        for c in pending {
-            if let Err(e) = self.pc.add_ice_candidate(c).await {
-                tracing::debug!(error = %e, "ice candidate refused");
-            }
+        for c in self.remote.described() {
+            self.add_now(c).await;
+        }
+    }
+
+    async fn add_now(&self, c: IceCandidate) {
+        if let Err(e) = self.pc.add_ice_candidate(ice_init(c)).await {
+            tracing::debug!(error = %e, "ice candidate refused");
         }
     }
 
     /// Adds a remote candidate (held until the remote description is set).
     pub async fn add_ice(&self, c: IceCandidate) {
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_mline_index,
-            username_fragment: c.username_fragment,
-        };
-        if self.remote_set.load(Ordering::SeqCst) {
-            if let Err(e) = self.pc.add_ice_candidate(init).await {
-                tracing::debug!(error = %e, "ice candidate refused");
-            }
-        } else {
-            self.pending_ice.lock().await.push(init);
+        if let Some(c) = self.remote.candidate(c) {
+            self.add_now(c).await;
         }
     }
 
@@ -458,5 +435,14 @@ impl Link {
 
     pub async fn close(&self) {
         let _ = self.pc.close().await;
+    }
+}
+
+fn ice_init(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
     }
 }

@@ -10,7 +10,7 @@
 //! track's line is the transceiver its receiver belongs to.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use rtc021::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc021::rtp_transceiver::RTCRtpTransceiverId;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use webrtc021::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc021::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc021::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -42,7 +42,7 @@ use webrtc021::rtp_transceiver::{
     RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender, RtpTransceiver,
 };
 
-use super::{fingerprint, LinkEvent, LinkState, MediaKind, RtcOptions, RtpPacket};
+use super::{LinkEvent, LinkState, MediaKind, Remote, RtcOptions, RtpPacket};
 
 mod chain;
 use chain::{gcc, media_and_interceptors, Estimator};
@@ -315,12 +315,8 @@ pub struct Link {
     pc: Box<dyn PeerConnection>,
     ours: Vec<(MediaKind, Arc<dyn RtpTransceiver>)>,
     outgoing: Arc<Vec<Outgoing>>,
-    remote: RemoteTracks,
-    /// The peer's DTLS fingerprint, once its description is set: an offer with another one
-    /// comes from a new peer connection, not an ICE restart of this one.
-    remote_fingerprint: std::sync::Mutex<Option<String>>,
-    remote_set: AtomicBool,
-    pending_ice: Mutex<Vec<RTCIceCandidateInit>>,
+    tracks: RemoteTracks,
+    remote: Remote,
 }
 
 impl Link {
@@ -477,10 +473,8 @@ impl Link {
             pc,
             ours,
             outgoing,
-            remote,
-            remote_fingerprint: Default::default(),
-            remote_set: AtomicBool::new(false),
-            pending_ice: Mutex::new(Vec::new()),
+            tracks: remote,
+            remote: Remote::new(),
         })
     }
 
@@ -504,19 +498,11 @@ impl Link {
 
     /// Whether `sdp` (an offer) comes from the same remote peer connection as this link's.
     pub async fn same_session(&self, sdp: &str) -> bool {
-        let known = self
-            .remote_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        known.is_some() && known == fingerprint(sdp)
+        self.remote.same_session(sdp)
     }
 
     fn remember_fingerprint(&self, sdp: &str) {
-        *self
-            .remote_fingerprint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = fingerprint(sdp);
+        self.remote.remember(sdp);
         for out in self.outgoing.iter() {
             out.payload_type.store(u16::MAX, Ordering::Relaxed);
         }
@@ -544,35 +530,26 @@ impl Link {
     }
 
     async fn flush_ice(&self) {
-        self.remote_set.store(true, Ordering::SeqCst);
-        let pending = std::mem::take(&mut *self.pending_ice.lock().await);
-        for c in pending {
-            if let Err(e) = self.pc.add_ice_candidate(c).await {
-                tracing::debug!(error = %e, "ice candidate refused");
-            }
+        for c in self.remote.described() {
+            self.add_now(c).await;
+        }
+    }
+
+    async fn add_now(&self, c: IceCandidate) {
+        if let Err(e) = self.pc.add_ice_candidate(ice_init(c)).await {
+            tracing::debug!(error = %e, "ice candidate refused");
         }
     }
 
     /// Adds a remote candidate (held until the remote description is set).
     pub async fn add_ice(&self, c: IceCandidate) {
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_mline_index,
-            username_fragment: c.username_fragment,
-            ..Default::default()
-        };
-        if self.remote_set.load(Ordering::SeqCst) {
-            if let Err(e) = self.pc.add_ice_candidate(init).await {
-                tracing::debug!(error = %e, "ice candidate refused");
-            }
-        } else {
-            self.pending_ice.lock().await.push(init);
+        if let Some(c) = self.remote.candidate(c) {
+            self.add_now(c).await;
         }
     }
 
     fn remote_track(&self, ssrc: u32) -> Option<Arc<dyn TrackRemote>> {
-        self.remote
+        self.tracks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&ssrc)
@@ -629,4 +606,14 @@ fn rand_ssrc() -> u32 {
             .unwrap_or_default(),
     );
     (h.finish() as u32).max(1)
+}
+
+fn ice_init(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+        ..Default::default()
+    }
 }

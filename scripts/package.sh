@@ -3,19 +3,76 @@
 # Windows, a .dmg/.app on macOS (run this script on those systems; see the README). Checks
 # the .deb's desktop entry (opens parley:// links).
 #   scripts/package.sh            → target/release/bundle/deb/Parley_<version>_<arch>.deb
+#   scripts/package.sh --check    only checks the prerequisites and says what is missing
+# On Debian and Ubuntu the prerequisites are installed (scripts/deps.sh); elsewhere they are
+# checked, and each missing one is named with how to get it.
+# PARLEY_PACKAGE_OS (Linux, Darwin, Windows) overrides the detected system (tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
-scripts/deps.sh
+
+os="${PARLEY_PACKAGE_OS:-$(uname -s)}"
+case "$os" in
+  Linux) os=Linux ;;
+  Darwin) os=macOS ;;
+  MINGW* | MSYS* | CYGWIN* | Windows*) os=Windows ;;
+  *) echo "unsupported system: $os" >&2; exit 1 ;;
+esac
+
+missing=()
+need() { # COMMAND HOW-TO-GET-IT
+  command -v "$1" >/dev/null 2>&1 || missing+=("$1: $2")
+}
+# libvpx: found by pkg-config, or given as VPX_LIB_DIR + VPX_INCLUDE_DIR + VPX_VERSION.
+need_vpx() {
+  if [ -n "${VPX_LIB_DIR:-}" ] && [ -n "${VPX_VERSION:-}" ]; then return; fi
+  if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists vpx; then return; fi
+  missing+=("libvpx: $1")
+}
+check_prerequisites() {
+  need cargo "Rust from https://rustup.rs"
+  need npm "Node.js 20 or later from https://nodejs.org"
+  need cmake "CMake (builds the bundled Opus)"
+  case "$os" in
+    macOS)
+      need clang "Xcode's command line tools: xcode-select --install"
+      need pkg-config "brew install pkg-config"
+      need_vpx "brew install libvpx (pkg-config finds it)"
+      ;;
+    Windows)
+      need cl "Visual Studio Build Tools with the C++ workload (run from a Developer shell)"
+      [ -n "${LIBCLANG_PATH:-}" ] || command -v clang >/dev/null 2>&1 ||
+        missing+=("libclang: LLVM from https://llvm.org, then set LIBCLANG_PATH to its bin folder")
+      need_vpx "vcpkg install libvpx:x64-windows-static, then set VPX_LIB_DIR, VPX_INCLUDE_DIR and VPX_VERSION (see the README)"
+      ;;
+    Linux)
+      need pkg-config "your distribution's pkg-config"
+      need_vpx "your distribution's libvpx development package"
+      ;;
+  esac
+}
+
+if [ "$os" = Linux ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+  [ "${1:-}" = --check ] || scripts/deps.sh
+fi
+check_prerequisites
+if ((${#missing[@]})); then
+  echo "missing to package Parley on $os:" >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+echo "prerequisites for packaging on $os: all there"
+[ "${1:-}" = --check ] && exit 0
+
 if ! cargo tauri --version >/dev/null 2>&1; then
   echo "== installing tauri-cli (once)"
   cargo install tauri-cli --locked --version '^2'
 fi
 scripts/ui.sh
-case "$(uname -s)" in
+case "$os" in
   Linux) bundles=deb ;;
-  Darwin) bundles=app,dmg ;;
-  *) bundles=msi ;;
+  macOS) bundles=app,dmg ;;
+  Windows) bundles=msi ;;
 esac
 cd src-tauri
 # The front end is built by ui.sh above; tauri.conf.json's beforeBuildCommand builds it again

@@ -23,6 +23,16 @@ if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
   rm -rf "$CARGO_TARGET_DIR/debug/incremental"
 fi
 
+echo "== Windows and macOS builds pull in no Linux-only crate (cargo tree per target)"
+linux_only='^(xcb|alsa|alsa-sys|libspa|libspa-sys|pipewire|pipewire-sys)$'
+for target in x86_64-pc-windows-msvc aarch64-apple-darwin x86_64-apple-darwin; do
+  crates=$(cargo tree --workspace --locked --target "$target" -e normal --prefix none | sed 's/ v[0-9].*//' | sort -u)
+  bad=$(grep -E "$linux_only" <<<"$crates" || true)
+  # WebRTC's audio processing builds on macOS (bundled), not with MSVC.
+  [[ $target == *windows* ]] && bad+=$(grep -E '^webrtc-audio-processing' <<<"$crates" || true)
+  [ -z "$bad" ] || { echo "$target would build Linux-only crates: $bad" >&2; exit 1; }
+done
+
 echo "== desktop front end: npm ci, svelte-check, vite build"
 scripts/ui.sh
 
@@ -65,6 +75,19 @@ cargo test -p parley-server --test api --locked
 
 echo "== installer: the .deb builds, and its desktop entry opens parley:// links"
 scripts/package.sh
+echo "== installer prerequisites on macOS and Windows: a machine without them is told what is missing"
+bare="$(mktemp -d)"  # a PATH with nothing but what the script itself runs
+ln -s "$(command -v bash)" "$(command -v dirname)" "$bare/"
+for os in Darwin Windows; do
+  if out=$(PARLEY_PACKAGE_OS=$os PATH="$bare" bash scripts/package.sh --check 2>&1); then
+    echo "package.sh --check passed on a bare $os: $out" >&2; exit 1
+  fi
+  for what in cargo npm cmake libvpx; do
+    grep -q "^  - $what: " <<<"$out" || { echo "not named on $os: $what in: $out" >&2; exit 1; }
+  done
+done
+PARLEY_PACKAGE_OS=Linux scripts/package.sh --check
+rm -rf "$bare"
 
 echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1

@@ -297,10 +297,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),
-            _ => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("parley.db").display()
-            ),
+            _ => crate::db::sqlite_url(&self.data_dir.join("parley.db")),
         }
     }
 

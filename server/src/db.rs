@@ -96,12 +96,27 @@ impl Db {
     }
 }
 
+/// The SQLite URL for a file, created if missing. The path is percent-encoded where the URL
+/// would misread it (`%`, `?`, `#`, spaces): a Windows path such as
+/// `C:\Users\Ann Smith\AppData\…` or a macOS one under `Application Support` comes back
+/// out of sqlx exactly.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b'%')
+        .add(b'?')
+        .add(b'#')
+        .add(b' ');
+    let encoded = percent_encoding::percent_encode(path.as_os_str().as_encoded_bytes(), PATH);
+    format!("sqlite://{encoded}?mode=rwc")
+}
+
+/// The file a SQLite URL names, as sqlx reads it (None: in memory, or not a SQLite URL).
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next()?;
-    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let memory =
+        path.as_os_str().is_empty() || path.to_string_lossy().starts_with("file:sqlx-in-memory");
+    (!memory).then(|| path.to_owned())
 }
 
 /// A transaction that writes: on SQLite, it holds the process's one write turn until it ends.
@@ -157,4 +172,42 @@ pub async fn begin_write(pool: &AnyPool) -> sqlx::Result<WriteTx> {
 /// True if the error is a unique-constraint violation (both backends).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn sqlite_files_in_windows_and_macos_locations_survive_the_url() {
+        for path in [
+            r"C:\Users\Ann Smith\AppData\Roaming\Parley\data\parley.db",
+            r"C:\Users\100%\AppData\Local\Parley\parley.db",
+            // Unencoded, sqlx would read "%41" as "A" and "why?" as the start of parameters.
+            r"C:\Users\ann\%41pps\Parley\parley.db",
+            r"\\server\share\Parley#1\parley.db",
+            "/Users/ann/Library/Application Support/Parley/parley.db",
+            "/home/ann/.local/share/parley/why?/parley.db",
+        ] {
+            let url = sqlite_url(Path::new(path));
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap();
+            assert_eq!(options.get_filename(), Path::new(path), "{url}");
+            assert_eq!(sqlite_path(&url).as_deref(), Some(Path::new(path)), "{url}");
+        }
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    #[tokio::test]
+    async fn a_data_dir_with_spaces_and_percent_signs_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir
+            .path()
+            .join("Application Support 100%")
+            .join("parley.db");
+        let db = Db::connect(&sqlite_url(&path)).await.unwrap();
+        assert!(db.ping().await);
+        db.close().await;
+        assert!(path.exists(), "the file is where the path says");
+    }
 }

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::aec::{Framer, VoiceProcessor};
 use super::audio::{FRAME_SAMPLES, SAMPLE_RATE};
+use super::resample::ToMono48k;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -159,20 +160,41 @@ impl Mic {
         lost: impl Fn(String) + Send + 'static,
     ) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
         let device = pick(true, device)?;
+        // The device's own channel count and rate (nothing on the way converts them on every
+        // host: WASAPI's shared mode refuses a format the device does not have), then
+        // 48 kHz mono here.
+        let native = device
+            .default_input_config()
+            .map_err(|e| DeviceError::Audio(e.to_string()))?;
+        let config = cpal::StreamConfig {
+            channels: native.channels(),
+            sample_rate: native.sample_rate(),
+            buffer_size: cpal::BufferSize::Default,
+        };
+        let mut convert = ToMono48k::new(config.sample_rate, config.channels)
+            .map_err(|e| DeviceError::Audio(e.to_string()))?;
+        tracing::debug!(
+            channels = config.channels,
+            rate = config.sample_rate,
+            "microphone opened in its own format"
+        );
         let (frames_tx, frames_rx) = mpsc::channel::<Vec<f32>>(50);
         let stop = run_stream("parley-mic", move || {
             let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES * 2);
+            let mut mono: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES * 2);
             let mut framer = Framer::default();
             let mut voice = voice;
             device.build_input_stream(
-                mono_48k(),
+                config,
                 move |data: &[f32], _: &cpal::InputCallbackInfo| {
+                    mono.clear();
+                    convert.push(data, &mut mono);
                     match voice.as_mut() {
                         Some(v) => {
-                            let clean = framer.push(data, |f| v.capture(f));
+                            let clean = framer.push(&mono, |f| v.capture(f));
                             pending.extend_from_slice(&clean);
                         }
-                        None => pending.extend_from_slice(data),
+                        None => pending.extend_from_slice(&mono),
                     }
                     while pending.len() >= FRAME_SAMPLES {
                         let frame: Vec<f32> = pending.drain(..FRAME_SAMPLES).collect();

@@ -1,5 +1,5 @@
 //! Media: raw frames, fitting the camera to the CPU, the synthetic camera, the VP8 codec and
-//! its RTP framing, audio (tones, Opus, analysis), reordering, jitter and rate control.
+//! its RTP framing, audio (tones, Opus, analysis, microphones converted to 48 kHz mono), reordering, jitter and rate control.
 
 pub mod adapt;
 pub mod aec;
@@ -11,6 +11,7 @@ pub mod jitter;
 pub mod level;
 pub mod rate;
 pub mod reorder;
+pub mod resample;
 pub mod synthetic;
 pub mod vp8;
 pub mod vp8_rtp;

@@ -1,32 +1,45 @@
 //! Voice processing around the sound card: echo cancellation (the speaker's signal is the
-//! far-end reference), noise suppression, automatic gain control and a high-pass filter, from
-//! WebRTC's audio processing module (Debian's libwebrtc-audio-processing through the
-//! `webrtc-audio-processing` crate). It works on 10 ms frames; callers hand it any length and
-//! it keeps the remainder. Noise suppression is WebRTC's by default; [`Denoiser::RnNoise`]
-//! swaps in nnnoiseless (RNNoise, a small recurrent network: stronger on non-stationary noise
-//! such as keyboards, more CPU).
+//! far-end reference), noise suppression, automatic gain control and a high-pass filter. It
+//! works on 10 ms frames; callers hand it any length and it keeps the remainder.
+//!
+//! Where WebRTC's audio processing module builds (Linux: Debian's libwebrtc-audio-processing;
+//! macOS: the crate's bundled copy) it does all four ([`apm`]). On Windows it does not build
+//! (its bundled build needs autotools, which refuse MSVC): there the microphone gets RNNoise
+//! and no echo cancellation ([`passthrough`]), [`VoiceProcessor::echo_cancellation`] says so
+//! and the app shows it. [`Denoiser::RnNoise`] swaps in nnnoiseless (RNNoise, a small recurrent
+//! network: stronger on non-stationary noise such as keyboards, more CPU) everywhere.
 
-use webrtc_audio_processing as apm;
+#[cfg(unix)]
+mod apm;
+// Compiled everywhere (so it is tested here), used on Windows.
+#[cfg_attr(unix, allow(dead_code))]
+mod passthrough;
 
-pub use apm::NUM_SAMPLES_PER_FRAME;
+#[cfg(unix)]
+use apm::Apm as Backend;
+#[cfg(not(unix))]
+use passthrough::Passthrough as Backend;
+
+/// Samples in one 10 ms frame at 48 kHz.
+pub const NUM_SAMPLES_PER_FRAME: i32 = 480;
 
 #[derive(Debug, thiserror::Error)]
 #[error("audio processing: {0}")]
 pub struct AecError(String);
 
-/// One processor shared by the capture (near end) and playback (far end) threads.
 /// Which noise suppressor cleans the microphone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Denoiser {
+    /// WebRTC's, part of the audio processing module (RNNoise where that is missing).
     #[default]
     WebRtc,
     RnNoise,
 }
 
+/// One processor shared by the capture (near end) and playback (far end) threads.
 #[derive(Clone)]
 pub struct VoiceProcessor {
-    capture: apm::Processor,
-    render: apm::Processor,
+    backend: Backend,
     rnnoise: Option<std::sync::Arc<std::sync::Mutex<RnNoise>>>,
 }
 
@@ -55,50 +68,26 @@ impl RnNoise {
 
 impl VoiceProcessor {
     pub fn new(denoiser: Denoiser) -> Result<Self, AecError> {
-        let mut p = apm::Processor::new(&apm::InitializationConfig {
-            num_capture_channels: 1,
-            num_render_channels: 1,
-            enable_experimental_agc: false,
-            enable_intelligibility_enhancer: false,
-        })
-        .map_err(|e| AecError(e.to_string()))?;
-        p.set_config(apm::Config {
-            echo_cancellation: Some(apm::EchoCancellation {
-                suppression_level: apm::EchoCancellationSuppressionLevel::High,
-                enable_extended_filter: true,
-                enable_delay_agnostic: true,
-                stream_delay_ms: None,
-            }),
-            noise_suppression: (denoiser == Denoiser::WebRtc).then_some(apm::NoiseSuppression {
-                suppression_level: apm::NoiseSuppressionLevel::High,
-            }),
-            gain_control: Some(apm::GainControl {
-                mode: apm::GainControlMode::AdaptiveDigital,
-                target_level_dbfs: 3,
-                compression_gain_db: 9,
-                enable_limiter: true,
-            }),
-            enable_high_pass_filter: true,
-            ..Default::default()
-        });
-        let rnnoise = (denoiser == Denoiser::RnNoise).then(|| {
+        let webrtc_ns = denoiser == Denoiser::WebRtc && Backend::NOISE_SUPPRESSION;
+        let backend = Backend::new(webrtc_ns)?;
+        let rnnoise = (!webrtc_ns).then(|| {
             std::sync::Arc::new(std::sync::Mutex::new(RnNoise {
                 state: nnnoiseless::DenoiseState::new(),
                 out: Vec::new(),
             }))
         });
-        Ok(Self {
-            render: p.clone(),
-            capture: p,
-            rnnoise,
-        })
+        Ok(Self { backend, rnnoise })
+    }
+
+    /// Whether the speaker's sound is taken out of the microphone on this system (false on
+    /// Windows: headphones keep the echo out there).
+    pub fn echo_cancellation() -> bool {
+        Backend::ECHO_CANCELLATION
     }
 
     /// The near end: cleans a 10 ms microphone frame in place.
     pub fn capture(&mut self, frame: &mut [f32]) {
-        if let Err(e) = self.capture.process_capture_frame(frame) {
-            tracing::debug!(error = %e, "capture processing failed");
-        }
+        self.backend.capture(frame);
         if let Some(rn) = &self.rnnoise {
             rn.lock().unwrap_or_else(|p| p.into_inner()).process(frame);
         }
@@ -106,9 +95,7 @@ impl VoiceProcessor {
 
     /// The far end: a 10 ms frame about to be played (what the echo will sound like).
     pub fn render(&mut self, frame: &mut [f32]) {
-        if let Err(e) = self.render.process_render_frame(frame) {
-            tracing::debug!(error = %e, "render processing failed");
-        }
+        self.backend.render(frame);
     }
 }
 
@@ -139,6 +126,7 @@ mod tests {
     use crate::media::audio::Tone;
 
     #[test]
+    #[cfg(unix)]
     fn the_far_end_signal_is_removed_from_the_microphone() {
         // The "room": the microphone hears the speaker's tone (660 Hz, continuous, at half
         // level, 30 ms late) while the near-end talker speaks in bursts (300 Hz, 240 ms on,
@@ -193,6 +181,10 @@ mod tests {
         use rand::{Rng as _, SeedableRng as _};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for denoiser in [Denoiser::WebRtc, Denoiser::RnNoise] {
+            #[cfg(not(unix))]
+            if denoiser == Denoiser::WebRtc {
+                continue; // RNNoise stands in for it there
+            }
             let mut vp = VoiceProcessor::new(denoiser).unwrap();
             let (mut before, mut after) = (Vec::new(), Vec::new());
             // 3 s of fan-like noise (white noise through a one-pole low-pass) at about

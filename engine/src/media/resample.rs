@@ -1,0 +1,155 @@
+//! Microphones in their own format. A device is opened in the channel count and rate it
+//! offers (WASAPI's shared mode converts nothing, a USB headset may be 44.1 kHz stereo), and
+//! what it captures is turned into the 48 kHz mono the engine works in: channels averaged,
+//! then rubato's FFT resampler in 10 ms chunks. At 48 kHz mono nothing is done at all.
+
+use rubato::{FftFixedIn, Resampler as _};
+
+use super::audio::SAMPLE_RATE;
+
+/// A format no resampler can be made for (a rate of 0, no channels).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot convert {channels} channel(s) at {rate} Hz to 48 kHz mono: {reason}")]
+pub struct FormatError {
+    pub rate: u32,
+    pub channels: u16,
+    reason: String,
+}
+
+/// Interleaved frames at the device's rate and channel count in, 48 kHz mono out.
+pub struct ToMono48k {
+    channels: usize,
+    /// None at 48 kHz: averaging the channels is all there is to do.
+    resampler: Option<FftFixedIn<f32>>,
+    /// Mono samples at the device rate, waiting for a full chunk.
+    pending: Vec<f32>,
+    chunk: usize,
+}
+
+impl ToMono48k {
+    pub fn new(rate: u32, channels: u16) -> Result<Self, FormatError> {
+        let error = |reason: &str| FormatError {
+            rate,
+            channels,
+            reason: reason.to_owned(),
+        };
+        if channels == 0 {
+            return Err(error("no channels"));
+        }
+        if rate == 0 {
+            return Err(error("no sample rate"));
+        }
+        let chunk = (rate as usize / 100).max(1);
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(
+                FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, chunk, 1, 1)
+                    .map_err(|e| error(&e.to_string()))?,
+            )
+        };
+        Ok(Self {
+            channels: usize::from(channels),
+            resampler,
+            pending: Vec::with_capacity(chunk * 2),
+            chunk,
+        })
+    }
+
+    /// Converts one callback's worth of interleaved samples, appending to `out`. A trailing
+    /// partial frame (fewer samples than channels) is ignored; devices deliver whole frames.
+    pub fn push(&mut self, interleaved: &[f32], out: &mut Vec<f32>) {
+        let n = self.channels as f32;
+        let mono = interleaved
+            .chunks_exact(self.channels)
+            .map(|frame| frame.iter().sum::<f32>() / n);
+        let Some(resampler) = self.resampler.as_mut() else {
+            out.extend(mono);
+            return;
+        };
+        self.pending.extend(mono);
+        let mut start = 0;
+        while self.pending.len() - start >= self.chunk {
+            let input = [&self.pending[start..start + self.chunk]];
+            match resampler.process(&input, None) {
+                Ok(chunks) => {
+                    if let Some(samples) = chunks.first() {
+                        out.extend_from_slice(samples);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "microphone audio not resampled"),
+            }
+            start += self.chunk;
+        }
+        self.pending.drain(..start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::audio::tone_strength;
+
+    /// One second of a 1 kHz tone, the same in every channel but the last, which is silent
+    /// (a stereo microphone often has one dead side).
+    fn tone(rate: u32, channels: u16) -> Vec<f32> {
+        (0..rate)
+            .flat_map(|i| {
+                let s = 0.5 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / rate as f32).sin();
+                (0..channels).map(move |c| {
+                    if channels > 1 && c == channels - 1 {
+                        0.0
+                    } else {
+                        s
+                    }
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stereo_and_mono_at_44_1_48_and_96_khz_become_48_khz_mono() {
+        for rate in [44_100, 48_000, 96_000] {
+            for channels in [1u16, 2] {
+                let input = tone(rate, channels);
+                let mut conv = ToMono48k::new(rate, channels).unwrap();
+                let mut out = Vec::new();
+                // Callbacks of uneven sizes, as devices deliver them.
+                let mut rest = input.as_slice();
+                for frames in [256usize, 441, 1024, 7, 480].iter().cycle() {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let take = (frames * usize::from(channels)).min(rest.len());
+                    conv.push(&rest[..take], &mut out);
+                    rest = &rest[take..];
+                }
+                // One second in, one second out (less the resampler's last partial chunk).
+                let len = out.len() as i64;
+                assert!(
+                    (len - 48_000).abs() <= 960,
+                    "{rate} Hz x{channels}: {len} samples"
+                );
+                // Past the resampler's start-up, the tone is there at 1 kHz, alone.
+                let steady = &out[4_800..];
+                let at = tone_strength(steady, 1000.0, 20.0);
+                let off = tone_strength(steady, 1500.0, 20.0);
+                assert!(at > 0.3, "{rate} Hz x{channels}: tone {at}");
+                assert!(off < 0.05, "{rate} Hz x{channels}: elsewhere {off}");
+                // Averaged channels: a dead side halves the level, it does not add noise.
+                let peak = steady.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+                let expect = if channels == 1 { 0.5 } else { 0.25 };
+                assert!(
+                    (peak - expect).abs() < 0.05,
+                    "{rate} Hz x{channels}: peak {peak}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_format_without_rate_or_channels_is_refused() {
+        assert!(ToMono48k::new(0, 2).is_err());
+        assert!(ToMono48k::new(48_000, 0).is_err());
+    }
+}

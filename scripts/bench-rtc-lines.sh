@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # webrtc 0.17 against 0.21 (issue 15; docs/decisions.md "webrtc 0.17 or 0.21"), in one run:
-# the same client built on each line (0.21: `--features webrtc-021`, engine/src/rtc021.rs), and
+# the same client built on each line (0.21: `--features webrtc-021`, engine/src/rtc/v021/), and
 # 0.21 once more with its send-side GCC and pacer setting the rate instead of Parley's
 # controller (PARLEY_RTC021_GCC=1). Three measurements, interleaved per run:
 #   - join time: `parley-bench join` (REST join to the first decoded frame, 20 joins a run);

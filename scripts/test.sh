@@ -41,7 +41,7 @@ cargo fmt --all -- --check
 
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo clippy: the engine on webrtc 0.21 (the measured alternative, engine/src/rtc021.rs)"
+echo "== cargo clippy: the engine on webrtc 0.21 (the measured alternative, engine/src/rtc/v021/)"
 cargo clippy -p parley-engine --lib --features webrtc-021 --locked -- -D warnings
 
 echo "== tests on SQLite"

@@ -87,6 +87,19 @@ for os in Darwin Windows; do
   done
 done
 PARLEY_PACKAGE_OS=Linux scripts/package.sh --check
+echo "== macOS bundle: camera and microphone usage strings, hardened-runtime entitlements"
+python3 - <<'PY'
+import json, plistlib
+info = plistlib.load(open("src-tauri/Info.plist", "rb"))
+for key in ("NSCameraUsageDescription", "NSMicrophoneUsageDescription"):
+    assert info.get(key, "").strip(), f"Info.plist lacks {key}"
+conf = json.load(open("src-tauri/tauri.conf.json"))["bundle"]["macOS"]
+ent = plistlib.load(open("src-tauri/" + conf["entitlements"], "rb"))
+for key in ("com.apple.security.device.camera", "com.apple.security.device.audio-input"):
+    assert ent.get(key) is True, f"entitlements lack {key}"
+assert conf.get("hardenedRuntime", True), "hardened runtime off"
+print("macOS bundle files: ok")
+PY
 rm -rf "$bare"
 
 echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"

@@ -93,10 +93,13 @@ pub fn run() {
                 }
             }
         })
-        .run(tauri::generate_context!());
-    if let Err(e) = result {
-        eprintln!("parley: {e}");
-        std::process::exit(1);
+        .build(tauri::generate_context!());
+    match result {
+        Ok(app) => app.run(on_run_event),
+        Err(e) => {
+            eprintln!("parley: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -154,6 +157,21 @@ pub fn notify(app: &AppHandle, title: &str, body: &str) {
     if let Err(e) = app.notification().builder().title(title).body(body).show() {
         tracing::info!(error = %e, "notification not shown");
     }
+}
+
+/// App-wide events. On macOS, clicking the Dock icon while the window is closed to the tray
+/// brings the window back (`Reopen`); elsewhere the tray does that.
+fn on_run_event(app: &AppHandle, event: tauri::RunEvent) {
+    #[cfg(target_os = "macos")]
+    if let tauri::RunEvent::Reopen {
+        has_visible_windows: false,
+        ..
+    } = event
+    {
+        show_main(app);
+    }
+    #[cfg(not(target_os = "macos"))]
+    let _ = (app, event);
 }
 
 /// Shows and focuses the main window.

@@ -52,8 +52,31 @@ pub struct CameraInfo {
     pub name: String,
 }
 
+/// macOS asks the user before an app may use a camera, and nokhwa must be initialised (which
+/// asks, once) before it lists or opens one. Waits for the answer; elsewhere there is nothing
+/// to ask.
+fn camera_permission() -> Result<(), DeviceError> {
+    #[cfg(target_os = "macos")]
+    {
+        if nokhwa::nokhwa_check() {
+            return Ok(());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        nokhwa::nokhwa_initialize(move |granted| {
+            let _ = tx.send(granted);
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(true) => Ok(()),
+            _ => Err(DeviceError::CameraDenied),
+        }
+    }
+    #[cfg(not(target_os = "macos"))]
+    Ok(())
+}
+
 /// The cameras nokhwa can see (empty when there are none).
 pub fn cameras() -> Result<Vec<CameraInfo>, DeviceError> {
+    camera_permission()?;
     let list = nokhwa::query(ApiBackend::Auto).map_err(|e| DeviceError::Camera(e.to_string()))?;
     Ok(list
         .into_iter()
@@ -85,6 +108,7 @@ impl CameraCapture {
         height: u32,
         fps: u32,
     ) -> Result<Self, DeviceError> {
+        camera_permission()?;
         let list =
             nokhwa::query(ApiBackend::Auto).map_err(|e| DeviceError::Camera(e.to_string()))?;
         let info = match wanted {

@@ -23,6 +23,10 @@ pub enum DeviceError {
     UnknownCamera { name: String, available: String },
     #[error("the camera was disconnected")]
     CameraGone,
+    #[error(
+        "Parley may not use the camera: allow it in System Settings → Privacy & Security → Camera"
+    )]
+    CameraDenied,
     #[error("no such screen or window to share")]
     NoScreen,
     #[error("screen capture: {0}")]

@@ -1,5 +1,6 @@
 //! The commands the front end calls (typed through `ui/src/bindings.ts`).
 
+use parley_engine::media::aec::VoiceProcessor;
 use parley_engine::media::{capture, devices};
 use parley_shared::api::CreateMeetingRequest;
 use parley_shared::MeetingCode;
@@ -440,7 +441,12 @@ fn devices_view(shell: &Shell) -> DevicesView {
         camera: stored.camera,
         mic: stored.mic,
         speaker: stored.speaker,
-        noise: stored.noise.unwrap_or_else(|| "webrtc".into()),
+        noise: if VoiceProcessor::echo_cancellation() {
+            stored.noise.unwrap_or_else(|| "webrtc".into())
+        } else {
+            "rnnoise".into()
+        },
+        echo_cancellation: VoiceProcessor::echo_cancellation(),
     }
 }
 

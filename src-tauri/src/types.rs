@@ -400,4 +400,7 @@ pub struct DevicesView {
     pub speaker: Option<String>,
     /// `webrtc` or `rnnoise`.
     pub noise: String,
+    /// Whether the speaker's sound is taken out of the microphone on this system (not on
+    /// Windows: WebRTC's audio processing does not build there, RNNoise does the noise).
+    pub echo_cancellation: bool,
 }

@@ -379,7 +379,12 @@ export type DevicesView = { cameras: DeviceView[]; mics: DeviceView[]; speakers:
 /**
  * `webrtc` or `rnnoise`.
  */
-noise: string }
+noise: string; 
+/**
+ * Whether the speaker's sound is taken out of the microphone on this system (not on
+ * Windows: WebRTC's audio processing does not build there, RNNoise does the noise).
+ */
+echo_cancellation: boolean }
 /**
  * What a host or co-host can do.
  */

@@ -111,7 +111,6 @@ pub enum LinkEvent {
 /// What a link knows of the remote side, the same on both lines: the peer's DTLS
 /// fingerprint once its description is set (an offer with another one comes from a new peer
 /// connection, not an ICE restart of this one), and the candidates that came before it.
-#[derive(Default)]
 pub(crate) struct Remote {
     fingerprint: std::sync::Mutex<Option<String>>,
     /// None until the remote description is set; then candidates go straight in.
@@ -167,4 +166,39 @@ fn fingerprint(sdp: &str) -> Option<String> {
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(n: u32) -> IceCandidate {
+        IceCandidate {
+            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        }
+    }
+
+    #[test]
+    fn candidates_wait_for_the_description_and_sessions_are_told_by_fingerprint() {
+        let r = Remote::new();
+        // Trickled before the peer's description: held, in order.
+        assert!(r.candidate(cand(1)).is_none());
+        assert!(r.candidate(cand(2)).is_none());
+        assert!(!r.same_session("v=0\r\na=fingerprint:sha-256 AA\r\n"));
+        r.remember("v=0\r\na=fingerprint:sha-256 AA\r\n");
+        let held: Vec<String> = r.described().into_iter().map(|c| c.candidate).collect();
+        assert_eq!(held, vec![cand(1).candidate, cand(2).candidate]);
+        // Afterwards: straight through, and nothing is held twice.
+        assert_eq!(
+            r.candidate(cand(3)).map(|c| c.candidate),
+            Some(cand(3).candidate)
+        );
+        assert!(r.described().is_empty());
+        // An ICE restart keeps the fingerprint; a new peer connection brings another.
+        assert!(r.same_session("v=0\r\na=fingerprint:sha-256 AA\r\n"));
+        assert!(!r.same_session("v=0\r\na=fingerprint:sha-256 BB\r\n"));
+    }
 }

@@ -498,7 +498,8 @@ async fn join(
         conn,
     };
     // A room that found itself empty may retire between our lookup and our send; the next
-    // lookup starts a fresh one.
+    // lookup starts a fresh one. The slot is reserved first (a busy room's queue may be full),
+    // the command handed over only while the registry still names the room.
     for _ in 0..3 {
         let room = state.rooms.get_or_start(
             &state.room_context(),
@@ -507,9 +508,12 @@ async fn join(
             m.locked != 0,
             m.waiting_room != 0,
         );
-        match room.send(cmd).await {
+        let Ok(permit) = room.clone().reserve_owned().await else {
+            continue;
+        };
+        match state.rooms.send_to_live(&m.id, &room, permit, cmd) {
             Ok(()) => return Ok(Joined { room, peer }),
-            Err(tokio::sync::mpsc::error::SendError(back)) => cmd = back,
+            Err(back) => cmd = back,
         }
     }
     Err(fail(

@@ -131,14 +131,40 @@ impl Rooms {
             .cloned()
     }
 
+    /// Hands a joiner's command to `room` if the registry still names it as the live room of
+    /// `meeting_id`; gives the command back otherwise (the room retired: look again).
+    ///
+    /// The send happens under the registry's lock, the same lock a room retires under, so a
+    /// joiner's command is either in the queue when the room last looks at it or refused.
+    /// A plain `send` could land after the room's last look and before its queue was
+    /// dropped: it succeeded, and the joiner waited for a welcome from a room that was gone.
+    pub fn send_to_live(
+        &self,
+        meeting_id: &str,
+        room: &mpsc::Sender<RoomCmd>,
+        permit: mpsc::OwnedPermit<RoomCmd>,
+        cmd: RoomCmd,
+    ) -> Result<(), RoomCmd> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(meeting_id) {
+            Some(live) if live.same_channel(room) && !live.is_closed() => {
+                permit.send(cmd);
+                Ok(())
+            }
+            _ => Err(cmd),
+        }
+    }
+
     /// Called by a room with nobody in it: hands back a waiting command, if any; otherwise
-    /// leaves the registry. Both under the registry's lock, so a joiner either finds the room
-    /// before it retires (and its command is waiting) or a fresh one after.
+    /// closes the room's queue and leaves the registry. Both under the registry's lock (see
+    /// [`Rooms::send_to_live`]), so a joiner either finds the room before it retires (and its
+    /// command is waiting) or a fresh one after.
     fn retire(&self, meeting_id: &str, rx: &mut mpsc::Receiver<RoomCmd>) -> Option<RoomCmd> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         match rx.try_recv() {
             Ok(cmd) => Some(cmd),
             Err(_) => {
+                rx.close();
                 // Ours: an entry is only replaced once its room's queue is closed.
                 map.remove(meeting_id);
                 None

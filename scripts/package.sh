@@ -23,11 +23,44 @@ missing=()
 need() { # COMMAND HOW-TO-GET-IT
   command -v "$1" >/dev/null 2>&1 || missing+=("$1: $2")
 }
-# libvpx: found by pkg-config, or given as VPX_LIB_DIR + VPX_INCLUDE_DIR + VPX_VERSION.
+# libvpx: found by pkg-config, or given as VPX_LIB_DIR + VPX_INCLUDE_DIR + VPX_VERSION. Its
+# bindings are generated from the installed headers at build time (env-libvpx-sys's
+# `generate`, through libclang), so any version works.
 need_vpx() {
   if [ -n "${VPX_LIB_DIR:-}" ] && [ -n "${VPX_VERSION:-}" ]; then return; fi
   if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists vpx; then return; fi
   missing+=("libvpx: $1")
+}
+# Every installer carries libvpx inside the executable (static linking): no runtime package
+# to match (Debian 12's libvpx7 is Ubuntu 24.04's libvpx9), no Homebrew dylib on a user's
+# Mac. Sets VPX_STATIC + VPX_LIB_DIR (+ VPX_INCLUDE_DIR, VPX_VERSION) from pkg-config and the
+# static archive's location, unless VPX_LIB_DIR is already given.
+static_vpx() {
+  if [ -n "${VPX_LIB_DIR:-}" ]; then
+    # Windows: vcpkg's libvpx is a static vpx.lib whatever the triplet; VPX_STATIC would ask
+    # for libvpx.lib, a name vcpkg does not use.
+    if [ "$os" = Windows ]; then
+      [ -f "$VPX_LIB_DIR/vpx.lib" ] || { echo "no vpx.lib in VPX_LIB_DIR ($VPX_LIB_DIR)" >&2; exit 1; }
+    fi
+    return
+  fi
+  local archive
+  case "$os" in
+    # Debian's vpx.pc names /usr/lib, not the multiarch directory the archive is in.
+    Linux) archive=$("${CC:-cc}" -print-file-name=libvpx.a) ;;
+    macOS) archive="$(pkg-config --variable=libdir vpx)/libvpx.a" ;;
+    *) return ;;
+  esac
+  if [ ! -f "$archive" ]; then
+    echo "libvpx has no static archive (libvpx.a) here: install it (Debian: libvpx-dev;" \
+      "macOS: brew install libvpx), or set VPX_LIB_DIR, VPX_INCLUDE_DIR and VPX_VERSION" >&2
+    exit 1
+  fi
+  VPX_LIB_DIR=$(cd "$(dirname "$archive")" && pwd)
+  VPX_INCLUDE_DIR=$(pkg-config --variable=includedir vpx)
+  VPX_VERSION=$(pkg-config --modversion vpx)
+  export VPX_STATIC=1 VPX_LIB_DIR VPX_INCLUDE_DIR VPX_VERSION
+  echo "libvpx $VPX_VERSION linked statically from $VPX_LIB_DIR"
 }
 check_prerequisites() {
   need cargo "Rust from https://rustup.rs"
@@ -37,13 +70,14 @@ check_prerequisites() {
     macOS)
       need clang "Xcode's command line tools: xcode-select --install"
       need pkg-config "brew install pkg-config"
+      need otool "Xcode's command line tools: xcode-select --install"
       need_vpx "brew install libvpx (pkg-config finds it)"
       ;;
     Windows)
       need cl "Visual Studio Build Tools with the C++ workload (run from a Developer shell)"
       [ -n "${LIBCLANG_PATH:-}" ] || command -v clang >/dev/null 2>&1 ||
         missing+=("libclang: LLVM from https://llvm.org, then set LIBCLANG_PATH to its bin folder")
-      need_vpx "vcpkg install libvpx:x64-windows-static, then set VPX_LIB_DIR, VPX_INCLUDE_DIR and VPX_VERSION (see the README)"
+      need_vpx "vcpkg install libvpx:x64-windows, then set VPX_LIB_DIR, VPX_INCLUDE_DIR and VPX_VERSION (see the README)"
       ;;
     Linux)
       need pkg-config "your distribution's pkg-config"
@@ -68,6 +102,7 @@ if ! cargo tauri --version >/dev/null 2>&1; then
   echo "== installing tauri-cli (once)"
   cargo install tauri-cli --locked --version '^2'
 fi
+static_vpx
 scripts/ui.sh
 case "$os" in
   Linux) bundles=deb ;;
@@ -79,11 +114,30 @@ cd src-tauri
 # for people who run `cargo tauri build` by hand.
 cargo tauri build --bundles "$bundles" --ci
 ls -l "$CARGO_TARGET_DIR"/release/bundle/*/
-if [ "$bundles" = deb ]; then
-  # The desktop entry must hand a clicked parley:// link to the app (%u) and claim the scheme.
-  deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
-  entry=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO usr/share/applications/Parley.desktop)
-  echo "$entry"
-  grep -qx 'Exec=parley-desktop %u' <<<"$entry"
-  grep -q '^MimeType=.*x-scheme-handler/parley' <<<"$entry"
-fi
+fail() { echo "package check: $*" >&2; exit 1; }
+case "$bundles" in
+  deb)
+    # The desktop entry must hand a clicked parley:// link to the app (%u) and claim the scheme.
+    deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
+    entry=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO usr/share/applications/Parley.desktop)
+    echo "$entry"
+    grep -qx 'Exec=parley-desktop %u' <<<"$entry" || fail "desktop entry does not open links"
+    grep -q '^MimeType=.*x-scheme-handler/parley' <<<"$entry" || fail "no parley:// scheme"
+    # libvpx inside the executable, and no package of it asked for.
+    depends=$(dpkg-deb -f "$deb" Depends)
+    echo "Depends: $depends"
+    if grep -qi vpx <<<"$depends"; then fail "the .deb depends on a libvpx package"; fi
+    unpacked=$(mktemp -d)
+    dpkg-deb -x "$deb" "$unpacked"
+    needed=$(readelf -d "$unpacked/usr/bin/parley-desktop" | grep NEEDED)
+    rm -rf "$unpacked"
+    if grep -qi vpx <<<"$needed"; then fail "parley-desktop loads libvpx dynamically"; fi
+    echo "libvpx: linked into parley-desktop (no libvpx among its $(wc -l <<<"$needed") libraries)"
+    ;;
+  app,dmg)
+    app=$(ls -d "$CARGO_TARGET_DIR"/release/bundle/macos/*.app | head -1)
+    for exe in "$app"/Contents/MacOS/*; do
+      if otool -L "$exe" | grep -qi vpx; then fail "$exe loads libvpx dynamically"; fi
+    done
+    ;;
+esac

@@ -100,6 +100,11 @@ for key in ("com.apple.security.device.camera", "com.apple.security.device.audio
 assert conf.get("hardenedRuntime", True), "hardened runtime off"
 print("macOS bundle files: ok")
 PY
+echo "== macOS tray icon: a template image (black and transparent only, 22 pt at 2x)"
+[ "$(identify -format '%wx%h' icons/tray-template.png)" = 44x44 ] || { echo "tray-template.png is not 44x44" >&2; exit 1; }
+# The brightest colour anywhere is black; something is drawn (alpha not all zero).
+[ "$(convert icons/tray-template.png -alpha off -format '%[fx:maxima]' info:)" = 0 ] || { echo "tray-template.png has colour" >&2; exit 1; }
+[ "$(convert icons/tray-template.png -alpha extract -format '%[fx:maxima]' info:)" = 1 ] || { echo "tray-template.png is empty" >&2; exit 1; }
 rm -rf "$bare"
 
 echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"

@@ -135,6 +135,15 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
                 }
             }
         });
+    // The menu bar wants a template image (black and transparent, tinted by the system for
+    // light, dark and highlighted); elsewhere the app's colour icon.
+    #[cfg(target_os = "macos")]
+    {
+        tray = tray
+            .icon(tauri::include_image!("../icons/tray-template.png"))
+            .icon_as_template(true);
+    }
+    #[cfg(not(target_os = "macos"))]
     if let Some(icon) = app.default_window_icon() {
         tray = tray.icon(icon.clone());
     }

@@ -238,8 +238,33 @@ fn screen_err(e: xcap::XCapError) -> DeviceError {
     DeviceError::Screen(e.to_string())
 }
 
+/// macOS lets an app see other apps' windows only with the user's Screen Recording
+/// permission; without it a capture shows the wallpaper and the menu bar, nothing else, and
+/// no error says why. Asks once (the system's prompt; it opens System Settings), and says
+/// what to do when it is not granted. Elsewhere there is nothing to ask.
+fn screen_permission() -> Result<(), DeviceError> {
+    #[cfg(target_os = "macos")]
+    {
+        #[link(name = "CoreGraphics", kind = "framework")]
+        extern "C" {
+            // Both since macOS 10.15; Parley's minimum is 11.
+            fn CGPreflightScreenCaptureAccess() -> bool;
+            fn CGRequestScreenCaptureAccess() -> bool;
+        }
+        // SAFETY: neither takes arguments nor hands back memory; they read the privacy
+        // settings and, for the request, show the system's prompt.
+        #[allow(unsafe_code)]
+        let granted = unsafe { CGPreflightScreenCaptureAccess() || CGRequestScreenCaptureAccess() };
+        if !granted {
+            return Err(DeviceError::ScreenDenied);
+        }
+    }
+    Ok(())
+}
+
 /// Monitors, then windows (windows are listed only where a window manager publishes them).
 pub fn screens() -> Result<Vec<ScreenInfo>, DeviceError> {
+    screen_permission()?;
     let mut out = Vec::new();
     for m in xcap::Monitor::all().map_err(screen_err)? {
         out.push(ScreenInfo {
@@ -300,6 +325,7 @@ pub struct ScreenCapture {
 
 impl ScreenCapture {
     pub fn open(target: &ScreenTarget, max_width: u32) -> Result<Self, DeviceError> {
+        screen_permission()?;
         let what = match target {
             ScreenTarget::Monitor(id) => {
                 let all = xcap::Monitor::all().map_err(screen_err)?;

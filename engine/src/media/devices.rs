@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::aec::{Framer, VoiceProcessor};
 use super::audio::{FRAME_SAMPLES, SAMPLE_RATE};
-use super::resample::ToMono48k;
+use super::resample::{FromMono48k, ToMono48k};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -27,6 +27,11 @@ pub enum DeviceError {
         "Parley may not use the camera: allow it in System Settings → Privacy & Security → Camera"
     )]
     CameraDenied,
+    #[error(
+        "Parley may not record the screen: allow it in System Settings → Privacy & Security → \
+         Screen Recording, then open Parley again"
+    )]
+    ScreenDenied,
     #[error("no such screen or window to share")]
     NoScreen,
     #[error("screen capture: {0}")]
@@ -99,12 +104,22 @@ fn pick(input: bool, wanted: Option<&str>) -> Result<cpal::Device, DeviceError> 
     }
 }
 
-fn mono_48k() -> cpal::StreamConfig {
+/// The device's own channel count and rate (nothing on the way converts them on every host:
+/// WASAPI's shared mode refuses a format the device does not have), with 10 ms buffers where
+/// the device says it can (latency, and what the echo canceller lines up), its default size
+/// elsewhere.
+fn native_config(native: &cpal::SupportedStreamConfig) -> cpal::StreamConfig {
+    let ten_ms = native.sample_rate() / 100;
+    let buffer_size = match native.buffer_size() {
+        cpal::SupportedBufferSize::Range { min, max } if (*min..=*max).contains(&ten_ms) => {
+            cpal::BufferSize::Fixed(ten_ms)
+        }
+        _ => cpal::BufferSize::Default,
+    };
     cpal::StreamConfig {
-        channels: 1,
-        sample_rate: SAMPLE_RATE,
-        // 10 ms buffers.
-        buffer_size: cpal::BufferSize::Fixed(480),
+        channels: native.channels(),
+        sample_rate: native.sample_rate(),
+        buffer_size,
     }
 }
 
@@ -164,17 +179,11 @@ impl Mic {
         lost: impl Fn(String) + Send + 'static,
     ) -> Result<(Mic, mpsc::Receiver<Vec<f32>>), DeviceError> {
         let device = pick(true, device)?;
-        // The device's own channel count and rate (nothing on the way converts them on every
-        // host: WASAPI's shared mode refuses a format the device does not have), then
-        // 48 kHz mono here.
+        // The device's own format, then 48 kHz mono here.
         let native = device
             .default_input_config()
             .map_err(|e| DeviceError::Audio(e.to_string()))?;
-        let config = cpal::StreamConfig {
-            channels: native.channels(),
-            sample_rate: native.sample_rate(),
-            buffer_size: cpal::BufferSize::Default,
-        };
+        let config = native_config(&native);
         let mut convert = ToMono48k::new(config.sample_rate, config.channels)
             .map_err(|e| DeviceError::Audio(e.to_string()))?;
         tracing::debug!(
@@ -276,17 +285,32 @@ impl Speaker {
         lost: impl Fn(String) + Send + 'static,
     ) -> Result<Speaker, DeviceError> {
         let device = pick(false, device)?;
+        // The device's own format, as for microphones: 48 kHz mono is made into it here.
+        let native = device
+            .default_output_config()
+            .map_err(|e| DeviceError::Audio(e.to_string()))?;
+        let config = native_config(&native);
+        let mut convert = FromMono48k::new(config.sample_rate, config.channels)
+            .map_err(|e| DeviceError::Audio(e.to_string()))?;
+        tracing::debug!(
+            channels = config.channels,
+            rate = config.sample_rate,
+            "speaker opened in its own format"
+        );
         let stop = run_stream("parley-speaker", move || {
             let mut voice = voice;
             let mut framer = Framer::default();
             device.build_output_stream(
-                mono_48k(),
+                config,
                 move |out: &mut [f32], _: &cpal::OutputCallbackInfo| {
-                    mixer.fill(out);
-                    if let Some(v) = voice.as_mut() {
-                        // The reference is a copy: playback itself is untouched.
-                        framer.push(out, |f| v.render(f));
-                    }
+                    convert.fill(out, |mono| {
+                        mixer.fill(mono);
+                        if let Some(v) = voice.as_mut() {
+                            // The reference is what is played, before it is spread over
+                            // the device's channels; playback itself is untouched.
+                            framer.push(mono, |f| v.render(f));
+                        }
+                    });
                 },
                 move |e| stream_error("speaker", e, &lost),
                 None,

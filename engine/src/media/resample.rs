@@ -1,7 +1,11 @@
-//! Microphones in their own format. A device is opened in the channel count and rate it
-//! offers (WASAPI's shared mode converts nothing, a USB headset may be 44.1 kHz stereo), and
-//! what it captures is turned into the 48 kHz mono the engine works in: channels averaged,
-//! then rubato's FFT resampler in 10 ms chunks. At 48 kHz mono nothing is done at all.
+//! Audio devices in their own format. A device is opened in the channel count and rate it
+//! offers (WASAPI's shared mode converts nothing, a USB headset may be 44.1 kHz stereo, a
+//! Mac's built-in output is stereo). What a microphone captures is turned into the 48 kHz mono
+//! the engine works in (channels averaged, then rubato's FFT resampler in 10 ms chunks); what a
+//! speaker plays is made from it the other way (resampled, then the same in every channel).
+//! At 48 kHz mono nothing is done at all.
+
+use std::collections::VecDeque;
 
 use rubato::{FftFixedIn, Resampler as _};
 
@@ -85,6 +89,89 @@ impl ToMono48k {
     }
 }
 
+/// 48 kHz mono in, interleaved frames at the device's rate and channel count out (for a
+/// speaker). Pull-driven, as playback is: the device asks for a buffer, the converter takes
+/// what it needs from the source.
+pub struct FromMono48k {
+    channels: usize,
+    /// None at 48 kHz: the source is asked for exactly the frames wanted.
+    resampler: Option<FftFixedIn<f32>>,
+    /// Mono samples at the device rate, converted and not yet played (less than 10 ms).
+    ready: VecDeque<f32>,
+    scratch: Vec<f32>,
+}
+
+/// The piece a resampling speaker takes from its source: 10 ms at 48 kHz.
+const PULL: usize = SAMPLE_RATE as usize / 100;
+
+impl FromMono48k {
+    pub fn new(rate: u32, channels: u16) -> Result<Self, FormatError> {
+        let error = |reason: &str| FormatError {
+            rate,
+            channels,
+            reason: reason.to_owned(),
+        };
+        if channels == 0 {
+            return Err(error("no channels"));
+        }
+        if rate == 0 {
+            return Err(error("no sample rate"));
+        }
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(
+                FftFixedIn::<f32>::new(SAMPLE_RATE as usize, rate as usize, PULL, 1, 1)
+                    .map_err(|e| error(&e.to_string()))?,
+            )
+        };
+        Ok(Self {
+            channels: usize::from(channels),
+            resampler,
+            ready: VecDeque::with_capacity(rate as usize / 50),
+            scratch: Vec::with_capacity(PULL),
+        })
+    }
+
+    /// Fills `out` (interleaved, the device's format) from `source`, which fills each slice it
+    /// is handed with 48 kHz mono (the mixer, silence where it has nothing). A trailing partial
+    /// frame is silence.
+    pub fn fill(&mut self, out: &mut [f32], mut source: impl FnMut(&mut [f32])) {
+        let frames = out.len() / self.channels;
+        match self.resampler.as_mut() {
+            None => {
+                self.scratch.resize(frames, 0.0);
+                source(&mut self.scratch);
+                self.ready.extend(self.scratch.iter().copied());
+            }
+            Some(resampler) => {
+                while self.ready.len() < frames {
+                    self.scratch.resize(PULL, 0.0);
+                    source(&mut self.scratch);
+                    match resampler.process(&[&self.scratch[..]], None) {
+                        Ok(chunks) => {
+                            if let Some(samples) = chunks.first() {
+                                self.ready.extend(samples.iter().copied());
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "speaker audio not resampled");
+                            self.ready.extend(std::iter::repeat_n(0.0, frames));
+                        }
+                    }
+                }
+            }
+        }
+        for (frame, s) in out
+            .chunks_exact_mut(self.channels)
+            .zip(self.ready.drain(..frames))
+        {
+            frame.fill(s);
+        }
+        out[frames * self.channels..].fill(0.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +238,65 @@ mod tests {
     fn a_format_without_rate_or_channels_is_refused() {
         assert!(ToMono48k::new(0, 2).is_err());
         assert!(ToMono48k::new(48_000, 0).is_err());
+        assert!(FromMono48k::new(0, 2).is_err());
+        assert!(FromMono48k::new(44_100, 0).is_err());
+    }
+
+    #[test]
+    fn a_speaker_at_44_1_48_or_96_khz_in_one_or_two_channels_plays_the_48_khz_mono_tone() {
+        for rate in [44_100, 48_000, 96_000] {
+            for channels in [1u16, 2] {
+                // One second of a 1 kHz tone at 48 kHz, handed out as the mixer does.
+                let tone = tone(SAMPLE_RATE, 1);
+                let mut next = 0;
+                let mut pulled = 0;
+                let mut source = |buf: &mut [f32]| {
+                    for s in buf.iter_mut() {
+                        *s = tone.get(next).copied().unwrap_or(0.0);
+                        next += 1;
+                    }
+                    pulled += buf.len();
+                };
+                let mut conv = FromMono48k::new(rate, channels).unwrap();
+                let mut played = Vec::new();
+                // Buffers of uneven sizes, as devices ask for them, until a second is played.
+                for frames in [512usize, 441, 1024, 7, 480].iter().cycle() {
+                    if played.len() >= rate as usize * usize::from(channels) {
+                        break;
+                    }
+                    let mut buf = vec![9.0f32; frames * usize::from(channels)];
+                    conv.fill(&mut buf, &mut source);
+                    played.extend_from_slice(&buf);
+                }
+                // What is played for a second of device time took a second from the source
+                // (less than one pull ahead: bounded latency).
+                let frames = played.len() / usize::from(channels);
+                let want = (frames as f64 * f64::from(SAMPLE_RATE) / f64::from(rate)) as i64;
+                assert!(
+                    (pulled as i64 - want).abs() <= PULL as i64 + 1024,
+                    "{rate} Hz x{channels}: pulled {pulled} for {frames} frames"
+                );
+                // Every channel the same, never the 9.0 the buffers held before.
+                for frame in played.chunks_exact(usize::from(channels)) {
+                    assert!(frame.iter().all(|s| *s == frame[0] && s.abs() <= 1.0));
+                }
+                // Back to 48 kHz mono (the microphone's path, tested above), the tone is there
+                // at 1 kHz, alone, at its level.
+                let mut back = Vec::new();
+                ToMono48k::new(rate, channels)
+                    .unwrap()
+                    .push(&played, &mut back);
+                let steady = &back[9_600..40_000];
+                let at = tone_strength(steady, 1000.0, 20.0);
+                let off = tone_strength(steady, 1500.0, 20.0);
+                assert!(at > 0.3, "{rate} Hz x{channels}: tone {at}");
+                assert!(off < 0.05, "{rate} Hz x{channels}: elsewhere {off}");
+                let peak = steady.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+                assert!(
+                    (peak - 0.5).abs() < 0.05,
+                    "{rate} Hz x{channels}: peak {peak}"
+                );
+            }
+        }
     }
 }

@@ -69,10 +69,10 @@ pub struct Store {
 
 impl Store {
     /// The default store: the keychain unless `PARLEY_KEYCHAIN=off`, and the fallback file
-    /// `credentials.json` in the user's config directory (`~/.config/parley` on Linux).
+    /// `credentials.json` in the user's config directory (`~/.config/parley` on Linux, `%APPDATA%\Parley` on Windows, `~/Library/Application Support/org.parley.desktop` on macOS: parley_shared::paths).
     pub fn open_default() -> Self {
-        let dir = directories::ProjectDirs::from("", "", "parley")
-            .map(|d| d.config_dir().to_path_buf())
+        let dir = parley_shared::paths::AppDirs::current()
+            .map(|d| d.config)
             .unwrap_or_else(|| PathBuf::from(".parley"));
         let keychain = !std::env::var(KEYCHAIN_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
         Self::new(dir.join("credentials.json"), keychain)

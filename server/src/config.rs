@@ -234,9 +234,11 @@ impl Default for Config {
     }
 }
 
+/// `~/.local/share/parley`, `%LOCALAPPDATA%\Parley`, macOS's Application Support
+/// (parley_shared::paths).
 fn default_data_dir() -> PathBuf {
-    directories::ProjectDirs::from("org", "Parley", "parley")
-        .map(|d| d.data_dir().to_path_buf())
+    parley_shared::paths::AppDirs::current()
+        .map(|d| d.data)
         .unwrap_or_else(|| PathBuf::from("data"))
 }
 

@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn sqlite_files_in_windows_and_macos_locations_survive_the_url() {
         for path in [
-            r"C:\Users\Ann Smith\AppData\Roaming\Parley\data\parley.db",
+            r"C:\Users\Ann Smith\AppData\Local\Parley\parley.db",
             r"C:\Users\100%\AppData\Local\Parley\parley.db",
             // Unencoded, sqlx would read "%41" as "A" and "why?" as the start of parameters.
             r"C:\Users\ann\%41pps\Parley\parley.db",

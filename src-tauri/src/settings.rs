@@ -41,8 +41,7 @@ impl Settings {
         let path = std::env::var_os("PARLEY_DESKTOP_CONFIG")
             .map(PathBuf::from)
             .or_else(|| {
-                directories::ProjectDirs::from("org", "parley", "parley")
-                    .map(|d| d.config_dir().join("desktop.json"))
+                parley_shared::paths::AppDirs::current().map(|d| d.config.join("desktop.json"))
             });
         let stored = path
             .as_ref()

@@ -72,6 +72,10 @@ check_prerequisites() {
       need pkg-config "brew install pkg-config"
       need otool "Xcode's command line tools: xcode-select --install"
       need_vpx "brew install libvpx (pkg-config finds it)"
+      # WebRTC's audio processing is built from the crate's bundled copy with autotools.
+      need glibtoolize "brew install libtool"
+      need automake "brew install automake"
+      need autoconf "brew install autoconf"
       ;;
     Windows)
       need cl "Visual Studio Build Tools with the C++ workload (run from a Developer shell)"
@@ -112,7 +116,14 @@ esac
 cd src-tauri
 # The front end is built by ui.sh above; tauri.conf.json's beforeBuildCommand builds it again
 # for people who run `cargo tauri build` by hand.
-cargo tauri build --bundles "$bundles" --ci
+sign=()
+if [ "$os" = Windows ] && [ -n "${PARLEY_WINDOWS_CERT_THUMBPRINT:-}" ]; then
+  # signtool, through Tauri, with the certificate of that thumbprint from the user's store
+  # (README, "Signing"); RFC 3161 timestamps so the signature outlives the certificate.
+  sign=(--config "{\"bundle\":{\"windows\":{\"certificateThumbprint\":\"$PARLEY_WINDOWS_CERT_THUMBPRINT\",\"digestAlgorithm\":\"sha256\",\"timestampUrl\":\"${PARLEY_WINDOWS_TIMESTAMP_URL:-http://timestamp.digicert.com}\",\"tsp\":true}}}")
+fi
+# (${sign[@]+…}: macOS's bash 3.2 calls an empty array unbound under set -u.)
+cargo tauri build --bundles "$bundles" --ci ${sign[@]+"${sign[@]}"}
 ls -l "$CARGO_TARGET_DIR"/release/bundle/*/
 fail() { echo "package check: $*" >&2; exit 1; }
 case "$bundles" in

@@ -131,9 +131,9 @@ impl Server {
         move || rss_of(pid)
     }
 
-    /// User + system CPU time so far, seconds.
+    /// User + system CPU time so far, seconds (Linux: /proc).
     pub fn cpu_secs(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        let stat = read_proc(self.pid, "stat")?;
         // Fields after the command name (which may hold spaces): state is field 3.
         let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
         let f: Vec<&str> = rest.split_whitespace().collect();
@@ -159,8 +159,17 @@ fn clock_ticks() -> f64 {
     })
 }
 
+/// `/proc/PID/WHAT`: the benchmarks' CPU and memory figures are Linux's.
+fn read_proc(pid: u32, what: &str) -> anyhow::Result<String> {
+    if cfg!(target_os = "linux") {
+        Ok(std::fs::read_to_string(format!("/proc/{pid}/{what}"))?)
+    } else {
+        anyhow::bail!("the benchmarks read CPU and memory figures from Linux's /proc")
+    }
+}
+
 fn rss_of(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let status = read_proc(pid, "status")?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

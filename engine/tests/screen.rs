@@ -2,6 +2,7 @@
 //! root window over the X protocol, Ann shares that screen (xcap → I420 → VP8 → WebRTC) and
 //! Bob's decoded frames must show what was drawn. Sharing stops and starts again mid-call
 //! without renegotiation. Its own test binary: it points DISPLAY at its Xvfb for the process.
+#![cfg(all(unix, not(target_os = "macos")))] // an X display: Linux and the BSDs
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;

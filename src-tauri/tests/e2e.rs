@@ -2,6 +2,7 @@
 //! Xvfb, driven through tauri-driver and WebKitWebDriver, against a real server, with its
 //! sign-in in a throwaway gnome-keyring. `scripts/test.sh` runs it inside
 //! `scripts/keychain.sh` with PARLEY_TEST_E2E=1; screenshots go to `docs/screenshots/`.
+#![cfg(target_os = "linux")] // Xvfb, WebKitWebDriver, /proc
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};

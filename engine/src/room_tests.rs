@@ -16,6 +16,7 @@ fn someone(peer: &str, name: &str) -> Participant {
         role: Role::Participant,
         media: MediaState::default(),
         hand_raised: false,
+        guest: false,
     }
 }
 
@@ -112,6 +113,7 @@ fn roles_waiting_room_and_lock() {
         peer_id: pid("w"),
         user_id: UserId("u-w".into()),
         display_name: "Wes".into(),
+        guest: false,
     }));
     assert_eq!(
         r.find("wes"),

@@ -38,6 +38,8 @@ pub struct Config {
     pub jwt_audience: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// How long a guest's sign-in lasts from entry (its tokens renew until then, not after).
+    pub guest_session_ttl_secs: u64,
     /// Lifetime of an e-mail verification code.
     pub email_code_ttl_secs: u64,
     /// Lifetime of a password-reset code (short: it is as good as the password).
@@ -143,6 +145,11 @@ pub struct Limits {
     /// Wrong passcodes allowed per meeting from everyone together.
     pub passcode_failures_per_meeting: u32,
     pub passcode_window_secs: u64,
+    /// Guest entries (each makes a guest and a session) per client address, and per meeting
+    /// from everyone together, in each window.
+    pub guest_entries_per_ip: u32,
+    pub guest_entries_per_meeting: u32,
+    pub guest_entries_window_secs: u64,
     /// Participants in one call (a mesh: each pair has a peer connection).
     pub max_participants: usize,
     /// Users in one meeting's waiting room at once.
@@ -189,6 +196,9 @@ impl Default for Limits {
             passcode_failures_per_user: 5,
             passcode_failures_per_meeting: 50,
             passcode_window_secs: 10 * 60,
+            guest_entries_per_ip: 10,
+            guest_entries_per_meeting: 100,
+            guest_entries_window_secs: 10 * 60,
             max_participants: 8,
             max_waiting: 50,
             chat_per_sec: 5,
@@ -216,6 +226,7 @@ impl Default for Config {
             jwt_audience: "parley-api".into(),
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
+            guest_session_ttl_secs: 12 * 60 * 60,
             email_code_ttl_secs: 24 * 60 * 60,
             reset_code_ttl_secs: 15 * 60,
             email_code_max_attempts: 5,

@@ -48,13 +48,17 @@ impl From<JsonRejection> for AppError {
 }
 
 /// The signed-in caller, from `Authorization: Bearer <access token>`. The token's session
-/// must still be live, so logout and password changes take effect at once.
+/// must still be live, so logout and password changes take effect at once. A guest's token
+/// is refused here (`guest_not_allowed`): guests have no REST beyond their entry; only the
+/// meeting room takes them ([`RoomAuth`]).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: UserId,
     pub session_id: SessionId,
     /// When the access token expires (UTC epoch milliseconds, server clock).
     pub expires_at_ms: i64,
+    /// For a guest: the one meeting (id) the token is good for.
+    pub guest_of: Option<String>,
 }
 
 impl AuthUser {
@@ -72,31 +76,30 @@ impl AuthUser {
                     AppError::unauthorized(ErrorCode::InvalidToken, "invalid access token")
                 }
             })?;
-        let live: Option<(String,)> = sqlx::query_as(
-            "SELECT s.id FROM sessions s WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+        let live: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT s.id, u.guest_of FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
         )
         .bind(&claims.sid)
         .bind(&claims.sub)
         .fetch_optional(&state.db.pool)
         .await?;
-        if live.is_none() {
+        let Some((_, guest_of)) = live else {
             return Err(AppError::unauthorized(
                 ErrorCode::InvalidToken,
                 "session has been signed out",
             ));
-        }
+        };
         Ok(AuthUser {
             user_id: UserId(claims.sub),
             session_id: SessionId(claims.sid),
             expires_at_ms: claims.exp.saturating_mul(1000),
+            guest_of,
         })
     }
-}
 
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    /// The token from `Authorization: Bearer <token>`, checked; guests included.
+    async fn from_header(parts: &Parts, state: &AppState) -> Result<Self, AppError> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -114,6 +117,34 @@ impl FromRequestParts<AppState> for AuthUser {
                 )
             })?;
         Self::from_token(state, token).await
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let auth = Self::from_header(parts, state).await?;
+        if auth.guest_of.is_some() {
+            return Err(AppError::forbidden(
+                ErrorCode::GuestNotAllowed,
+                "a guest link opens its meeting and nothing else",
+            ));
+        }
+        Ok(auth)
+    }
+}
+
+/// The caller of the meeting room's WebSocket: a signed-in user or a guest (whose join is
+/// then held to its one meeting).
+#[derive(Debug, Clone)]
+pub struct RoomAuth(pub AuthUser);
+
+impl FromRequestParts<AppState> for RoomAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        AuthUser::from_header(parts, state).await.map(RoomAuth)
     }
 }
 

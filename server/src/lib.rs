@@ -63,7 +63,7 @@ use crate::state::AppState;
     info(title = "Parley API", description = "Accounts and meetings for the Parley desktop app."),
     modifiers(&BearerAuth),
     components(schemas(ErrorBody, ErrorCode)),
-    tags((name = "auth", description = "Accounts and sign-in"), (name = "meetings"), (name = "ops"))
+    tags((name = "auth", description = "Accounts and sign-in"), (name = "meetings"), (name = "guests", description = "People without an account, in one meeting"), (name = "ops"))
 )]
 struct ApiDoc;
 
@@ -108,6 +108,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health))
         .merge(auth::routes::router())
         .merge(meetings::routes::router())
+        .merge(meetings::guests::router())
         .split_for_parts()
 }
 

@@ -50,6 +50,8 @@ pub struct Limiters {
     pub register_per_ip: SharedLimiter,
     pub passcode_failures_per_user: SharedLimiter,
     pub passcode_failures_per_meeting: SharedLimiter,
+    pub guest_entries_per_ip: SharedLimiter,
+    pub guest_entries_per_meeting: SharedLimiter,
     /// One code per address and purpose per cool-down.
     pub email_send: SharedLimiter,
 }
@@ -91,6 +93,14 @@ impl AppState {
             passcode_failures_per_meeting: SharedLimiter::new(
                 l.passcode_failures_per_meeting,
                 l.passcode_window_secs,
+            ),
+            guest_entries_per_ip: SharedLimiter::new(
+                l.guest_entries_per_ip,
+                l.guest_entries_window_secs,
+            ),
+            guest_entries_per_meeting: SharedLimiter::new(
+                l.guest_entries_per_meeting,
+                l.guest_entries_window_secs,
             ),
             email_send: SharedLimiter::new(1, config.email_resend_cooldown_secs),
         };

@@ -137,6 +137,9 @@ pub struct CreateMeetingRequest {
     pub passcode: Option<String>,
     #[serde(default)]
     pub waiting_room: bool,
+    /// Let people without an account in through the invite link (off by default).
+    #[serde(default)]
+    pub allow_guests: bool,
 }
 
 /// A participant's role in a meeting.
@@ -234,6 +237,9 @@ pub struct Meeting {
     pub has_passcode: bool,
     pub waiting_room: bool,
     pub locked: bool,
+    /// Guests may join through the invite link.
+    #[serde(default)]
+    pub allow_guests: bool,
     pub created_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
@@ -294,4 +300,77 @@ pub struct ChatEntry {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ChatHistory {
     pub messages: Vec<ChatEntry>,
+}
+
+/// `PUT /api/meetings/{code}/guest-access`: whether the invite link lets guests in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GuestAccessRequest {
+    pub allowed: bool,
+}
+
+/// `POST /api/meetings/{code}/guest-links`: a personal link for one person.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateGuestLinkRequest {
+    /// Who the link is for, as the host will recognise it in the list (not shown to others).
+    pub label: String,
+    /// Hours until the link stops working (default: it works until revoked or the meeting
+    /// ends).
+    #[serde(default)]
+    pub expires_in_hours: Option<u32>,
+}
+
+/// A personal guest link, as its meeting's host sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GuestLink {
+    pub id: String,
+    pub label: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// The answer to creating a personal guest link: the only time its token is shown.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedGuestLink {
+    pub link: GuestLink,
+    /// The secret part of the link (`/j/{code}?g={token}`).
+    pub token: String,
+}
+
+/// `GET /api/meetings/{code}/guest-links`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GuestLinkList {
+    pub links: Vec<GuestLink>,
+}
+
+/// `POST /api/guests`: enter one meeting as a guest, without an account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GuestEntryRequest {
+    /// The meeting's code.
+    pub code: String,
+    /// The name the others will see.
+    pub display_name: String,
+    /// The meeting's passcode, if it has one (not needed with a personal link).
+    #[serde(default)]
+    pub passcode: Option<String>,
+    /// The token of a personal guest link.
+    #[serde(default)]
+    pub link_token: Option<String>,
+}
+
+/// A guest's sign-in: tokens that open that one meeting's room and nothing else.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct GuestEntry {
+    pub tokens: TokenPair,
+    pub user_id: crate::UserId,
+    pub display_name: String,
+    pub code: crate::MeetingCode,
+    pub title: String,
 }

@@ -75,6 +75,18 @@ pub enum ErrorCode {
     /// The meeting has as many participants as a mesh call allows.
     MeetingFull,
 
+    // Guests
+    /// The host has not let guests into this meeting (and no personal guest link was given).
+    GuestsNotAllowed,
+    /// A guest's token was used for something other than its meeting's room.
+    GuestNotAllowed,
+    /// The personal guest link is not one of this meeting's.
+    GuestLinkInvalid,
+    /// The host revoked this personal guest link.
+    GuestLinkRevoked,
+    /// The personal guest link is past its expiry.
+    GuestLinkExpired,
+
     // Live meetings (WebSocket)
     /// The addressed peer is not in this meeting.
     PeerNotFound,
@@ -146,6 +158,11 @@ impl ErrorCode {
             PasscodeRequired => "passcode_required",
             WrongPasscode => "wrong_passcode",
             MeetingFull => "meeting_full",
+            GuestsNotAllowed => "guests_not_allowed",
+            GuestNotAllowed => "guest_not_allowed",
+            GuestLinkInvalid => "guest_link_invalid",
+            GuestLinkRevoked => "guest_link_revoked",
+            GuestLinkExpired => "guest_link_expired",
             PeerNotFound => "peer_not_found",
             OutOfState => "out_of_state",
             UnknownMessageType => "unknown_message_type",
@@ -196,6 +213,8 @@ mod tests {
             ErrorCode::RefreshTokenReused,
             ErrorCode::CodeBurned,
             ErrorCode::MeetingLocked,
+            ErrorCode::GuestsNotAllowed,
+            ErrorCode::GuestLinkExpired,
             ErrorCode::RateLimited,
             ErrorCode::SessionRevoked,
             ErrorCode::AuthExpired,

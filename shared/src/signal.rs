@@ -66,6 +66,9 @@ pub struct Participant {
     pub role: Role,
     pub media: MediaState,
     pub hand_raised: bool,
+    /// Joined through an invite link without an account (the display name is their own word).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 /// A stored chat message.
@@ -171,6 +174,9 @@ pub enum ServerMsg {
         peer_id: PeerId,
         user_id: UserId,
         display_name: String,
+        /// A guest from the invite link, not a signed-in user.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        guest: bool,
     },
     /// To hosts and co-hosts: someone stopped waiting (admitted, denied or gone).
     WaitingDone {

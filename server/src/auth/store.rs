@@ -89,7 +89,22 @@ pub async fn audit_at(
 
 /// Starts a session for `user_id` and returns its first token pair.
 pub async fn create_session(state: &AppState, user_id: &str) -> ApiResult<TokenPair> {
+    create_session_for(state, user_id, state.config.refresh_token_ttl_secs).await
+}
+
+/// A guest's session: it ends `guest_session_ttl_secs` after entry, refreshes or not (a
+/// guest's refresh token is renewed without moving its expiry).
+pub async fn create_guest_session(state: &AppState, user_id: &str) -> ApiResult<TokenPair> {
+    create_session_for(state, user_id, state.config.guest_session_ttl_secs).await
+}
+
+async fn create_session_for(
+    state: &AppState,
+    user_id: &str,
+    ttl_secs: u64,
+) -> ApiResult<TokenPair> {
     let now = state.now_ms();
+    let expires_at = now.saturating_add(secs_to_ms(ttl_secs));
     let session_id = ulid::Ulid::new().to_string();
     let mut tx = crate::db::begin_write(&state.db.pool).await?;
     sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)")
@@ -98,21 +113,30 @@ pub async fn create_session(state: &AppState, user_id: &str) -> ApiResult<TokenP
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    let refresh = insert_refresh_token(&mut tx, state, &session_id, user_id, now).await?;
+    let refresh = insert_refresh_token(&mut tx, &session_id, user_id, now, expires_at).await?;
     tx.commit().await?;
-    Ok(token_pair(state, user_id, &session_id, refresh, now))
+    Ok(token_pair(
+        state,
+        user_id,
+        &session_id,
+        refresh,
+        now,
+        expires_at,
+    ))
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2)
 }
 
 async fn insert_refresh_token(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    state: &AppState,
     session_id: &str,
     user_id: &str,
     now: i64,
+    expires_at: i64,
 ) -> sqlx::Result<String> {
     let token = crypto::new_refresh_token();
-    let ttl_ms = i64::try_from(state.config.refresh_token_ttl_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX / 2);
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, user_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -121,7 +145,7 @@ async fn insert_refresh_token(
     .bind(session_id)
     .bind(user_id)
     .bind(now)
-    .bind(now.saturating_add(ttl_ms))
+    .bind(expires_at)
     .execute(&mut **tx)
     .await?;
     Ok(token)
@@ -133,13 +157,19 @@ fn token_pair(
     session_id: &str,
     refresh: String,
     now: i64,
+    refresh_expires_at: i64,
 ) -> TokenPair {
-    let ttl = state.config.access_token_ttl_secs;
+    let refresh_expires_in = u64::try_from((refresh_expires_at - now) / 1000).unwrap_or(0);
+    // An access token never outlives its session's refresh token (a guest's last one).
+    let ttl = state
+        .config
+        .access_token_ttl_secs
+        .min(refresh_expires_in.max(1));
     TokenPair {
         access_token: state.jwt.issue(user_id, session_id, now, ttl),
         access_expires_in: ttl,
         refresh_token: refresh,
-        refresh_expires_in: state.config.refresh_token_ttl_secs,
+        refresh_expires_in,
         token_type: "Bearer".into(),
     }
 }
@@ -151,6 +181,7 @@ struct RefreshRow {
     expires_at: i64,
     used_at: Option<i64>,
     revoked_at: Option<i64>,
+    guest_of: Option<String>,
 }
 
 /// Spends `token` and returns a new pair in the same session. A token presented a second
@@ -166,8 +197,9 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
     let hash = crypto::hash_refresh_token(token);
     let mut tx = crate::db::begin_write(&state.db.pool).await?;
     let row: Option<RefreshRow> = sqlx::query_as(
-        "SELECT r.session_id, r.user_id, r.expires_at, r.used_at, s.revoked_at \
-         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+        "SELECT r.session_id, r.user_id, r.expires_at, r.used_at, s.revoked_at, u.guest_of \
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+         JOIN users u ON u.id = r.user_id WHERE r.token_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(&mut **tx)
@@ -201,7 +233,15 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
     if row.expires_at <= now {
         return Err(invalid());
     }
-    let refresh = insert_refresh_token(&mut tx, state, &row.session_id, &row.user_id, now).await?;
+    // A guest's session ends when its first refresh token would have: renewing does not
+    // extend it.
+    let expires_at = if row.guest_of.is_some() {
+        row.expires_at
+    } else {
+        now.saturating_add(secs_to_ms(state.config.refresh_token_ttl_secs))
+    };
+    let refresh =
+        insert_refresh_token(&mut tx, &row.session_id, &row.user_id, now, expires_at).await?;
     tx.commit().await?;
     Ok(token_pair(
         state,
@@ -209,6 +249,7 @@ pub async fn rotate_refresh_token(state: &AppState, token: &str) -> ApiResult<To
         &row.session_id,
         refresh,
         now,
+        expires_at,
     ))
 }
 

@@ -1,4 +1,5 @@
-//! Meetings over REST: SQL ([`store`]) and handlers ([`routes`]).
+//! Meetings over REST: SQL ([`store`]) and handlers ([`routes`]); guests ([`guests`]).
 
+pub mod guests;
 pub mod routes;
 pub mod store;

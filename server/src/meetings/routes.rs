@@ -39,12 +39,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(readmit_participant))
 }
 
-fn parse_code(raw: &str) -> ApiResult<MeetingCode> {
+pub(super) fn parse_code(raw: &str) -> ApiResult<MeetingCode> {
     MeetingCode::parse(raw)
         .map_err(|e| AppError::bad_request(ErrorCode::InvalidMeetingCode, e.to_string()))
 }
 
-fn not_found() -> AppError {
+pub(super) fn not_found() -> AppError {
     AppError::new(
         StatusCode::NOT_FOUND,
         ErrorCode::MeetingNotFound,
@@ -52,7 +52,7 @@ fn not_found() -> AppError {
     )
 }
 
-async fn load(state: &AppState, raw_code: &str, user_id: &str) -> ApiResult<MeetingRow> {
+pub(super) async fn load(state: &AppState, raw_code: &str, user_id: &str) -> ApiResult<MeetingRow> {
     let code = parse_code(raw_code)?;
     store::by_code(&state.db.pool, &code, user_id)
         .await?
@@ -61,7 +61,7 @@ async fn load(state: &AppState, raw_code: &str, user_id: &str) -> ApiResult<Meet
 
 /// The caller may use a meeting's resources (details, chat, leave) once admitted, and its
 /// host always; a barred user never, until a host re-admits them.
-fn require_admitted(m: &MeetingRow, user_id: &str) -> ApiResult<()> {
+pub(super) fn require_admitted(m: &MeetingRow, user_id: &str) -> ApiResult<()> {
     if let Some(bar) = m.bar() {
         return Err(AppError::forbidden(
             ErrorCode::NotParticipant,
@@ -338,7 +338,7 @@ pub(crate) async fn admission(
     Ok(Admission { role, admitted })
 }
 
-async fn check_passcode(
+pub(super) async fn check_passcode(
     state: &AppState,
     meeting_id: &str,
     user_id: &str,

@@ -15,6 +15,7 @@ pub struct MeetingRow {
     pub passcode_hash: Option<String>,
     pub waiting_room: i64,
     pub locked: i64,
+    pub allow_guests: i64,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
@@ -95,6 +96,7 @@ impl MeetingRow {
             has_passcode: self.passcode_hash.is_some(),
             waiting_room: self.waiting_room != 0,
             locked: self.locked != 0,
+            allow_guests: self.allow_guests != 0,
             created_at_ms: self.created_at,
             started_at_ms: self.started_at,
             ended_at_ms: self.ended_at,
@@ -106,7 +108,7 @@ impl MeetingRow {
 
 const SELECT_FOR_USER: &str =
     "SELECT m.id, m.code, m.title, m.host_id, u.username AS host_username, \
-     m.passcode_hash, m.waiting_room, m.locked, m.created_at, m.started_at, m.ended_at, \
+     m.passcode_hash, m.waiting_room, m.locked, m.allow_guests, m.created_at, m.started_at, m.ended_at, \
      p.role AS my_role, p.status AS my_status, p.admitted_at AS my_admitted_at, \
      p.barred_reason AS my_barred_reason \
      FROM meetings m JOIN users u ON u.id = m.host_id \

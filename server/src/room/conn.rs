@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 use super::state::Input;
 use super::task::{Conn, Joiner, Outbound, RoomCmd};
 use crate::error::AppError;
-use crate::extract::{AuthUser, ClientIp};
+use crate::extract::{AuthUser, ClientIp, RoomAuth};
 use crate::meetings::store as meetings;
 use crate::ratelimit::RateLimiter;
 use crate::sockets::{SocketCaps, SocketGuard};
@@ -34,7 +34,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// Upgrades to the live-meeting protocol.
 pub async fn upgrade(
     State(state): State<AppState>,
-    auth: AuthUser,
+    RoomAuth(auth): RoomAuth,
     ip: ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -470,10 +470,24 @@ async fn join(
     let fail = |code, msg: &str| ServerMsg::error(code, msg);
     let name = validate::display_name(&display_name).map_err(|e| fail(e.code, &e.message))?;
     let user_id = auth.user_id.as_str();
-    let m = meetings::by_code(&state.db.pool, &code, user_id)
+    let mut m = meetings::by_code(&state.db.pool, &code, user_id)
         .await
         .map_err(|_| fail(ErrorCode::Internal, "database unavailable"))?
         .ok_or_else(|| fail(ErrorCode::MeetingNotFound, "no meeting has that code"))?;
+    let guest = auth.guest_of.is_some();
+    if let Some(meeting_id) = &auth.guest_of {
+        if *meeting_id != m.id {
+            return Err(fail(
+                ErrorCode::GuestNotAllowed,
+                "this guest sign-in is for another meeting",
+            ));
+        }
+        crate::meetings::guests::may_enter_again(state, &m, user_id)
+            .await
+            .map_err(|e| ServerMsg::error(e.code, e.message))?;
+        // The passcode was given at the guest's entry (or a personal link stood for it).
+        m.passcode_hash = None;
+    }
     let crate::meetings::routes::Admission { role, admitted } =
         crate::meetings::routes::admission(state, &m, user_id, passcode)
             .await
@@ -491,6 +505,7 @@ async fn join(
             name,
             role,
             admitted,
+            guest,
             resume_token: crate::auth::crypto::new_refresh_token(),
             resume,
             after_seq,
@@ -513,7 +528,7 @@ async fn join(
         };
         match state.rooms.send_to_live(&m.id, &room, permit, cmd) {
             Ok(()) => return Ok(Joined { room, peer }),
-            Err(back) => cmd = back,
+            Err(back) => cmd = *back,
         }
     }
     Err(fail(

@@ -56,6 +56,8 @@ pub struct Peer {
     pub base_role: Role,
     pub media: MediaState,
     pub hand: bool,
+    /// Came in through an invite link without an account.
+    pub guest: bool,
     pub state: PeerState,
     pub resume_token: String,
     /// Order of admission; the lowest is the longest present.
@@ -71,6 +73,7 @@ impl Peer {
             role: self.role,
             media: self.media,
             hand_raised: self.hand,
+            guest: self.guest,
         }
     }
 
@@ -92,6 +95,8 @@ pub enum Input {
         role: Role,
         /// Admitted before (stored): skips the lock and the waiting room.
         admitted: bool,
+        /// A guest (no account): shown as one to everybody.
+        guest: bool,
         resume_token: String,
         resume: Option<String>,
     },
@@ -310,6 +315,7 @@ impl Room {
                 name,
                 role,
                 admitted,
+                guest,
                 resume_token,
                 resume,
             } => self.join(
@@ -318,6 +324,7 @@ impl Room {
                 name,
                 role,
                 admitted,
+                guest,
                 resume_token,
                 resume,
                 &mut fx,

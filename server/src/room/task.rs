@@ -47,6 +47,7 @@ pub struct Joiner {
     pub name: String,
     pub role: Role,
     pub admitted: bool,
+    pub guest: bool,
     pub resume_token: String,
     pub resume: Option<String>,
     pub after_seq: Option<i64>,
@@ -144,14 +145,14 @@ impl Rooms {
         room: &mpsc::Sender<RoomCmd>,
         permit: mpsc::OwnedPermit<RoomCmd>,
         cmd: RoomCmd,
-    ) -> Result<(), RoomCmd> {
+    ) -> Result<(), Box<RoomCmd>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(meeting_id) {
             Some(live) if live.same_channel(room) && !live.is_closed() => {
                 permit.send(cmd);
                 Ok(())
             }
-            _ => Err(cmd),
+            _ => Err(Box::new(cmd)),
         }
     }
 
@@ -277,6 +278,7 @@ impl Task {
                     name: joiner.name,
                     role: joiner.role,
                     admitted: joiner.admitted,
+                    guest: joiner.guest,
                     resume_token: joiner.resume_token,
                     resume: joiner.resume,
                 };

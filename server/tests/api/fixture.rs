@@ -224,6 +224,11 @@ impl TestServer {
             .await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send(Self::auth(self.http.put(self.url(path)), token).json(&body))
+            .await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
         self.send(Self::auth(self.http.delete(self.url(path)), token))
             .await

@@ -11,6 +11,7 @@ mod connections;
 mod controls;
 mod crash;
 mod email_codes;
+mod guests;
 mod limits;
 mod live;
 mod meetings;

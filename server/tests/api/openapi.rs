@@ -53,6 +53,9 @@ async fn every_route_is_documented() {
             if item.post.is_some() {
                 ops.push(format!("POST {path}"));
             }
+            if item.put.is_some() {
+                ops.push(format!("PUT {path}"));
+            }
             if item.delete.is_some() {
                 ops.push(format!("DELETE {path}"));
             }
@@ -82,6 +85,11 @@ async fn every_route_is_documented() {
         "POST /api/meetings/{code}/unlock",
         "GET /api/meetings/{code}/messages",
         "POST /api/meetings/{code}/participants/{user_id}/readmit",
+        "POST /api/guests",
+        "PUT /api/meetings/{code}/guest-access",
+        "POST /api/meetings/{code}/guest-links",
+        "GET /api/meetings/{code}/guest-links",
+        "DELETE /api/meetings/{code}/guest-links/{id}",
     ];
     let expected: std::collections::BTreeSet<String> =
         expected.iter().map(|s| s.to_string()).collect();

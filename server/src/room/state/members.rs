@@ -16,6 +16,7 @@ impl Room {
         name: String,
         role: Role,
         admitted: bool,
+        guest: bool,
         resume_token: String,
         resume: Option<String>,
         fx: &mut Vec<Effect>,
@@ -93,6 +94,7 @@ impl Room {
             base_role: role,
             media: MediaState::default(),
             hand: false,
+            guest,
             state: if waiting {
                 PeerState::Waiting
             } else {
@@ -111,6 +113,7 @@ impl Room {
                     peer_id: peer,
                     user_id: user,
                     display_name: info.display_name,
+                    guest: info.guest,
                 },
                 fx,
             );

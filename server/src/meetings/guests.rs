@@ -1,0 +1,456 @@
+//! Guests: people who join one meeting from its invite link without an account.
+//!
+//! A host lets guests in per meeting (`PUT …/guest-access`, off by default) or hands one
+//! person a personal link (`POST …/guest-links`: a revocable token, stored hashed, that works
+//! even when open guest entry is off and stands in for the passcode). `POST /api/guests`
+//! turns a display name (and the passcode, or a personal link) into a guest: a user row of its
+//! own marked with its one meeting, and a session whose tokens the REST API refuses
+//! (`guest_not_allowed`) and the meeting room takes for that meeting only. Guests meet the
+//! waiting room and the lock like everyone; a bar (denied, removed) holds for them as for
+//! users. Entries are limited per client address and per meeting.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use parley_shared::api::{
+    CreateGuestLinkRequest, CreatedGuestLink, GuestAccessRequest, GuestEntry, GuestEntryRequest,
+    GuestLink, GuestLinkList, Meeting, Role,
+};
+use parley_shared::{validate, ErrorBody, ErrorCode, UserId};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::routes::{check_passcode, load, not_found, parse_code, require_admitted};
+use super::store::{self, MeetingRow};
+use crate::auth::crypto;
+use crate::auth::store as auth_store;
+use crate::error::{ApiResult, AppError};
+use crate::extract::{ApiJson, AuthUser, ClientIp};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enter_as_guest))
+        .routes(routes!(set_guest_access))
+        .routes(routes!(create_guest_link, list_guest_links))
+        .routes(routes!(revoke_guest_link))
+}
+
+/// Longest label of a personal link.
+const MAX_LABEL_CHARS: usize = 64;
+/// Longest a personal link may be made to last (a week).
+const MAX_LINK_HOURS: u32 = 7 * 24;
+
+fn ended() -> AppError {
+    AppError::new(
+        StatusCode::GONE,
+        ErrorCode::MeetingEnded,
+        "this meeting has ended",
+    )
+}
+
+/// Host and co-hosts manage guests.
+fn require_moderator(m: &MeetingRow, user_id: &str) -> ApiResult<()> {
+    require_admitted(m, user_id)?;
+    if m.host_id == user_id || m.role().is_some_and(Role::can_moderate) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            ErrorCode::NotHost,
+            "only the host or a co-host can do this",
+        ))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    id: String,
+    label: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl LinkRow {
+    fn to_api(&self) -> GuestLink {
+        GuestLink {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            created_at_ms: self.created_at,
+            expires_at_ms: self.expires_at,
+            revoked_at_ms: self.revoked_at,
+        }
+    }
+
+    /// Whether the link lets someone in at `now`.
+    fn check(&self, now: i64) -> ApiResult<()> {
+        if self.revoked_at.is_some() {
+            return Err(AppError::forbidden(
+                ErrorCode::GuestLinkRevoked,
+                "the host has withdrawn this guest link",
+            ));
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(AppError::forbidden(
+                ErrorCode::GuestLinkExpired,
+                "this guest link has expired; ask the host for a new one",
+            ));
+        }
+        Ok(())
+    }
+}
+
+const SELECT_LINK: &str =
+    "SELECT id, label, created_at, expires_at, revoked_at FROM guest_links WHERE meeting_id = $1";
+
+/// Enter a meeting as a guest: a display name (and the passcode, or a personal link's
+/// token) for tokens that open this one meeting's room. No account, no other meeting, no
+/// REST beyond this.
+#[utoipa::path(post, path = "/api/guests", tag = "guests",
+    request_body = GuestEntryRequest,
+    responses((status = 201, body = GuestEntry), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn enter_as_guest(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<GuestEntryRequest>,
+) -> ApiResult<(StatusCode, ApiJson<GuestEntry>)> {
+    let now = state.now_ms();
+    let code = parse_code(&req.code)?;
+    let name = validate::display_name(&req.display_name)?;
+    let source = ip.bucket();
+    state
+        .limits
+        .guest_entries_per_ip
+        .take(&source, now)
+        .map_err(AppError::rate_limited)?;
+    // Seen by nobody in particular: no participant row joins in.
+    let m = store::by_code(&state.db.pool, &code, "")
+        .await?
+        .ok_or_else(not_found)?;
+    if m.ended_at.is_some() {
+        return Err(ended());
+    }
+    let link = match req.link_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => {
+            let row: Option<LinkRow> =
+                sqlx::query_as(&format!("{SELECT_LINK} AND token_hash = $2"))
+                    .bind(&m.id)
+                    .bind(crypto::hash_refresh_token(token))
+                    .fetch_optional(&state.db.pool)
+                    .await?;
+            let row = row.ok_or_else(|| {
+                AppError::forbidden(
+                    ErrorCode::GuestLinkInvalid,
+                    "this guest link is not one of this meeting's",
+                )
+            })?;
+            row.check(now)?;
+            Some(row)
+        }
+        None => None,
+    };
+    if link.is_none() && m.allow_guests == 0 {
+        return Err(AppError::forbidden(
+            ErrorCode::GuestsNotAllowed,
+            "the host has not let guests into this meeting; sign in to join",
+        ));
+    }
+    if m.locked != 0 {
+        return Err(AppError::forbidden(
+            ErrorCode::MeetingLocked,
+            "the host has locked this meeting",
+        ));
+    }
+    state
+        .limits
+        .guest_entries_per_meeting
+        .take(&m.id, now)
+        .map_err(AppError::rate_limited)?;
+    // A personal link stands for the passcode; the open link needs it (its tries counted
+    // per source address, as a guest has no account to count them on).
+    if link.is_none() {
+        if let Some(hash) = &m.passcode_hash {
+            check_passcode(
+                &state,
+                &m.id,
+                &format!("guest:{source}"),
+                hash,
+                req.passcode,
+            )
+            .await?;
+        }
+    }
+    let id = ulid::Ulid::new().to_string();
+    // No password can match "!" (not a PHC string), no address is "guest:…": a guest can
+    // neither sign in nor be reached by e-mail.
+    sqlx::query(
+        "INSERT INTO users (id, username, email, email_key, password_hash, created_at, guest_of, guest_link_id) \
+         VALUES ($1, $2, '', $3, '!', $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(format!("guest-{}", id.to_lowercase()))
+    .bind(format!("guest:{id}"))
+    .bind(now)
+    .bind(&m.id)
+    .bind(link.as_ref().map(|l| l.id.clone()))
+    .execute(&state.db.pool)
+    .await?;
+    let tokens = auth_store::create_guest_session(&state, &id).await?;
+    auth_store::audit(
+        &state,
+        Some(&id),
+        if link.is_some() {
+            "guest_enter_link"
+        } else {
+            "guest_enter"
+        },
+        Some(&m.id),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(GuestEntry {
+            tokens,
+            user_id: UserId(id),
+            display_name: name,
+            code,
+            title: m.title,
+        }),
+    ))
+}
+
+/// Called when a guest joins the room (again): the open link must still be open, a
+/// personal link still valid.
+pub(crate) async fn may_enter_again(
+    state: &AppState,
+    m: &MeetingRow,
+    guest_id: &str,
+) -> ApiResult<()> {
+    let link: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT guest_link_id FROM users WHERE id = $1")
+            .bind(guest_id)
+            .fetch_optional(&state.db.pool)
+            .await?;
+    match link.and_then(|(l,)| l) {
+        Some(link_id) => {
+            let row: Option<LinkRow> = sqlx::query_as(&format!("{SELECT_LINK} AND id = $2"))
+                .bind(&m.id)
+                .bind(&link_id)
+                .fetch_optional(&state.db.pool)
+                .await?;
+            match row {
+                Some(row) => row.check(state.now_ms()),
+                None => Err(AppError::forbidden(
+                    ErrorCode::GuestLinkRevoked,
+                    "the host has withdrawn this guest link",
+                )),
+            }
+        }
+        None if m.allow_guests != 0 => Ok(()),
+        None => Err(AppError::forbidden(
+            ErrorCode::GuestsNotAllowed,
+            "the host no longer lets guests into this meeting",
+        )),
+    }
+}
+
+/// Let guests in through the invite link, or stop letting them (host and co-hosts). Guests
+/// already in the call stay; nobody new enters as a guest while it is off, except with a
+/// personal link.
+#[utoipa::path(put, path = "/api/meetings/{code}/guest-access", tag = "guests", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    request_body = GuestAccessRequest,
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_guest_access(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<GuestAccessRequest>,
+) -> ApiResult<ApiJson<Meeting>> {
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_moderator(&m, user_id)?;
+    if m.ended_at.is_some() {
+        return Err(ended());
+    }
+    sqlx::query("UPDATE meetings SET allow_guests = $1 WHERE id = $2")
+        .bind(i64::from(req.allowed))
+        .bind(&m.id)
+        .execute(&state.db.pool)
+        .await?;
+    let action = if req.allowed {
+        "guests_allow"
+    } else {
+        "guests_disallow"
+    };
+    auth_store::audit(&state, Some(user_id), action, Some(&m.id)).await;
+    Ok(ApiJson(load(&state, &code, user_id).await?.to_api()))
+}
+
+/// Make a personal guest link for one person (host and co-hosts). The token is shown once;
+/// the link is `/j/{code}?g={token}`.
+#[utoipa::path(post, path = "/api/meetings/{code}/guest-links", tag = "guests", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    request_body = CreateGuestLinkRequest,
+    responses((status = 201, body = CreatedGuestLink), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_guest_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<CreateGuestLinkRequest>,
+) -> ApiResult<(StatusCode, ApiJson<CreatedGuestLink>)> {
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_moderator(&m, user_id)?;
+    if m.ended_at.is_some() {
+        return Err(ended());
+    }
+    let label = req.label.trim();
+    if label.is_empty()
+        || label.chars().count() > MAX_LABEL_CHARS
+        || label.chars().any(char::is_control)
+    {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            format!("label: 1 to {MAX_LABEL_CHARS} characters, no control characters"),
+        ));
+    }
+    let hours = match req.expires_in_hours {
+        Some(h) if h == 0 || h > MAX_LINK_HOURS => {
+            return Err(AppError::bad_request(
+                ErrorCode::MalformedRequest,
+                format!("expires_in_hours: 1 to {MAX_LINK_HOURS}"),
+            ))
+        }
+        h => h,
+    };
+    let now = state.now_ms();
+    let row = LinkRow {
+        id: ulid::Ulid::new().to_string(),
+        label: label.to_owned(),
+        created_at: now,
+        expires_at: hours.map(|h| now + i64::from(h) * 3_600_000),
+        revoked_at: None,
+    };
+    let token = crypto::new_refresh_token();
+    sqlx::query(
+        "INSERT INTO guest_links (id, meeting_id, token_hash, label, created_by, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&row.id)
+    .bind(&m.id)
+    .bind(crypto::hash_refresh_token(&token))
+    .bind(&row.label)
+    .bind(user_id)
+    .bind(now)
+    .bind(row.expires_at)
+    .execute(&state.db.pool)
+    .await?;
+    auth_store::audit(&state, Some(user_id), "guest_link_create", Some(&row.id)).await;
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(CreatedGuestLink {
+            link: row.to_api(),
+            token,
+        }),
+    ))
+}
+
+/// The meeting's personal guest links, newest first (host and co-hosts; tokens are not
+/// shown again).
+#[utoipa::path(get, path = "/api/meetings/{code}/guest-links", tag = "guests", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code")),
+    responses((status = 200, body = GuestLinkList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_guest_links(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> ApiResult<ApiJson<GuestLinkList>> {
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_moderator(&m, user_id)?;
+    let rows: Vec<LinkRow> =
+        sqlx::query_as(&format!("{SELECT_LINK} ORDER BY created_at DESC, id DESC"))
+            .bind(&m.id)
+            .fetch_all(&state.db.pool)
+            .await?;
+    Ok(ApiJson(GuestLinkList {
+        links: rows.iter().map(LinkRow::to_api).collect(),
+    }))
+}
+
+/// Withdraw a personal guest link (host and co-hosts): nobody enters with it any more, and
+/// the guests who came in by it are signed out and leave the call.
+#[utoipa::path(delete, path = "/api/meetings/{code}/guest-links/{id}", tag = "guests", security(("bearer" = [])),
+    params(("code" = String, Path, description = "meeting code"), ("id" = String, Path, description = "link id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_guest_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((code, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_moderator(&m, user_id)?;
+    let now = state.now_ms();
+    let found = sqlx::query(
+        "UPDATE guest_links SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND meeting_id = $3",
+    )
+    .bind(now)
+    .bind(&id)
+    .bind(&m.id)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if found == 0 {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "this meeting has no guest link with that id",
+        ));
+    }
+    let sessions: Vec<(String,)> = sqlx::query_as(
+        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.guest_link_id = $1 AND s.revoked_at IS NULL",
+    )
+    .bind(&id)
+    .fetch_all(&state.db.pool)
+    .await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoke_reason = 'guest_link_revoked' \
+         WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM users WHERE guest_link_id = $2)",
+    )
+    .bind(now)
+    .bind(&id)
+    .execute(&state.db.pool)
+    .await?;
+    for (session,) in &sessions {
+        state.sockets.revoke_session(session);
+    }
+    auth_store::audit(&state, Some(user_id), "guest_link_revoke", Some(&id)).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_is_refused_once_revoked_or_expired_and_says_which() {
+        let mut row = LinkRow {
+            id: "l".into(),
+            label: "Ann".into(),
+            created_at: 0,
+            expires_at: Some(1_000),
+            revoked_at: None,
+        };
+        assert!(row.check(999).is_ok());
+        assert_eq!(
+            row.check(1_000).unwrap_err().code,
+            ErrorCode::GuestLinkExpired
+        );
+        row.revoked_at = Some(500);
+        assert_eq!(row.check(10).unwrap_err().code, ErrorCode::GuestLinkRevoked);
+    }
+}

@@ -97,6 +97,7 @@ pub async fn run(base_url: &str, joins: usize, width: u32, height: u32) -> anyho
                 title: "Join time".into(),
                 passcode: None,
                 waiting_room: false,
+                allow_guests: false,
             },
         )
         .await?

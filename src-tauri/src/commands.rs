@@ -168,6 +168,7 @@ pub async fn create_meeting(
         title,
         passcode: passcode.filter(|p| !p.is_empty()),
         waiting_room,
+        allow_guests: false,
     };
     let m = crate::with_token!(shell.account, |api, t| api.create_meeting(&t, &req).await)?;
     Ok(m.into())

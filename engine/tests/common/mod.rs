@@ -39,6 +39,7 @@ pub async fn meeting(api: &Api, token: &str, title: &str) -> MeetingCode {
             title: title.into(),
             passcode: None,
             waiting_room: false,
+            allow_guests: false,
         },
     )
     .await

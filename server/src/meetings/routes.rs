@@ -113,8 +113,8 @@ async fn create_meeting(
     for _ in 0..CODE_ATTEMPTS {
         let candidate = MeetingCode::from_indices(rand::rngs::OsRng.gen());
         let inserted = sqlx::query(
-            "INSERT INTO meetings (id, code, title, host_id, passcode_hash, waiting_room, locked, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+            "INSERT INTO meetings (id, code, title, host_id, passcode_hash, waiting_room, locked, allow_guests, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
         )
         .bind(&id)
         .bind(candidate.as_str())
@@ -122,6 +122,7 @@ async fn create_meeting(
         .bind(user_id)
         .bind(&passcode_hash)
         .bind(i64::from(req.waiting_room))
+        .bind(i64::from(req.allow_guests))
         .bind(now)
         .execute(&state.db.pool)
         .await;

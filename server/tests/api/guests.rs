@@ -53,6 +53,13 @@ async fn guests_are_off_until_the_host_allows_them_then_meet_the_waiting_room() 
     enter(&s, json!({"code": code, "display_name": "Gus"}))
         .await
         .expect_err(403, "guests_not_allowed");
+    // Or allowed from the start.
+    let open = s
+        .create_meeting(&host, json!({"title": "Open", "allow_guests": true}))
+        .await;
+    enter(&s, json!({"code": open, "display_name": "Gus"}))
+        .await
+        .expect(201);
 
     allow_guests(&s, &host, &code, true).await;
     let r = enter(&s, json!({"code": code, "display_name": "  Gus  "}))

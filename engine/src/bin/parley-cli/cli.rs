@@ -124,6 +124,9 @@ pub enum MeetingsCmd {
         passcode: Option<String>,
         #[arg(long)]
         waiting_room: bool,
+        /// Let people without an account join through the invite link.
+        #[arg(long)]
+        allow_guests: bool,
     },
     /// Meetings you host or joined, newest first.
     List,

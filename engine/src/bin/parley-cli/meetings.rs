@@ -16,11 +16,13 @@ pub async fn meetings(api: &Api, store: &Store, json: bool, cmd: MeetingsCmd) ->
             title,
             passcode,
             waiting_room,
+            allow_guests,
         } => {
             let req = CreateMeetingRequest {
                 title,
                 passcode,
                 waiting_room,
+                allow_guests,
             };
             let m = auth
                 .call(async |t| api.create_meeting(&t, &req).await)

@@ -40,6 +40,8 @@ pub struct Config {
     pub refresh_token_ttl_secs: u64,
     /// How long a guest's sign-in lasts from entry (its tokens renew until then, not after).
     pub guest_session_ttl_secs: u64,
+    /// Where to get the desktop app, listed on invite pages (`/j/{code}`); none by default.
+    pub invite_downloads: Vec<crate::invite::Download>,
     /// Lifetime of an e-mail verification code.
     pub email_code_ttl_secs: u64,
     /// Lifetime of a password-reset code (short: it is as good as the password).
@@ -227,6 +229,7 @@ impl Default for Config {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             guest_session_ttl_secs: 12 * 60 * 60,
+            invite_downloads: Vec::new(),
             email_code_ttl_secs: 24 * 60 * 60,
             reset_code_ttl_secs: 15 * 60,
             email_code_max_attempts: 5,

@@ -23,6 +23,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod invite;
 pub mod mail;
 pub mod meetings;
 pub mod ratelimit;
@@ -123,6 +124,7 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
         .route("/api/ws", get(room::conn::upgrade))
+        .route("/j/{code}", get(invite::landing))
         .fallback(|| async {
             AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
         })

@@ -12,6 +12,7 @@ mod controls;
 mod crash;
 mod email_codes;
 mod guests;
+mod invite;
 mod limits;
 mod live;
 mod meetings;

@@ -1,0 +1,225 @@
+//! `GET /j/{code}`: the invite link's page. It names the meeting (its title only when the
+//! meeting has no passcode: the code alone should not tell what a passcode protects), opens
+//! it in the installed app (`parley://join/CODE`, tried once on arrival and offered as a
+//! button) and lists where to get the app (`invite_downloads`). An unknown, ended or
+//! malformed code gets a page that says so, with the matching status.
+//!
+//! One small response: the style and the script are inline, allowed by their hashes in a
+//! strict Content-Security-Policy (nothing else may load, no frames, no forms); no cookies,
+//! no referrer. A personal guest link's token (`?g=`) is taken out of the address bar by the
+//! script at once (history.replaceState) and never written into the page by the server.
+
+use std::sync::OnceLock;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use parley_shared::MeetingCode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::meetings::store;
+use crate::state::AppState;
+
+/// A place to get the desktop app, shown on invite pages (e.g. your release page per OS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Download {
+    /// "Windows", "macOS", "Linux (.deb)"…
+    pub label: String,
+    /// An https address.
+    pub url: String,
+}
+
+const STYLE: &str = "\
+:root{color-scheme:light dark;--bg:#f6f7fb;--card:#fff;--ink:#1d2233;--muted:#5b6275;--accent:#3d5bd9;--line:#dfe3ee}\
+@media (prefers-color-scheme:dark){:root{--bg:#12141c;--card:#1c1f2b;--ink:#eef0f6;--muted:#a3a9bb;--accent:#8da2ff;--line:#30354a}}\
+*{box-sizing:border-box}body{margin:0;min-height:100vh;display:grid;place-items:center;background:var(--bg);color:var(--ink);font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif}\
+main{width:min(30rem,calc(100% - 2rem));background:var(--card);border:1px solid var(--line);border-radius:16px;padding:2rem}\
+.brand{font-weight:700;color:var(--accent);letter-spacing:.02em;margin:0 0 1.25rem}\
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 .25rem;overflow-wrap:anywhere}\
+.code{font-family:ui-monospace,monospace;color:var(--muted);margin:0 0 1.5rem}\
+p{margin:0 0 1rem}.muted{color:var(--muted)}\
+.actions{display:grid;gap:.75rem;margin:1.5rem 0}\
+a.button{display:block;text-align:center;padding:.8rem 1rem;border-radius:10px;text-decoration:none;font-weight:600;border:1px solid var(--accent)}\
+a.primary{background:var(--accent);color:#fff}a.secondary{color:var(--accent)}\
+a.button:focus-visible{outline:3px solid var(--ink);outline-offset:2px}\
+ul{padding-left:1.2rem;margin:.25rem 0 0}li{margin:.2rem 0}a{color:var(--accent)}";
+
+/// Tries the app once, then takes a guest link's token out of the address bar.
+const SCRIPT: &str = "\
+(function(){var a=document.getElementById('open');\
+if(location.search){history.replaceState(null,'',location.pathname);}\
+if(a&&!sessionStorage.getItem('tried:'+location.pathname)){\
+sessionStorage.setItem('tried:'+location.pathname,'1');location.href=a.href;}})();";
+
+fn csp_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The policy every invite page is sent with: only its own inline style and script.
+fn policy() -> &'static str {
+    static POLICY: OnceLock<String> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        format!(
+            "default-src 'none'; style-src {}; script-src {}; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+            csp_hash(STYLE),
+            csp_hash(SCRIPT)
+        )
+    })
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
+         <title>{}</title><style>{STYLE}</style></head>\
+         <body><main><p class=\"brand\">Parley</p>{body}</main>\
+         <script>{SCRIPT}</script></body></html>",
+        escape(title)
+    );
+    let mut res = (status, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(policy()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The page says whether the meeting is still on: never from a cache.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn problem(status: StatusCode, heading: &str, text: &str) -> Response {
+    page(
+        status,
+        &format!("{heading} · Parley"),
+        &format!(
+            "<h1>{}</h1><p class=\"muted\">{}</p>",
+            escape(heading),
+            escape(text)
+        ),
+    )
+}
+
+/// `GET /j/{code}`
+pub async fn landing(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let Ok(code) = MeetingCode::parse(&raw) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "That is not a meeting link",
+            "Meeting links end in a code like abcd-efgh-jkmn. Check the link you were sent.",
+        );
+    };
+    let m = match store::by_code(&state.db.pool, &code, "").await {
+        Ok(Some(m)) => m,
+        Ok(None) => return problem(
+            StatusCode::NOT_FOUND,
+            "No meeting has this link",
+            "It may have been deleted, or the link was copied incompletely. Ask whoever sent it.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "invite page: database");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Parley is not available right now",
+                "Try the link again in a moment.",
+            );
+        }
+    };
+    if m.ended_at.is_some() {
+        return problem(
+            StatusCode::GONE,
+            "This meeting has ended",
+            "The host has ended it. Ask them for a new link if you still need to meet.",
+        );
+    }
+    let (heading, note) = if m.passcode_hash.is_some() {
+        (
+            "You are invited to a Parley meeting".to_string(),
+            "<p class=\"muted\">This meeting has a passcode: have it ready.</p>",
+        )
+    } else {
+        (m.title.clone(), "")
+    };
+    let downloads = &state.config.invite_downloads;
+    let get_app = if downloads.is_empty() {
+        String::new()
+    } else {
+        let items: String = downloads
+            .iter()
+            .map(|d| {
+                format!(
+                    "<li><a href=\"{}\" rel=\"noreferrer\">{}</a></li>",
+                    escape(&d.url),
+                    escape(&d.label)
+                )
+            })
+            .collect();
+        format!("<p class=\"muted\">No Parley yet? Get the app:</p><ul>{items}</ul>")
+    };
+    let body = format!(
+        "<h1>{}</h1><p class=\"code\">{}</p>{note}\
+         <div class=\"actions\"><a id=\"open\" class=\"button primary\" href=\"parley://join/{}\">Open in Parley</a></div>\
+         <p class=\"muted\">Parley should open by itself. If nothing happens, use the button.</p>{get_app}",
+        escape(&heading),
+        code.as_str(),
+        code.as_str(),
+    );
+    page(StatusCode::OK, &format!("{heading} · Parley"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_cannot_break_out_of_the_markup() {
+        assert_eq!(
+            escape(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+    }
+
+    #[test]
+    fn the_policy_allows_exactly_the_inline_style_and_script() {
+        let p = policy();
+        assert!(p.starts_with("default-src 'none';"));
+        assert!(p.contains(&csp_hash(STYLE)) && p.contains(&csp_hash(SCRIPT)));
+        assert!(!p.contains("unsafe-inline") && !p.contains("*"));
+    }
+}

@@ -136,15 +136,39 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// The caller of the meeting room's WebSocket: a signed-in user or a guest (whose join is
-/// then held to its one meeting).
+/// then held to its one meeting). A browser cannot set `Authorization` on a WebSocket, so
+/// the token may come instead as one of the offered subprotocols,
+/// `parley.auth.<access token>` beside `parley.v1` (JWTs are made of characters a
+/// subprotocol may hold); the server never echoes it back, it selects `parley.v1`.
 #[derive(Debug, Clone)]
 pub struct RoomAuth(pub AuthUser);
+
+/// The prefix of the subprotocol that carries an access token.
+pub const AUTH_SUBPROTOCOL_PREFIX: &str = "parley.auth.";
 
 impl FromRequestParts<AppState> for RoomAuth {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        AuthUser::from_header(parts, state).await.map(RoomAuth)
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return AuthUser::from_header(parts, state).await.map(RoomAuth);
+        }
+        let offered = parts
+            .headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix(AUTH_SUBPROTOCOL_PREFIX))
+            .filter(|t| !t.is_empty());
+        match offered {
+            Some(token) => AuthUser::from_token(state, token).await.map(RoomAuth),
+            None => Err(AppError::unauthorized(
+                ErrorCode::Unauthorized,
+                "sign in first",
+            )),
+        }
     }
 }
 

@@ -447,3 +447,32 @@ async fn a_guest_session_renews_but_does_not_outlive_its_day() {
         .await
         .expect_err(401, "invalid_refresh_token");
 }
+
+#[tokio::test]
+async fn a_browser_carries_its_token_in_the_subprotocol_list() {
+    let s = TestServer::start().await;
+    let host = s.register("hostess").await;
+    let code = s
+        .create_meeting(&host, json!({"title": "Web", "allow_guests": true}))
+        .await;
+    let token = guest_token(&s, &code, "Gus").await;
+    // As `new WebSocket(url, ["parley.v1", "parley.auth." + token])` offers it.
+    let mut ws = s
+        .try_ws(None, Some(&format!("parley.v1, parley.auth.{token}")))
+        .await
+        .expect("the token in the subprotocol list is taken");
+    ws.send(json!({"type": "join", "code": code, "display_name": "Gus"}))
+        .await;
+    assert_eq!(ws.recv().await["type"], "welcome");
+    // A forged one, a missing one: refused at the upgrade.
+    for protocols in [
+        "parley.v1, parley.auth.not-a-token",
+        "parley.v1, parley.auth.",
+        "parley.v1",
+    ] {
+        assert!(
+            s.try_ws(None, Some(protocols)).await.is_err(),
+            "{protocols} got through"
+        );
+    }
+}

@@ -10,14 +10,21 @@ export function when(ms: number): string {
   return `${d.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" })}, ${time}`;
 }
 
-/** The link that opens a meeting in Parley (`parley://join/CODE`). */
-export function inviteLink(code: string): string {
-  return `parley://join/${code}`;
+/**
+ * The invite link for a meeting on `server`: `https://server/j/CODE`, a page that opens
+ * Parley where it is installed and says where to get it otherwise.
+ */
+export function inviteLink(server: string, code: string): string {
+  return `${server.trim().replace(/\/+$/, "")}/j/${code}`;
 }
 
-/** Accepts a code typed or pasted in any form, or an invite link; returns abcd-efgh-jkmn. */
+/**
+ * Accepts a code typed or pasted in any form, or an invite link (`https://…/j/CODE`,
+ * `parley://join/CODE`, with or without a query); returns abcd-efgh-jkmn.
+ */
 export function normalizeCode(input: string): string | null {
-  const fromLink = input.trim().replace(/^parley:\/\/join\//i, "");
+  const link = /(?:\/j\/|^parley:\/\/join\/)([^/?#]+)(?:[?#].*)?$/i.exec(input.trim());
+  const fromLink = link?.[1] ?? input.trim();
   const letters = fromLink.toLowerCase().replace(/[^a-z]/g, "");
   if (letters.length !== 12) return null;
   return `${letters.slice(0, 4)}-${letters.slice(4, 8)}-${letters.slice(8)}`;

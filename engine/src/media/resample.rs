@@ -20,6 +20,34 @@ pub struct FormatError {
     reason: String,
 }
 
+/// Checks a device format (`rate`, `channels`) and makes the mono resampler from `from` Hz
+/// to `to` Hz in chunks of `chunk` input samples; None when the rates are the same.
+fn resampler(
+    rate: u32,
+    channels: u16,
+    from: u32,
+    to: u32,
+    chunk: usize,
+) -> Result<Option<FftFixedIn<f32>>, FormatError> {
+    let error = |reason: &str| FormatError {
+        rate,
+        channels,
+        reason: reason.to_owned(),
+    };
+    if channels == 0 {
+        return Err(error("no channels"));
+    }
+    if rate == 0 {
+        return Err(error("no sample rate"));
+    }
+    if from == to {
+        return Ok(None);
+    }
+    FftFixedIn::<f32>::new(from as usize, to as usize, chunk, 1, 1)
+        .map(Some)
+        .map_err(|e| error(&e.to_string()))
+}
+
 /// Interleaved frames at the device's rate and channel count in, 48 kHz mono out.
 pub struct ToMono48k {
     channels: usize,
@@ -32,26 +60,8 @@ pub struct ToMono48k {
 
 impl ToMono48k {
     pub fn new(rate: u32, channels: u16) -> Result<Self, FormatError> {
-        let error = |reason: &str| FormatError {
-            rate,
-            channels,
-            reason: reason.to_owned(),
-        };
-        if channels == 0 {
-            return Err(error("no channels"));
-        }
-        if rate == 0 {
-            return Err(error("no sample rate"));
-        }
         let chunk = (rate as usize / 100).max(1);
-        let resampler = if rate == SAMPLE_RATE {
-            None
-        } else {
-            Some(
-                FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, chunk, 1, 1)
-                    .map_err(|e| error(&e.to_string()))?,
-            )
-        };
+        let resampler = resampler(rate, channels, rate, SAMPLE_RATE, chunk)?;
         Ok(Self {
             channels: usize::from(channels),
             resampler,
@@ -106,25 +116,7 @@ const PULL: usize = SAMPLE_RATE as usize / 100;
 
 impl FromMono48k {
     pub fn new(rate: u32, channels: u16) -> Result<Self, FormatError> {
-        let error = |reason: &str| FormatError {
-            rate,
-            channels,
-            reason: reason.to_owned(),
-        };
-        if channels == 0 {
-            return Err(error("no channels"));
-        }
-        if rate == 0 {
-            return Err(error("no sample rate"));
-        }
-        let resampler = if rate == SAMPLE_RATE {
-            None
-        } else {
-            Some(
-                FftFixedIn::<f32>::new(SAMPLE_RATE as usize, rate as usize, PULL, 1, 1)
-                    .map_err(|e| error(&e.to_string()))?,
-            )
-        };
+        let resampler = resampler(rate, channels, SAMPLE_RATE, rate, PULL)?;
         Ok(Self {
             channels: usize::from(channels),
             resampler,

@@ -6,7 +6,7 @@ use hmac::Mac as _;
 use parley_server::clock::Clock as _;
 use serde_json::{json, Value};
 
-use crate::fixture::{TestServer, Ws};
+use crate::fixture::TestServer;
 
 fn code_of(err: &Value) -> &str {
     assert_eq!(err["type"], "error", "not an error: {err}");
@@ -27,15 +27,6 @@ async fn participant(s: &TestServer, user: &str) -> (String, String) {
         .fetch_one(&s.pool())
         .await
         .unwrap()
-}
-
-/// Joins `name`'s socket and returns it after its `welcome`, or the refusal.
-async fn try_join(s: &TestServer, token: &str, code: &str, name: &str) -> (Ws, Value) {
-    let mut ws = s.ws(token).await;
-    ws.send(json!({"type": "join", "code": code, "display_name": name}))
-        .await;
-    let first = ws.recv().await;
-    (ws, first)
 }
 
 #[tokio::test]
@@ -106,7 +97,7 @@ async fn host_mutes_promotes_locks_removes_and_ends() {
         .as_deref(),
         Some("1")
     );
-    let (_, refused) = try_join(&s, &carol.access, &code, "carol").await;
+    let (_, refused) = s.try_join(&carol.access, &code, "carol").await;
     assert_eq!(code_of(&refused), "meeting_locked");
     s.post(
         &format!("/api/meetings/{code}/join"),
@@ -119,7 +110,7 @@ async fn host_mutes_promotes_locks_removes_and_ends() {
     for ws in [&mut h, &mut a, &mut b] {
         assert_eq!(ws.recv_type("lock_changed").await["locked"], false);
     }
-    let (mut c, cw) = try_join(&s, &carol.access, &code, "carol").await;
+    let (mut c, cw) = s.try_join(&carol.access, &code, "carol").await;
     assert_eq!(cw["type"], "welcome");
     assert_eq!(cw["locked"], false);
     for ws in [&mut h, &mut a, &mut b] {
@@ -141,7 +132,7 @@ async fn host_mutes_promotes_locks_removes_and_ends() {
         assert_eq!(ws.recv_type("peer_left").await["peer_id"], ann_peer);
     }
     assert_eq!(participant(&s, &ann.id).await.0, "denied");
-    let (_, again) = try_join(&s, &ann.access, &code, "ann").await;
+    let (_, again) = s.try_join(&ann.access, &code, "ann").await;
     assert_eq!(code_of(&again), "not_participant");
     let r = s
         .post(
@@ -171,7 +162,7 @@ async fn host_mutes_promotes_locks_removes_and_ends() {
     .await
     .is_some());
     assert_eq!(participant(&s, &carol.id).await.0, "left");
-    let (_, late) = try_join(&s, &host.access, &code, "host").await;
+    let (_, late) = s.try_join(&host.access, &code, "host").await;
     assert_eq!(code_of(&late), "meeting_ended");
     let m = s
         .get(&format!("/api/meetings/{code}"), Some(&host.access))

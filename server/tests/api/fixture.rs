@@ -408,6 +408,16 @@ impl TestServer {
         Ok(Ws { inner })
     }
 
+    /// Opens a socket with `token`, sends `join` and returns the socket with the first answer
+    /// (a `welcome`, `waiting` or the refusal).
+    pub async fn try_join(&self, token: &str, code: &str, name: &str) -> (Ws, Value) {
+        let mut ws = self.ws(token).await;
+        ws.send(json!({"type": "join", "code": code, "display_name": name}))
+            .await;
+        let first = ws.recv().await;
+        (ws, first)
+    }
+
     /// Connects `user` and joins `code`; returns the socket and its `welcome`.
     pub async fn join_ws(&self, user: &TestUser, code: &str) -> (Ws, Value) {
         let mut ws = self.ws(&user.access).await;

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::fixture::{TestServer, TestUser, Ws};
+use crate::fixture::{TestServer, TestUser};
 
 /// Enters `code` as a guest; returns the response (201 with tokens, or the error).
 async fn enter(s: &TestServer, body: Value) -> crate::fixture::Resp {
@@ -28,14 +28,6 @@ async fn allow_guests(s: &TestServer, host: &TestUser, code: &str, allowed: bool
         .await
         .expect(200);
     assert_eq!(r.body["allow_guests"], allowed);
-}
-
-async fn join_as(s: &TestServer, token: &str, code: &str, name: &str) -> (Ws, Value) {
-    let mut ws = s.ws(token).await;
-    ws.send(json!({"type": "join", "code": code, "display_name": name}))
-        .await;
-    let first = ws.recv().await;
-    (ws, first)
 }
 
 #[tokio::test]
@@ -74,7 +66,7 @@ async fn guests_are_off_until_the_host_allows_them_then_meet_the_waiting_room() 
     let guest_id = r.body["user_id"].as_str().unwrap().to_owned();
 
     let (mut h, _) = s.join_ws(&host, &code).await;
-    let (mut g, first) = join_as(&s, &token, &code, "Gus").await;
+    let (mut g, first) = s.try_join(&token, &code, "Gus").await;
     assert_eq!(first["type"], "waiting", "{first}");
     let knock = h.recv_type("waiting_peer").await;
     assert_eq!(knock["display_name"], "Gus");
@@ -144,12 +136,12 @@ async fn a_guest_token_opens_its_meeting_and_nothing_else() {
     .expect_err(403, "guest_not_allowed");
 
     // Another meeting that lets guests in is still another meeting.
-    let (_ws, first) = join_as(&s, &token, &other, "Gus").await;
+    let (_ws, first) = s.try_join(&token, &other, "Gus").await;
     assert_eq!(first["type"], "error", "{first}");
     assert_eq!(first["code"], "guest_not_allowed");
 
     // Its own meeting works (no waiting room here).
-    let (_ws, first) = join_as(&s, &token, &code, "Gus").await;
+    let (_ws, first) = s.try_join(&token, &code, "Gus").await;
     assert_eq!(first["type"], "welcome", "{first}");
 
     // A guest cannot sign in as the user row it is.
@@ -184,7 +176,7 @@ async fn guests_turned_off_keep_new_and_returning_open_link_guests_out() {
     enter(&s, json!({"code": code, "display_name": "Late"}))
         .await
         .expect_err(403, "guests_not_allowed");
-    let (_ws, first) = join_as(&s, &token, &code, "Gus").await;
+    let (_ws, first) = s.try_join(&token, &code, "Gus").await;
     assert_eq!(first["code"], "guests_not_allowed", "{first}");
 }
 
@@ -213,7 +205,7 @@ async fn a_passcode_is_asked_of_open_link_guests_and_a_personal_link_stands_for_
     .expect(201);
     // Entered with the passcode: the room does not ask again.
     let token = r.body["tokens"]["access_token"].as_str().unwrap();
-    let (_ws, first) = join_as(&s, token, &code, "Gus").await;
+    let (_ws, first) = s.try_join(token, &code, "Gus").await;
     assert_eq!(first["type"], "welcome", "{first}");
 
     allow_guests(&s, &host, &code, false).await;
@@ -233,7 +225,7 @@ async fn a_passcode_is_asked_of_open_link_guests_and_a_personal_link_stands_for_
     .await
     .expect(201);
     let token = r.body["tokens"]["access_token"].as_str().unwrap();
-    let (_ws, first) = join_as(&s, token, &code, "Dana").await;
+    let (_ws, first) = s.try_join(token, &code, "Dana").await;
     assert_eq!(first["type"], "welcome", "{first}");
 }
 
@@ -292,7 +284,7 @@ async fn a_revoked_link_lets_nobody_in_and_signs_its_guests_out() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (mut ws, first) = join_as(&s, &token, &code, "Cand").await;
+    let (mut ws, first) = s.try_join(&token, &code, "Cand").await;
     assert_eq!(first["type"], "welcome", "{first}");
 
     s.delete(

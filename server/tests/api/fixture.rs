@@ -246,6 +246,9 @@ impl TestServer {
             )
             .await
             .expect(201);
+        // The verification mail goes out on its own task; waiting for it here keeps the order
+        // of the mails that follow (a reset code is the address's second mail, not the first).
+        self.mail.code_for(&email, 1).await;
         TestUser {
             id: r.body["user"]["id"].as_str().expect("id").into(),
             email,

@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
+scripts/ui.sh  # the desktop app's front end and the browser client the server embeds
 if [ -n "${PARLEY_SERVER_ONLY:-}" ]; then
   cargo build --release --locked -p parley-server
   echo "== Parley server on http://${PARLEY_LISTEN:-127.0.0.1:8080}  (Ctrl-C stops it)"
   exec "$CARGO_TARGET_DIR/release/parley-server" "$@"
 fi
-scripts/ui.sh
 cargo build --release --locked -p parley-server -p parley-desktop
 "$CARGO_TARGET_DIR/release/parley-server" "$@" &
 server=$!

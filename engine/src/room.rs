@@ -54,6 +54,8 @@ pub struct Person {
     pub link: LinkState,
     /// How fast our video may go to them (kbit/s), once measured.
     pub send_kbps: Option<u32>,
+    /// Came in through the invite link without an account.
+    pub guest: bool,
 }
 
 impl Person {
@@ -67,6 +69,7 @@ impl Person {
             hand: p.hand_raised,
             link: LinkState::New,
             send_kbps: None,
+            guest: p.guest,
         }
     }
 }
@@ -76,6 +79,8 @@ impl Person {
 pub struct Waiter {
     pub peer_id: PeerId,
     pub name: String,
+    /// Came in through the invite link without an account.
+    pub guest: bool,
 }
 
 /// What a host or co-host does to one participant.
@@ -384,11 +389,13 @@ impl Room {
             ServerMsg::WaitingPeer {
                 peer_id,
                 display_name,
+                guest,
                 ..
             } => {
                 let w = Waiter {
                     peer_id: peer_id.clone(),
                     name: display_name.clone(),
+                    guest: *guest,
                 };
                 self.waiting.retain(|x| x.peer_id != *peer_id);
                 self.waiting.push(w.clone());

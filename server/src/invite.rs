@@ -1,7 +1,7 @@
 //! `GET /j/{code}`: the invite link's page. It names the meeting (its title only when the
 //! meeting has no passcode: the code alone should not tell what a passcode protects), opens
-//! it in the installed app (`parley://join/CODE`, tried once on arrival and offered as a
-//! button) and lists where to get the app (`invite_downloads`). An unknown, ended or
+//! it in the installed app (`parley://join/CODE`) or in this browser (`/web/`), each a
+//! button, and lists where to get the app (`invite_downloads`). An unknown, ended or
 //! malformed code gets a page that says so, with the matching status.
 //!
 //! One small response: the style and the script are inline, allowed by their hashes in a
@@ -47,12 +47,15 @@ a.primary{background:var(--accent);color:#fff}a.secondary{color:var(--accent)}\
 a.button:focus-visible{outline:3px solid var(--ink);outline-offset:2px}\
 ul{padding-left:1.2rem;margin:.25rem 0 0}li{margin:.2rem 0}a{color:var(--accent)}";
 
-/// Tries the app once, then takes a guest link's token out of the address bar.
+/// Points "Join in this browser" at the web client with the code (and a personal link's
+/// token) in the fragment, which no server or referrer sees, and takes the token out of the
+/// address bar. The app is opened only when asked (a button, as Jitsi does): a browser's
+/// "open this app?" prompt for a scheme nobody installed would greet every browser guest.
 const SCRIPT: &str = "\
-(function(){var a=document.getElementById('open');\
-if(location.search){history.replaceState(null,'',location.pathname);}\
-if(a&&!sessionStorage.getItem('tried:'+location.pathname)){\
-sessionStorage.setItem('tried:'+location.pathname,'1');location.href=a.href;}})();";
+(function(){var w=document.getElementById('web');\
+var g=new URLSearchParams(location.search).get('g');\
+if(w&&g){w.href=w.getAttribute('href')+'&g='+encodeURIComponent(g);}\
+if(location.search){history.replaceState(null,'',location.pathname);}})();";
 
 fn csp_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
@@ -194,9 +197,11 @@ pub async fn landing(State(state): State<AppState>, Path(raw): Path<String>) -> 
     };
     let body = format!(
         "<h1>{}</h1><p class=\"code\">{}</p>{note}\
-         <div class=\"actions\"><a id=\"open\" class=\"button primary\" href=\"parley://join/{}\">Open in Parley</a></div>\
-         <p class=\"muted\">Parley should open by itself. If nothing happens, use the button.</p>{get_app}",
+         <div class=\"actions\"><a id=\"open\" class=\"button primary\" href=\"parley://join/{}\">Open in Parley</a>\
+         <a id=\"web\" class=\"button secondary\" href=\"/web/#code={}\">Join in this browser</a></div>\
+         <p class=\"muted\">Have the Parley app? Open the meeting in it. No app? Join from this browser: nothing to install.</p>{get_app}",
         escape(&heading),
+        code.as_str(),
         code.as_str(),
         code.as_str(),
     );

@@ -32,6 +32,7 @@ pub mod serve;
 pub mod sockets;
 pub mod state;
 pub mod turn;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -125,6 +126,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/ws", get(room::conn::upgrade))
         .route("/j/{code}", get(invite::landing))
+        .route("/web", get(|| async { axum::response::Redirect::permanent("/web/") }))
+        .route("/web/", get(web::index))
+        .route("/web/{*path}", get(web::asset))
         .fallback(|| async {
             AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
         })
@@ -161,10 +165,10 @@ async fn guard_response(
         )
         .into_response(),
     };
-    res.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
+    // Only the web client's hashed files say otherwise (web.rs).
+    res.headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
     res
 }
 

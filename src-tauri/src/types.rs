@@ -275,6 +275,8 @@ pub struct ParticipantView {
     pub link: LinkView,
     /// How fast our video may go to them (kbit/s, the congestion controller's estimate).
     pub send_kbps: Option<u32>,
+    /// Joined through the invite link without an account.
+    pub guest: bool,
 }
 
 /// Someone in the waiting room (hosts and co-hosts see them).
@@ -282,6 +284,7 @@ pub struct ParticipantView {
 pub struct WaitingView {
     pub peer_id: String,
     pub name: String,
+    pub guest: bool,
 }
 
 /// The meeting room as it stands; sent whole (`RoomEvent`) whenever it changes.

@@ -425,7 +425,11 @@ link: LinkView;
 /**
  * How fast our video may go to them (kbit/s, the congestion controller's estimate).
  */
-send_kbps: number | null }
+send_kbps: number | null; 
+/**
+ * Joined through the invite link without an account.
+ */
+guest: boolean }
 export type ReactionEvent = { peer_id: string; name: string; emoji: string }
 /**
  * A participant's role.
@@ -512,7 +516,7 @@ export type VideoFormat =
 /**
  * Someone in the waiting room (hosts and co-hosts see them).
  */
-export type WaitingView = { peer_id: string; name: string }
+export type WaitingView = { peer_id: string; name: string; guest: boolean }
 
 /** tauri-specta globals **/
 

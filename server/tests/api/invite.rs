@@ -78,6 +78,7 @@ async fn the_invite_page_names_the_meeting_and_opens_the_app() {
         p.html
     );
     assert!(p.html.contains(&format!("href=\"parley://join/{code}\"")));
+    assert!(p.html.contains(&format!("href=\"/web/#code={code}\"")));
     assert!(p.html.contains("Open in Parley"));
     assert!(p.html.contains("<a href=\"https://example.org/parley.msi?a=1&amp;b=2\" rel=\"noreferrer\">Windows &lt;64-bit&gt;</a>"));
     // Nothing about the host, nobody's id.

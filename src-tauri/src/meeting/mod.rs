@@ -97,6 +97,7 @@ fn participant(p: &Person) -> ParticipantView {
         hand: p.hand,
         link: p.link.into(),
         send_kbps: p.send_kbps,
+        guest: p.guest,
     }
 }
 
@@ -135,6 +136,7 @@ fn view(s: &State) -> RoomView {
                     .map(|w| WaitingView {
                         peer_id: w.peer_id.to_string(),
                         name: w.name.clone(),
+                        guest: w.guest,
                     })
                     .collect()
             })

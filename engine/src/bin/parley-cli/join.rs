@@ -363,9 +363,12 @@ fn render(change: &Change, room: &Room, code: &MeetingCode, json: bool) {
         Change::Waiting => "* waiting for the host to let you in".into(),
         Change::WaitingPeer(w) => {
             let n = &w.name;
-            format!("* {n} is waiting to join (/admit {n} or /deny {n})")
+            let guest = if w.guest { " (guest)" } else { "" };
+            format!("* {n}{guest} is waiting to join (/admit {n} or /deny {n})")
         }
-        Change::PeerJoined(p) => format!("* {} joined", p.name),
+        Change::PeerJoined(p) => {
+            format!("* {}{} joined", p.name, if p.guest { " (guest)" } else { "" })
+        }
         Change::PeerLeft { name, .. } => format!("* {name} left"),
         Change::Chat(m) => format!("{}: {}", m.sender_name, m.text),
         Change::Media { name, media, .. } => format!("* {name}: {}", media_line_text(media)),

@@ -1,0 +1,384 @@
+//! Browsers as guests: Debian's Chromium (CDP) and Firefox ESR (WebDriver BiDi), driven by
+//! puppeteer-core (tests/browser/driver.mjs) with their fake camera and microphone, meet a
+//! `parley-cli` host. The guest opens the https invite link, chooses "Join in this browser",
+//! waits, is admitted, and both sides see moving video and hear each other's tone (in the
+//! CLI's recording, and in the page through Web Audio); chat goes both ways; the browser
+//! shares its screen and the CLI receives it; the host removes the guest, whose page says so
+//! and who cannot come back.
+//!
+//! Browsers leave loopback out of ICE, so this runs inside a network namespace with private
+//! veth addresses (scripts/browsers.sh → scripts/netns.sh; `PARLEY_TEST_BROWSERS=1`); without
+//! it the test says why and passes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::cli::{user, world, Joined};
+use parley_engine::media::audio::tone_strength;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+const CLI_TONE: f32 = 500.0;
+/// Chromium plays this file as its microphone.
+const CHROMIUM_TONE: f32 = 880.0;
+/// Firefox's fake microphone is a 1 kHz sine.
+const FIREFOX_TONE: f32 = 1000.0;
+
+fn enabled() -> bool {
+    let on = std::env::var_os("PARLEY_TEST_BROWSERS").is_some();
+    if !on {
+        eprintln!("browser tests need a network namespace: scripts/test.sh runs them through scripts/browsers.sh");
+    }
+    on
+}
+
+/// A browser under remote control (driver.mjs): one JSON command, one JSON answer.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    name: &'static str,
+}
+
+impl Browser {
+    async fn start(name: &'static str, wav: &Path) -> Self {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+        let mut child = tokio::process::Command::new("node")
+            .arg(format!("{dir}/driver.mjs"))
+            .arg(name)
+            .arg("--wav")
+            .arg(wav)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs the browser driver");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut b = Self {
+            child,
+            stdin,
+            stdout,
+            name,
+        };
+        b.answer(Duration::from_secs(60)).await.expect("the browser starts");
+        b
+    }
+
+    async fn answer(&mut self, within: Duration) -> Result<Value, String> {
+        let line = tokio::time::timeout(within, self.stdout.next_line())
+            .await
+            .map_err(|_| format!("{}: no answer in {within:?}", self.name))?
+            .unwrap()
+            .ok_or_else(|| format!("{}: the driver exited", self.name))?;
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if v["ok"] == true {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("{}: {} (page log: {})", self.name, v["error"], v["logs"]))
+        }
+    }
+
+    async fn try_run(&mut self, cmd: Value) -> Result<Value, String> {
+        self.stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+        self.answer(Duration::from_secs(90)).await
+    }
+
+    async fn run(&mut self, cmd: Value) -> Value {
+        let what = cmd.to_string();
+        match self.try_run(cmd).await {
+            Ok(v) => v,
+            Err(e) => {
+                // What the page showed, for whoever reads the failure.
+                let shot = std::env::temp_dir().join(format!("parley-{}-failed.png", self.name));
+                let _ = self
+                    .try_run(json!({"op": "screenshot", "path": shot}))
+                    .await;
+                let text = self
+                    .try_run(json!({"op": "eval", "js": "return document.body.innerText;"}))
+                    .await
+                    .unwrap_or_default();
+                panic!("{what}: {e}\npage text: {text}\nscreenshot: {}", shot.display())
+            }
+        }
+    }
+
+    async fn eval(&mut self, js: &str) -> Value {
+        self.run(json!({"op": "eval", "js": js})).await
+    }
+
+    async fn wait_text(&mut self, text: &str) {
+        self.run(json!({"op": "wait_text", "text": text, "timeout_ms": 30000}))
+            .await;
+    }
+
+    async fn click(&mut self, text: &str) {
+        self.run(json!({"op": "click", "text": text})).await;
+    }
+
+    /// Frames the page has drawn of `name`'s tile (`screen`: their shared screen's).
+    async fn frames_of(&mut self, name: &str, screen: bool) -> u64 {
+        let track = if screen { "1" } else { "0" };
+        let js = format!(
+            "const v = [...document.querySelectorAll('figure.tile')].find(f => f.dataset.name === {name:?} && f.dataset.track.endsWith('/{track}'))?.querySelector('video');
+             return v ? Number(v.dataset.frames ?? 0) : 0;"
+        );
+        self.eval(&js).await.as_u64().unwrap_or(0)
+    }
+
+    /// Waits until `name`'s tile has drawn frames and keeps drawing (moving video).
+    async fn sees_moving_video(&mut self, name: &str) {
+        let mut first = 0;
+        for _ in 0..60 {
+            first = self.frames_of(name, false).await;
+            if first >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(first >= 10, "{}: {first} frames of {name}", self.name);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let later = self.frames_of(name, false).await;
+        assert!(
+            later >= first + 10,
+            "{}: {name}'s video stalled at {first} → {later} frames",
+            self.name
+        );
+    }
+
+    /// The loudest frequency of what the page plays of the others (Web Audio on the remote
+    /// stream its <audio> element plays).
+    async fn heard_peak_hz(&mut self) -> f64 {
+        let js = "
+            const el = document.querySelector('audio[data-peer]');
+            if (!el || !el.srcObject) return 0;
+            const ctx = new AudioContext();
+            await ctx.resume();
+            const a = ctx.createAnalyser();
+            a.fftSize = 8192;
+            ctx.createMediaStreamSource(el.srcObject).connect(a);
+            await new Promise(r => setTimeout(r, 1500));
+            const bins = new Float32Array(a.frequencyBinCount);
+            a.getFloatFrequencyData(bins);
+            let best = 0;
+            for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+            const hz = best * ctx.sampleRate / a.fftSize;
+            await ctx.close();
+            return bins[best] > -80 ? hz : 0;";
+        self.eval(js).await.as_f64().unwrap_or(0.0)
+    }
+
+    async fn close(mut self) {
+        let _ = self
+            .stdin
+            .write_all(b"{\"op\":\"close\"}\n")
+            .await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// A 48 kHz mono WAV of a sine at `hz` (Chromium loops it as its microphone).
+fn tone_wav(path: &Path, hz: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..48_000 * 4 {
+        let s = (2.0 * std::f32::consts::PI * hz * i as f32 / 48_000.0).sin() * 0.4;
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn wav(path: &Path) -> Vec<f32> {
+    hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}
+
+/// Rows of the CLI's frames.csv for `who`'s `kind` video.
+fn frames_received(rec: &Path, who: &str, kind: &str) -> usize {
+    std::fs::read_to_string(rec.join("frames.csv"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{who},{kind},")))
+        .count()
+}
+
+async fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    for _ in 0..60 {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("{what}: not within 30 s");
+}
+
+async fn guest_meets_cli_host(browser: &'static str) {
+    if !enabled() {
+        return;
+    }
+    // The page is served from 127.0.0.1 (camera and microphone need a secure context:
+    // https, or localhost); the media goes over the namespace's veth addresses.
+    let w = world().await;
+    let host = user(&w.base);
+    host.register("hana").await;
+    let code = host
+        .ok(
+            &[
+                "meetings",
+                "create",
+                "Design review",
+                "--waiting-room",
+                "--allow-guests",
+            ],
+            "",
+        )
+        .await
+        .trim()
+        .to_string();
+    let rec = host.home.path().join("rec");
+    let mut cli: Joined = host
+        .join_with(
+            &code,
+            &[
+                "--camera",
+                "synthetic",
+                "--video",
+                "320x240@15",
+                "--mic",
+                "tone:500",
+                "--record-dir",
+                rec.to_str().unwrap(),
+            ],
+        )
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tone = if browser == "firefox" {
+        FIREFOX_TONE
+    } else {
+        CHROMIUM_TONE
+    };
+    let wav_path = dir.path().join("tone.wav");
+    tone_wav(&wav_path, CHROMIUM_TONE);
+    let mut b = Browser::start(browser, &wav_path).await;
+
+    // The invite link, then "Join in this browser".
+    b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
+        .await;
+    b.wait_text("Design review").await;
+    b.click("Join in this browser").await;
+    b.wait_text("Join the meeting").await;
+    b.run(json!({"op": "type", "selector": "#name", "text": "Gia"}))
+        .await;
+    assert_eq!(
+        b.eval("return document.querySelector('#name').value;").await,
+        "Gia"
+    );
+    b.click("Join").await;
+    b.wait_text("Waiting for the host to let you in").await;
+    assert_eq!(
+        b.eval("return location.hash + location.search;").await,
+        "",
+        "nothing left in the address bar"
+    );
+
+    // The host sees a guest waiting and admits her.
+    cli.expect_line(|l| l.starts_with("* Gia (guest) is waiting")).await;
+    cli.type_line("/admit Gia").await;
+    cli.expect_line(|l| l == "* Gia (guest) joined").await;
+    b.wait_text("hana").await;
+
+    // Video and sound both ways.
+    b.sees_moving_video("hana").await;
+    let hz = b.heard_peak_hz().await;
+    assert!(
+        (hz - f64::from(CLI_TONE)).abs() < 30.0,
+        "{browser} hears the CLI's tone: loudest at {hz:.0} Hz"
+    );
+    until("the CLI receives the browser's camera", || {
+        frames_received(&rec, "Gia", "camera") >= 30
+    })
+    .await;
+
+    // Chat both ways.
+    b.click("Chat").await;
+    b.run(json!({"op": "type", "selector": "#chat-input", "text": "hello from the browser\n"}))
+        .await;
+    cli.expect_line(|l| l == "Gia: hello from the browser").await;
+    cli.type_line("hello from the terminal").await;
+    b.wait_text("hello from the terminal").await;
+
+    // The browser shares its screen; the CLI receives it.
+    b.click("Share").await;
+    cli.expect_line(|l| l.starts_with("* Gia:") && l.contains("screen on"))
+        .await;
+    until("the CLI receives the browser's screen", || {
+        frames_received(&rec, "Gia", "screen") >= 10
+    })
+    .await;
+
+    // Removed: the page says so and offers no way back in.
+    cli.type_line("/remove Gia").await;
+    b.wait_text("A host removed you from the meeting.").await;
+    assert!(
+        b.try_run(json!({"op": "click", "text": "Back to home", "timeout_ms": 1000}))
+            .await
+            .is_err(),
+        "a removed guest is not offered to rejoin"
+    );
+    b.close().await;
+
+    // What the CLI recorded of her: her tone, not its own.
+    assert_eq!(cli.finish().await, 0);
+    let heard = wav(&rec.join("Gia.wav"));
+    assert!(heard.len() >= 48_000 * 3, "{} samples", heard.len());
+    assert!(
+        tone_strength(&heard, tone, 25.0) > 0.3,
+        "the CLI hears {browser}'s tone"
+    );
+    let pictures: Vec<PathBuf> = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("Gia-camera-")
+        })
+        .collect();
+    assert!(pictures.len() >= 2, "{} pictures of Gia", pictures.len());
+    let a = std::fs::read(&pictures[0]).unwrap();
+    assert!(
+        pictures[1..]
+            .iter()
+            .any(|p| std::fs::read(p).unwrap() != a),
+        "{browser}'s camera moves"
+    );
+}
+
+#[tokio::test]
+async fn a_chromium_guest_meets_a_cli_host() {
+    guest_meets_cli_host("chromium").await;
+}
+
+#[tokio::test]
+async fn a_firefox_guest_meets_a_cli_host() {
+    guest_meets_cli_host("firefox").await;
+}

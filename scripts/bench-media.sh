@@ -114,6 +114,7 @@ chromium_call() {
   for _ in $(seq 50); do grep -q listening "$work/node.log" 2>/dev/null && break; sleep 0.1; done
   port=$(awk '/listening/ { print $2 }' "$work/node.log")
   setsid chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-features=WebRtcHideLocalIpsWithMdns \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$work/profile" --use-fake-device-for-media-stream="fps=30" \
     --use-file-for-fake-video-capture="$y4m" --use-fake-ui-for-media-stream --autoplay-policy=no-user-gesture-required \

@@ -11,7 +11,14 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 ns="parley-t$$"
 a="pv$$a" b="pv$$b"
-cleanup() { $SUDO ip netns del "$ns" 2>/dev/null || true; }
+cleanup() {
+  # Whatever the command left running in the namespace (a browser of a failed test…) ends
+  # with it: those are all ours.
+  local left
+  left=$($SUDO ip netns pids "$ns" 2>/dev/null || true)
+  [ -z "$left" ] || { $SUDO kill $left 2>/dev/null || true; sleep 1; $SUDO kill -9 $left 2>/dev/null || true; }
+  $SUDO ip netns del "$ns" 2>/dev/null || true
+}
 trap cleanup EXIT
 $SUDO ip netns add "$ns"
 $SUDO ip -n "$ns" link set lo up

@@ -62,6 +62,10 @@ scripts/keychain.sh env PARLEY_TEST_E2E=1 \
 echo "== interop: an independent WebRTC peer (aiortc) and parley-cli, both offer directions"
 scripts/interop.sh cargo test -p parley-engine --test interop --locked
 
+echo "== browsers: Chromium and Firefox ESR guests meet parley-cli, inside a network namespace"
+# PulseAudio: Firefox runs no AudioContext without a sound server.
+scripts/pulse.sh scripts/browsers.sh cargo test -p parley-engine --test browser --locked -- --test-threads=1
+
 echo "== real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.
 scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- --test-threads=1 tone_into echo_cancellation
@@ -111,4 +115,4 @@ echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-join.sh 1 2
 scripts/bench-abuse.sh 1 100 8 8 --secs 5
-scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"
+scripts/browsers.sh scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"  # in a namespace

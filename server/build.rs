@@ -30,7 +30,10 @@ fn main() {
     for (rel, path) in &found {
         code.push_str(&format!(
             "    ({rel:?}, include_bytes!({:?})),\n",
-            path.canonicalize().unwrap_or(path.clone()).display().to_string()
+            path.canonicalize()
+                .unwrap_or(path.clone())
+                .display()
+                .to_string()
         ));
     }
     code.push_str("];\n");

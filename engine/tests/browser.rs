@@ -4,7 +4,7 @@
 //! waits, is admitted, and both sides see moving video and hear each other's tone (in the
 //! CLI's recording, and in the page through Web Audio); chat goes both ways; the browser
 //! shares its screen and the CLI receives it; the host removes the guest, whose page says so
-//! and who cannot come back.
+//! and who cannot come back, not even as a new guest.
 //!
 //! Browsers leave loopback out of ICE, so this runs inside a network namespace with private
 //! veth addresses (scripts/browsers.sh → scripts/netns.sh; `PARLEY_TEST_BROWSERS=1`); without
@@ -55,7 +55,8 @@ impl Browser {
             .arg(wav)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
+            // Not killed on drop: a failed test closes the driver's stdin, and the driver
+            // then closes its browser (a killed node would leave the browser running).
             .spawn()
             .expect("node runs the browser driver");
         let stdin = child.stdin.take().unwrap();
@@ -66,7 +67,9 @@ impl Browser {
             stdout,
             name,
         };
-        b.answer(Duration::from_secs(60)).await.expect("the browser starts");
+        b.answer(Duration::from_secs(60))
+            .await
+            .expect("the browser starts");
         b
     }
 
@@ -80,7 +83,10 @@ impl Browser {
         if v["ok"] == true {
             Ok(v["value"].clone())
         } else {
-            Err(format!("{}: {} (page log: {})", self.name, v["error"], v["logs"]))
+            Err(format!(
+                "{}: {} (page log: {})",
+                self.name, v["error"], v["logs"]
+            ))
         }
     }
 
@@ -107,7 +113,10 @@ impl Browser {
                     .try_run(json!({"op": "eval", "js": "return document.body.innerText;"}))
                     .await
                     .unwrap_or_default();
-                panic!("{what}: {e}\npage text: {text}\nscreenshot: {}", shot.display())
+                panic!(
+                    "{what}: {e}\npage text: {text}\nscreenshot: {}",
+                    shot.display()
+                )
             }
         }
     }
@@ -162,7 +171,8 @@ impl Browser {
             const el = document.querySelector('audio[data-peer]');
             if (!el || !el.srcObject) return 0;
             const ctx = new AudioContext();
-            await ctx.resume();
+            await Promise.race([ctx.resume(), new Promise(r => setTimeout(r, 1000))]);
+            if (ctx.state !== 'running') return -1;
             const a = ctx.createAnalyser();
             a.fftSize = 8192;
             ctx.createMediaStreamSource(el.srcObject).connect(a);
@@ -177,11 +187,16 @@ impl Browser {
         self.eval(js).await.as_f64().unwrap_or(0.0)
     }
 
+    /// Saves the page as `name`.png in `PARLEY_SCREENSHOTS` (the docs' pictures), if set.
+    async fn picture(&mut self, name: &str) {
+        if let Some(dir) = std::env::var_os("PARLEY_SCREENSHOTS") {
+            let path = Path::new(&dir).join(format!("{name}.png"));
+            self.run(json!({"op": "screenshot", "path": path})).await;
+        }
+    }
+
     async fn close(mut self) {
-        let _ = self
-            .stdin
-            .write_all(b"{\"op\":\"close\"}\n")
-            .await;
+        let _ = self.stdin.write_all(b"{\"op\":\"close\"}\n").await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 }
@@ -227,6 +242,17 @@ async fn until(what: &str, mut ok: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("{what}: not within 30 s");
+}
+
+async fn share_screen(b: &mut Browser, cli: &mut Joined, rec: &Path) {
+    b.click("Share").await;
+    b.wait_text("● Sharing").await;
+    cli.expect_line(|l| l.starts_with("* Gia:") && l.contains("screen on"))
+        .await;
+    until("the CLI receives the browser's screen", || {
+        frames_received(rec, "Gia", "screen") >= 10
+    })
+    .await;
 }
 
 async fn guest_meets_cli_host(browser: &'static str) {
@@ -283,16 +309,23 @@ async fn guest_meets_cli_host(browser: &'static str) {
     b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
         .await;
     b.wait_text("Design review").await;
+    if browser == "chromium" {
+        b.picture("browser-invite").await;
+    }
     b.click("Join in this browser").await;
     b.wait_text("Join the meeting").await;
     b.run(json!({"op": "type", "selector": "#name", "text": "Gia"}))
         .await;
     assert_eq!(
-        b.eval("return document.querySelector('#name').value;").await,
+        b.eval("return document.querySelector('#name').value;")
+            .await,
         "Gia"
     );
     b.click("Join").await;
     b.wait_text("Waiting for the host to let you in").await;
+    if browser == "chromium" {
+        b.picture("browser-waiting").await;
+    }
     assert_eq!(
         b.eval("return location.hash + location.search;").await,
         "",
@@ -300,7 +333,8 @@ async fn guest_meets_cli_host(browser: &'static str) {
     );
 
     // The host sees a guest waiting and admits her.
-    cli.expect_line(|l| l.starts_with("* Gia (guest) is waiting")).await;
+    cli.expect_line(|l| l.starts_with("* Gia (guest) is waiting"))
+        .await;
     cli.type_line("/admit Gia").await;
     cli.expect_line(|l| l == "* Gia (guest) joined").await;
     b.wait_text("hana").await;
@@ -308,6 +342,7 @@ async fn guest_meets_cli_host(browser: &'static str) {
     // Video and sound both ways.
     b.sees_moving_video("hana").await;
     let hz = b.heard_peak_hz().await;
+    eprintln!("{browser}: the page hears a tone at {hz:.0} Hz");
     assert!(
         (hz - f64::from(CLI_TONE)).abs() < 30.0,
         "{browser} hears the CLI's tone: loudest at {hz:.0} Hz"
@@ -321,18 +356,19 @@ async fn guest_meets_cli_host(browser: &'static str) {
     b.click("Chat").await;
     b.run(json!({"op": "type", "selector": "#chat-input", "text": "hello from the browser\n"}))
         .await;
-    cli.expect_line(|l| l == "Gia: hello from the browser").await;
+    cli.expect_line(|l| l == "Gia: hello from the browser")
+        .await;
     cli.type_line("hello from the terminal").await;
     b.wait_text("hello from the terminal").await;
+    if browser == "chromium" {
+        b.picture("browser-meeting").await;
+    }
 
-    // The browser shares its screen; the CLI receives it.
-    b.click("Share").await;
-    cli.expect_line(|l| l.starts_with("* Gia:") && l.contains("screen on"))
-        .await;
-    until("the CLI receives the browser's screen", || {
-        frames_received(&rec, "Gia", "screen") >= 10
-    })
-    .await;
+    // The browser shares its screen; the CLI receives it. (Firefox always asks its user
+    // which screen, in a prompt no automation can answer: Chromium alone is tested here.)
+    if browser == "chromium" {
+        share_screen(&mut b, &mut cli, &rec).await;
+    }
 
     // Removed: the page says so and offers no way back in.
     cli.type_line("/remove Gia").await;
@@ -343,15 +379,40 @@ async fn guest_meets_cli_host(browser: &'static str) {
             .is_err(),
         "a removed guest is not offered to rejoin"
     );
+    // Nor let in as a "new" guest through the link again.
+    b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
+        .await;
+    b.click("Join in this browser").await;
+    b.run(json!({"op": "type", "selector": "#name", "text": "Not Gia"}))
+        .await;
+    b.click("Join").await;
+    b.wait_text("A host removed a guest from this meeting")
+        .await;
     b.close().await;
 
     // What the CLI recorded of her: her tone, not its own.
     assert_eq!(cli.finish().await, 0);
     let heard = wav(&rec.join("Gia.wav"));
     assert!(heard.len() >= 48_000 * 3, "{} samples", heard.len());
+    let rms = (heard.iter().map(|x| x * x).sum::<f32>() / heard.len() as f32).sqrt();
+    eprintln!(
+        "{browser}: the CLI recorded {} s of the guest at rms {rms:.3}",
+        heard.len() / 48_000
+    );
+    assert!(
+        rms > 0.01,
+        "the CLI hears {browser}'s microphone: rms {rms}"
+    );
     assert!(
         tone_strength(&heard, tone, 25.0) > 0.3,
-        "the CLI hears {browser}'s tone"
+        "the CLI hears {browser}'s {tone} Hz tone; loudest near {} Hz, rms {:.4}",
+        (2..=40)
+            .map(|k| k as f32 * 50.0)
+            .max_by(
+                |a, b| tone_strength(&heard, *a, 25.0).total_cmp(&tone_strength(&heard, *b, 25.0))
+            )
+            .unwrap(),
+        (heard.iter().map(|x| x * x).sum::<f32>() / heard.len() as f32).sqrt()
     );
     let pictures: Vec<PathBuf> = std::fs::read_dir(&rec)
         .unwrap()
@@ -366,9 +427,7 @@ async fn guest_meets_cli_host(browser: &'static str) {
     assert!(pictures.len() >= 2, "{} pictures of Gia", pictures.len());
     let a = std::fs::read(&pictures[0]).unwrap();
     assert!(
-        pictures[1..]
-            .iter()
-            .any(|p| std::fs::read(p).unwrap() != a),
+        pictures[1..].iter().any(|p| std::fs::read(p).unwrap() != a),
         "{browser}'s camera moves"
     );
 }

@@ -126,7 +126,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/ws", get(room::conn::upgrade))
         .route("/j/{code}", get(invite::landing))
-        .route("/web", get(|| async { axum::response::Redirect::permanent("/web/") }))
+        .route(
+            "/web",
+            get(|| async { axum::response::Redirect::permanent("/web/") }),
+        )
         .route("/web/", get(web::index))
         .route("/web/{*path}", get(web::asset))
         .fallback(|| async {

@@ -86,6 +86,9 @@ pub enum ErrorCode {
     GuestLinkRevoked,
     /// The personal guest link is past its expiry.
     GuestLinkExpired,
+    /// A host removed or turned away a guest from this address: the open link lets no new
+    /// guest in from it (a personal link of theirs is revoked).
+    GuestRemoved,
 
     // Live meetings (WebSocket)
     /// The addressed peer is not in this meeting.
@@ -163,6 +166,7 @@ impl ErrorCode {
             GuestLinkInvalid => "guest_link_invalid",
             GuestLinkRevoked => "guest_link_revoked",
             GuestLinkExpired => "guest_link_expired",
+            GuestRemoved => "guest_removed",
             PeerNotFound => "peer_not_found",
             OutOfState => "out_of_state",
             UnknownMessageType => "unknown_message_type",

@@ -6,7 +6,7 @@
 //
 //   node driver.mjs chromium|firefox [--y4m FILE] [--wav FILE]
 //
-// Commands: goto {url}; click {text} (a button or link by its visible text, exact);
+// Commands: goto {url}; time_join {url, name} (the join benchmark's measure, ms); click {text} (a button or link by its visible text, exact);
 // type {selector, text}; wait_text {text, timeout_ms} (anywhere in the page);
 // eval {js} (an expression or async function body's value, JSON); screenshot {path};
 // close.
@@ -35,6 +35,7 @@ async function launch() {
         "media.getdisplaymedia.enabled": true,
         "media.autoplay.default": 0,
         "media.autoplay.blocking_policy": 0,
+        "media.autoplay.block-webaudio": false,
         "media.peerconnection.ice.loopback": false,
         "media.peerconnection.ice.obfuscate_host_addresses": false,
         "network.protocol-handler.external.parley": false,
@@ -102,6 +103,19 @@ async function run(c) {
     case "screenshot":
       await page.screenshot({ path: c.path });
       return c.path;
+    case "time_join": {
+      // The browser join benchmark: invite link opened → first remote frame presented, ms.
+      const t0 = performance.now();
+      await page.goto(c.url, { waitUntil: "domcontentloaded" });
+      await run({ op: "click", text: "Join in this browser" });
+      await run({ op: "type", selector: "#name", text: c.name });
+      await run({ op: "click", text: "Join" });
+      await page.waitForFunction(
+        () => [...document.querySelectorAll("figure.tile video")].some((v) => !v.classList.contains("mirror") && Number(v.dataset.frames ?? 0) >= 1),
+        { timeout: 30000, polling: 10 },
+      );
+      return performance.now() - t0;
+    }
     case "logs":
       return logs.splice(0);
     case "close":
@@ -114,6 +128,7 @@ async function run(c) {
 
 const say = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 say({ ok: true, value: `${kind} ready` });
+// End of input (the test is over, or it failed and dropped us): close the browser.
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {
   if (!line.trim()) continue;

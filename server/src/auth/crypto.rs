@@ -171,6 +171,12 @@ pub fn hash_email_code(secret: &str, purpose: &str, user_id: &str, code: &str) -
     hex(&mac.finalize().into_bytes())
 }
 
+/// How a guest's source address bucket is kept: keyed like e-mail codes, per meeting, so
+/// the stored value says nothing about the address to someone reading the database.
+pub fn hash_guest_source(secret: &str, meeting_id: &str, source: &str) -> String {
+    hash_email_code(secret, "guest-source", meeting_id, source)
+}
+
 /// Constant-time string equality for hashes.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()

@@ -181,12 +181,32 @@ async fn enter_as_guest(
             .await?;
         }
     }
+    // A guest a host removed or turned away does not come back through the open link as a
+    // new guest from the same address (a personal link of theirs was revoked with the bar).
+    let source_key = crypto::hash_guest_source(&state.code_secret, &m.id, &source);
+    if link.is_none() {
+        let barred: Option<(i64,)> = sqlx::query_as(
+            "SELECT COUNT(*) FROM users u JOIN participants p \
+               ON p.user_id = u.id AND p.meeting_id = u.guest_of \
+             WHERE u.guest_of = $1 AND u.guest_source = $2 AND p.barred_at IS NOT NULL",
+        )
+        .bind(&m.id)
+        .bind(&source_key)
+        .fetch_optional(&state.db.pool)
+        .await?;
+        if barred.is_some_and(|(n,)| n > 0) {
+            return Err(AppError::forbidden(
+                ErrorCode::GuestRemoved,
+                "a host removed a guest from this meeting who came from here; ask the host, or sign in",
+            ));
+        }
+    }
     let id = ulid::Ulid::new().to_string();
     // No password can match "!" (not a PHC string), no address is "guest:…": a guest can
     // neither sign in nor be reached by e-mail.
     sqlx::query(
-        "INSERT INTO users (id, username, email, email_key, password_hash, created_at, guest_of, guest_link_id) \
-         VALUES ($1, $2, '', $3, '!', $4, $5, $6)",
+        "INSERT INTO users (id, username, email, email_key, password_hash, created_at, guest_of, guest_link_id, guest_source) \
+         VALUES ($1, $2, '', $3, '!', $4, $5, $6, $7)",
     )
     .bind(&id)
     .bind(format!("guest-{}", id.to_lowercase()))
@@ -194,6 +214,7 @@ async fn enter_as_guest(
     .bind(now)
     .bind(&m.id)
     .bind(link.as_ref().map(|l| l.id.clone()))
+    .bind(&source_key)
     .execute(&state.db.pool)
     .await?;
     let tokens = auth_store::create_guest_session(&state, &id).await?;

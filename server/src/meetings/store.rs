@@ -204,7 +204,8 @@ pub async fn upsert_participant_keep(
     Ok(())
 }
 
-/// Bars `user_id` from the meeting (denied or removed) until a host re-admits them.
+/// Bars `user_id` from the meeting (denied or removed) until a host re-admits them. A guest's
+/// personal link is revoked with it: the link was that one person's way in.
 pub async fn bar_participant(
     pool: &AnyPool,
     meeting_id: &str,
@@ -219,6 +220,16 @@ pub async fn bar_participant(
     )
     .bind(now)
     .bind(bar.as_str())
+    .bind(meeting_id)
+    .bind(user_id)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "UPDATE guest_links SET revoked_at = $1 \
+         WHERE revoked_at IS NULL AND meeting_id = $2 \
+           AND id = (SELECT guest_link_id FROM users WHERE id = $3 AND guest_of = $2)",
+    )
+    .bind(now)
     .bind(meeting_id)
     .bind(user_id)
     .execute(pool)

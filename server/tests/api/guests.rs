@@ -468,3 +468,65 @@ async fn a_browser_carries_its_token_in_the_subprotocol_list() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_removed_guest_cannot_come_back_as_a_new_guest_or_by_their_link() {
+    let s = TestServer::start().await;
+    let host = s.register("hostess").await;
+    let code = s
+        .create_meeting(&host, json!({"title": "Town hall", "allow_guests": true}))
+        .await;
+    let (mut host_ws, first) = s.try_join(&host.access, &code, "hostess").await;
+    assert_eq!(first["type"], "welcome", "{first}");
+
+    // An open-link guest is removed, then tries again as a "new" guest from the same place.
+    let token = guest_token(&s, &code, "Troll").await;
+    let (mut ws, first) = s.try_join(&token, &code, "Troll").await;
+    assert_eq!(first["type"], "welcome", "{first}");
+    let peer = first["peer_id"].as_str().unwrap().to_owned();
+    host_ws.recv_type("peer_joined").await;
+    host_ws.send(json!({"type": "remove", "peer": peer})).await;
+    ws.recv_type("removed").await;
+    let r = enter(&s, json!({"code": code, "display_name": "Not the troll"})).await;
+    r.expect_err(403, "guest_removed");
+    let (_, again) = s.try_join(&token, &code, "Troll").await;
+    assert_eq!(again["type"], "error", "{again}");
+
+    // A personal link's guest is removed: the link is revoked with the bar.
+    let link = s
+        .post(
+            &format!("/api/meetings/{code}/guest-links"),
+            Some(&host.access),
+            json!({"label": "Speaker"}),
+        )
+        .await
+        .expect(201);
+    let link_token = link.body["token"].as_str().unwrap().to_owned();
+    let r = enter(
+        &s,
+        json!({"code": code, "display_name": "Speaker", "link_token": link_token}),
+    )
+    .await
+    .expect(201);
+    let token = r.body["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut ws, first) = s.try_join(&token, &code, "Speaker").await;
+    assert_eq!(first["type"], "welcome", "{first}");
+    let peer = first["peer_id"].as_str().unwrap().to_owned();
+    host_ws.recv_type("peer_joined").await;
+    host_ws.send(json!({"type": "remove", "peer": peer})).await;
+    ws.recv_type("removed").await;
+    enter(
+        &s,
+        json!({"code": code, "display_name": "Speaker", "link_token": link_token}),
+    )
+    .await
+    .expect_err(403, "guest_link_revoked");
+
+    // Signed-in people from the same address are not affected.
+    let member = s.register("member").await;
+    let (_, first) = s.try_join(&member.access, &code, "member").await;
+    assert_eq!(first["type"], "welcome", "{first}");
+}

@@ -21,9 +21,29 @@ async function call<T>(method: string, path: string, body: unknown, token?: stri
   }
   const text = await r.text();
   const json = text ? JSON.parse(text) : null;
-  if (!r.ok) throw new ApiError(r.status, json?.code ?? "error", json?.message ?? `HTTP ${r.status}`);
+  if (!r.ok) {
+    const code: string = json?.error?.code ?? "error";
+    throw new ApiError(r.status, code, FRIENDLY[code] ?? json?.error?.message ?? `The server answered ${r.status}.`);
+  }
   return json as T;
 }
+
+/** What people read for the refusals a guest meets (the server's messages are terse). */
+const FRIENDLY: Record<string, string> = {
+  guests_not_allowed: "The host has not opened this meeting to guests. Sign in with your account to join.",
+  guest_removed:
+    "A host removed a guest from this meeting who joined from this network. Ask the host to let you in, or sign in with your account.",
+  guest_link_invalid: "This personal link is not one of this meeting's. Check the link you were sent.",
+  guest_link_revoked: "The host has withdrawn this personal link.",
+  guest_link_expired: "This personal link has expired. Ask the host for a new one.",
+  meeting_not_found: "No meeting has this code. Check the link you were sent.",
+  meeting_ended: "This meeting has ended.",
+  meeting_locked: "The host has locked this meeting: nobody new can join.",
+  passcode_required: "This meeting has a passcode. Enter it to join.",
+  wrong_passcode: "That passcode is not right.",
+  rate_limited: "Too many tries from here. Wait a minute, then try again.",
+  invalid_credentials: "That username or password is not right.",
+};
 
 export interface Tokens {
   access_token: string;

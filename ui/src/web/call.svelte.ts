@@ -97,6 +97,7 @@ export class BrowserCall implements Backend {
     if (this.opts.mic) await this.openMic(this.opts.micId ?? null).catch((e) => this.deviceFailed("microphone", e));
     if (this.opts.camera) await this.openCamera(this.opts.cameraId ?? null).catch((e) => this.deviceFailed("camera", e));
     this.micOn = this.opts.mic && !!this.tracks.audio;
+    if (this.tracks.audio) this.tracks.audio.enabled = this.micOn;
     this.publish();
     this.connect();
     this.timer = setInterval(() => this.levels(), 100);

@@ -367,7 +367,11 @@ fn render(change: &Change, room: &Room, code: &MeetingCode, json: bool) {
             format!("* {n}{guest} is waiting to join (/admit {n} or /deny {n})")
         }
         Change::PeerJoined(p) => {
-            format!("* {}{} joined", p.name, if p.guest { " (guest)" } else { "" })
+            format!(
+                "* {}{} joined",
+                p.name,
+                if p.guest { " (guest)" } else { "" }
+            )
         }
         Change::PeerLeft { name, .. } => format!("* {name} left"),
         Change::Chat(m) => format!("{}: {}", m.sender_name, m.text),

@@ -19,10 +19,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 port=18190  # the namespace is this script's own: nothing else listens in it
-PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA_DIR="$work/data" PARLEY_LIMITS__GUEST_ENTRIES_PER_IP=100000 \
+env -u PARLEY_TEST_BROWSERS PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA_DIR="$work/data" PARLEY_LIMITS__GUEST_ENTRIES_PER_IP=100000 \
   PARLEY_LIMITS__GUEST_ENTRIES_PER_MEETING=100000 "$bin/parley-server" > "$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fsS "127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "127.0.0.1:$port/api/health" >/dev/null || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 cli() { HOME="$work/host" XDG_CONFIG_HOME="$work/host/.config" PARLEY_KEYCHAIN=off PARLEY_SERVER="http://127.0.0.1:$port" "$bin/parley-cli" "$@"; }
 echo "host-Str0ng-Passphrase" | cli register --username host --email host@example.org >/dev/null
 code=$(cli meetings create "Browser join" --allow-guests | tr -d '[:space:]')
@@ -48,6 +49,6 @@ ms.sort()
 pct = lambda q: ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
 out = {"browser": sys.argv[1], "joins": len(ms), "p50_ms": round(pct(0.5), 1), "p95_ms": round(pct(0.95), 1), "all_ms": [round(x, 1) for x in ms]}
 json.dump(out, open(sys.argv[2], "w"))
-print(f"  run {sys.argv[3]}: {sys.argv[1]} join, link opened -> first remote frame: p50 {out[\"p50_ms\"]} ms, p95 {out[\"p95_ms\"]} ms over {len(ms)} joins")
+print("  run %s: %s join, link opened -> first remote frame: p50 %s ms, p95 %s ms over %d joins" % (sys.argv[3], sys.argv[1], out["p50_ms"], out["p95_ms"], len(ms)))
 ' "$browser" "bench/results/browser-join-$r.json" "$r"
 done

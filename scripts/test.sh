@@ -114,5 +114,6 @@ rm -rf "$bare"
 echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-join.sh 1 2
+scripts/bench-browser-join.sh 1 2
 scripts/bench-abuse.sh 1 100 8 8 --secs 5
 scripts/browsers.sh scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"  # in a namespace

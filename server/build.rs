@@ -19,8 +19,8 @@ fn files(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
-fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("manifest dir"));
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let dist = manifest.join("../ui/dist-web");
     println!("cargo:rerun-if-changed={}", dist.display());
     let mut found = Vec::new();
@@ -37,6 +37,7 @@ fn main() {
         ));
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("out dir")).join("web_files.rs");
-    std::fs::write(out, code).expect("write web_files.rs");
+    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("web_files.rs");
+    std::fs::write(out, code)?;
+    Ok(())
 }

@@ -114,7 +114,11 @@ async function run(c) {
         () => [...document.querySelectorAll("figure.tile video")].some((v) => !v.classList.contains("mirror") && Number(v.dataset.frames ?? 0) >= 1),
         { timeout: 30000, polling: 10 },
       );
-      return performance.now() - t0;
+      const ms = performance.now() - t0;
+      // Leave (not timed), so the next join meets the host alone, not a guest in its grace.
+      await run({ op: "click", text: "Leave" });
+      await run({ op: "wait_text", text: "You left the meeting" });
+      return ms;
     }
     case "logs":
       return logs.splice(0);

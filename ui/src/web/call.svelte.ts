@@ -101,6 +101,10 @@ export class BrowserCall implements Backend {
     this.publish();
     this.connect();
     this.timer = setInterval(() => this.levels(), 100);
+    // Closing the tab or going elsewhere is leaving, not a dropped connection to resume.
+    addEventListener("pagehide", () => {
+      if (this.status !== "ended") this.send({ type: "leave" });
+    });
   }
 
   // ---- devices -------------------------------------------------------------------------

@@ -150,3 +150,61 @@ async fn unknown_ended_and_malformed_links_each_get_their_page() {
         assert!(!p.html.contains("<script>alert") && !p.html.contains("Open in Parley"));
     }
 }
+
+/// The browser client, `/web/`: the page under a policy that runs only this origin's files
+/// (no inline script anywhere in it), its hashed files cached for a year, nothing else served.
+/// Needs the built client (`scripts/ui.sh`, which `scripts/test.sh` runs first).
+#[tokio::test]
+async fn the_web_client_is_served_with_a_strict_policy_and_long_lived_files() {
+    let s = TestServer::start().await;
+    let p = open(&s, "/web/").await;
+    assert_eq!(p.status, 200, "{}", p.html);
+    assert!(header(&p, "content-type").starts_with("text/html"));
+    let csp = header(&p, "content-security-policy");
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'none'",
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    assert!(!csp.contains("script-src 'self' 'unsafe"), "{csp}");
+    assert!(!p.html.contains("<script>"), "no inline script: {}", p.html);
+    assert!(p.headers.get("set-cookie").is_none());
+    assert_eq!(header(&p, "cache-control"), "no-store");
+    assert_eq!(header(&p, "x-frame-options"), "DENY");
+    // The scripts and styles it loads: hashed names under /web/assets/, cached for a year.
+    let assets: Vec<&str> = p
+        .html
+        .split(['"', '\''])
+        .filter(|t| t.starts_with("/web/assets/"))
+        .collect();
+    assert!(assets.iter().any(|a| a.ends_with(".js")), "{}", p.html);
+    for a in assets {
+        let f = open(&s, a).await;
+        assert_eq!(f.status, 200, "{a}");
+        assert_eq!(
+            header(&f, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        let ty = header(&f, "content-type");
+        assert!(
+            ty.starts_with("text/javascript") || ty.starts_with("text/css"),
+            "{a}: {ty}"
+        );
+        assert!(f.headers.get("set-cookie").is_none());
+    }
+    assert_eq!(open(&s, "/web/assets/nothing-here.js").await.status, 404);
+    assert_eq!(open(&s, "/web/../Cargo.toml").await.status, 404);
+    // The API still answers no other origin: no CORS headers on a cross-origin request.
+    let res = s
+        .http
+        .get(s.url("/api/health"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+}

@@ -35,7 +35,7 @@ for r in $(seq "$runs"); do
       echo "{\"op\":\"time_join\",\"url\":\"http://127.0.0.1:$port/j/$code\",\"name\":\"Guest $i\"}"
     done
     echo '{"op":"close"}'
-  } | node engine/tests/browser/driver.mjs "$browser" > "$work/run-$r.jsonl"
+  } | node test-support/browser/driver.mjs "$browser" > "$work/run-$r.jsonl"
   # The first line is the driver's "ready"; each other line one join's milliseconds.
   tail -n +2 "$work/run-$r.jsonl" | python3 -c '
 import json, sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command with real browsers ready for the tests: Debian's Chromium and Firefox ESR
-# (installed once), puppeteer-core from the locked engine/tests/browser/package-lock.json
+# (installed once), puppeteer-core from the locked test-support/browser/package-lock.json
 # (it downloads no browser), all inside a throwaway network namespace (scripts/netns.sh:
 # browsers gather ICE candidates on real interfaces only, and no media may leave the test).
 #   scripts/browsers.sh cargo test -p parley-engine --test browser
@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-dir=engine/tests/browser
+dir=test-support/browser
 stamp=$dir/node_modules/.parley-lock
 if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
   (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)

@@ -59,6 +59,11 @@ cargo build -p parley-engine --bin parley-cli --locked  # the E2E meeting's CLI 
 scripts/keychain.sh env PARLEY_TEST_E2E=1 \
   cargo test -p parley-desktop --test e2e --locked -- --test-threads=1
 
+echo "== mixed meeting: the desktop app, parley-cli and a Chromium guest, inside a network namespace"
+cargo build -p parley-desktop --locked  # built outside the namespace (cargo may fetch)
+scripts/browsers.sh scripts/keychain.sh env PARLEY_TEST_E2E=1 \
+  cargo test -p parley-desktop --test e2e --locked -- --test-threads=1 a_meeting_of_the_app_a_cli_and_a_browser_guest
+
 echo "== interop: an independent WebRTC peer (aiortc) and parley-cli, both offer directions"
 scripts/interop.sh cargo test -p parley-engine --test interop --locked
 

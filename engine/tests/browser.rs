@@ -14,192 +14,18 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::cli::{user, world, Joined};
 use parley_engine::media::audio::tone_strength;
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use parley_test_support::browser::{enabled, Browser};
+use serde_json::json;
 
 const CLI_TONE: f32 = 500.0;
 /// Chromium plays this file as its microphone.
 const CHROMIUM_TONE: f32 = 880.0;
 /// Firefox's fake microphone is a 1 kHz sine.
 const FIREFOX_TONE: f32 = 1000.0;
-
-fn enabled() -> bool {
-    let on = std::env::var_os("PARLEY_TEST_BROWSERS").is_some();
-    if !on {
-        eprintln!("browser tests need a network namespace: scripts/test.sh runs them through scripts/browsers.sh");
-    }
-    on
-}
-
-/// A browser under remote control (driver.mjs): one JSON command, one JSON answer.
-struct Browser {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-    name: &'static str,
-}
-
-impl Browser {
-    async fn start(name: &'static str, wav: &Path) -> Self {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-        let mut child = tokio::process::Command::new("node")
-            .arg(format!("{dir}/driver.mjs"))
-            .arg(name)
-            .arg("--wav")
-            .arg(wav)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            // Not killed on drop: a failed test closes the driver's stdin, and the driver
-            // then closes its browser (a killed node would leave the browser running).
-            .spawn()
-            .expect("node runs the browser driver");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut b = Self {
-            child,
-            stdin,
-            stdout,
-            name,
-        };
-        b.answer(Duration::from_secs(60))
-            .await
-            .expect("the browser starts");
-        b
-    }
-
-    async fn answer(&mut self, within: Duration) -> Result<Value, String> {
-        let line = tokio::time::timeout(within, self.stdout.next_line())
-            .await
-            .map_err(|_| format!("{}: no answer in {within:?}", self.name))?
-            .unwrap()
-            .ok_or_else(|| format!("{}: the driver exited", self.name))?;
-        let v: Value = serde_json::from_str(&line).unwrap();
-        if v["ok"] == true {
-            Ok(v["value"].clone())
-        } else {
-            Err(format!(
-                "{}: {} (page log: {})",
-                self.name, v["error"], v["logs"]
-            ))
-        }
-    }
-
-    async fn try_run(&mut self, cmd: Value) -> Result<Value, String> {
-        self.stdin
-            .write_all(format!("{cmd}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-        self.answer(Duration::from_secs(90)).await
-    }
-
-    async fn run(&mut self, cmd: Value) -> Value {
-        let what = cmd.to_string();
-        match self.try_run(cmd).await {
-            Ok(v) => v,
-            Err(e) => {
-                // What the page showed, for whoever reads the failure.
-                let shot = std::env::temp_dir().join(format!("parley-{}-failed.png", self.name));
-                let _ = self
-                    .try_run(json!({"op": "screenshot", "path": shot}))
-                    .await;
-                let text = self
-                    .try_run(json!({"op": "eval", "js": "return document.body.innerText;"}))
-                    .await
-                    .unwrap_or_default();
-                panic!(
-                    "{what}: {e}\npage text: {text}\nscreenshot: {}",
-                    shot.display()
-                )
-            }
-        }
-    }
-
-    async fn eval(&mut self, js: &str) -> Value {
-        self.run(json!({"op": "eval", "js": js})).await
-    }
-
-    async fn wait_text(&mut self, text: &str) {
-        self.run(json!({"op": "wait_text", "text": text, "timeout_ms": 30000}))
-            .await;
-    }
-
-    async fn click(&mut self, text: &str) {
-        self.run(json!({"op": "click", "text": text})).await;
-    }
-
-    /// Frames the page has drawn of `name`'s tile (`screen`: their shared screen's).
-    async fn frames_of(&mut self, name: &str, screen: bool) -> u64 {
-        let track = if screen { "1" } else { "0" };
-        let js = format!(
-            "const v = [...document.querySelectorAll('figure.tile')].find(f => f.dataset.name === {name:?} && f.dataset.track.endsWith('/{track}'))?.querySelector('video');
-             return v ? Number(v.dataset.frames ?? 0) : 0;"
-        );
-        self.eval(&js).await.as_u64().unwrap_or(0)
-    }
-
-    /// Waits until `name`'s tile has drawn frames and keeps drawing (moving video).
-    async fn sees_moving_video(&mut self, name: &str) {
-        let mut first = 0;
-        for _ in 0..60 {
-            first = self.frames_of(name, false).await;
-            if first >= 10 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        assert!(first >= 10, "{}: {first} frames of {name}", self.name);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let later = self.frames_of(name, false).await;
-        assert!(
-            later >= first + 10,
-            "{}: {name}'s video stalled at {first} → {later} frames",
-            self.name
-        );
-    }
-
-    /// The loudest frequency of what the page plays of the others (Web Audio on the remote
-    /// stream its <audio> element plays).
-    async fn heard_peak_hz(&mut self) -> f64 {
-        let js = "
-            const el = document.querySelector('audio[data-peer]');
-            if (!el || !el.srcObject) return 0;
-            const ctx = new AudioContext();
-            await Promise.race([ctx.resume(), new Promise(r => setTimeout(r, 1000))]);
-            if (ctx.state !== 'running') return -1;
-            const a = ctx.createAnalyser();
-            a.fftSize = 8192;
-            ctx.createMediaStreamSource(el.srcObject).connect(a);
-            await new Promise(r => setTimeout(r, 1500));
-            const bins = new Float32Array(a.frequencyBinCount);
-            a.getFloatFrequencyData(bins);
-            let best = 0;
-            for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-            const hz = best * ctx.sampleRate / a.fftSize;
-            await ctx.close();
-            return bins[best] > -80 ? hz : 0;";
-        self.eval(js).await.as_f64().unwrap_or(0.0)
-    }
-
-    /// Saves the page as `name`.png in `PARLEY_SCREENSHOTS` (the docs' pictures), if set.
-    async fn picture(&mut self, name: &str) {
-        if let Some(dir) = std::env::var_os("PARLEY_SCREENSHOTS") {
-            let path = Path::new(&dir).join(format!("{name}.png"));
-            self.run(json!({"op": "screenshot", "path": path})).await;
-        }
-    }
-
-    async fn close(mut self) {
-        let _ = self.stdin.write_all(b"{\"op\":\"close\"}\n").await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
-}
 
 /// A 48 kHz mono WAV of a sine at `hz` (Chromium loops it as its microphone).
 fn tone_wav(path: &Path, hz: f32) {
@@ -303,7 +129,7 @@ async fn guest_meets_cli_host(browser: &'static str) {
     };
     let wav_path = dir.path().join("tone.wav");
     tone_wav(&wav_path, CHROMIUM_TONE);
-    let mut b = Browser::start(browser, &wav_path).await;
+    let mut b = Browser::start(browser, Some(&wav_path)).await;
 
     // The invite link, then "Join in this browser".
     b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))

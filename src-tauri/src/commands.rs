@@ -163,12 +163,13 @@ pub async fn create_meeting(
     title: String,
     passcode: Option<String>,
     waiting_room: bool,
+    allow_guests: bool,
 ) -> Result<MeetingView, AppError> {
     let req = CreateMeetingRequest {
         title,
         passcode: passcode.filter(|p| !p.is_empty()),
         waiting_room,
-        allow_guests: false,
+        allow_guests,
     };
     let m = crate::with_token!(shell.account, |api, t| api.create_meeting(&t, &req).await)?;
     Ok(m.into())
@@ -218,6 +219,7 @@ pub async fn meeting_info(shell: State<'_, Shell>, code: String) -> Result<Meeti
             host: String::new(),
             has_passcode: false,
             waiting_room: false,
+            allow_guests: false,
             locked: false,
             created_at_ms: 0.0,
             started_at_ms: None,

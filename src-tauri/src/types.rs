@@ -101,6 +101,8 @@ pub struct MeetingView {
     pub host: String,
     pub has_passcode: bool,
     pub waiting_room: bool,
+    /// People without an account may join from the invite link.
+    pub allow_guests: bool,
     pub locked: bool,
     pub created_at_ms: f64,
     pub started_at_ms: Option<f64>,
@@ -116,6 +118,7 @@ impl From<Meeting> for MeetingView {
             host: m.host.username,
             has_passcode: m.has_passcode,
             waiting_room: m.waiting_room,
+            allow_guests: m.allow_guests,
             locked: m.locked,
             created_at_ms: m.created_at_ms as f64,
             started_at_ms: m.started_at_ms.map(|t| t as f64),

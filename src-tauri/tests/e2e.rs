@@ -1034,3 +1034,109 @@ async fn tray_quick_join_shortcut_and_link_handover() {
     h.finish().await;
     w.server.stop().await;
 }
+
+/// Mixed: the desktop app hosts, `parley-cli` and a Chromium guest join, and each receives
+/// the two others' video. Everything inside the network namespace of scripts/browsers.sh
+/// (browsers leave loopback out of ICE), so the app and the CLI gather there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_of_the_app_a_cli_and_a_browser_guest() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1")
+        || !parley_test_support::browser::enabled()
+    {
+        eprintln!("runs from scripts/test.sh: the app's E2E inside scripts/browsers.sh");
+        return;
+    }
+    let mut w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
+    drop(Cli::register(base, "frank").await);
+    let bob = Cli::register(base, "bob").await;
+
+    let app = App::start_env(display, base, settings, 4444, &[("PARLEY_FAKE_MEDIA", "1")]).await;
+    app.sign_in("frank").await;
+    app.text("Your meetings").await;
+    app.fill("#title", "Mixed meeting").await;
+    app.click("#allow-guests").await;
+    app.click_button("Create meeting").await;
+    app.text("guests").await; // the new meeting's line says guests may join
+    app.click_button("Join now").await;
+    app.click_button("Join meeting").await;
+    app.text("You are the only one here").await;
+    let code = app
+        .js("return document.querySelector('.bar .mono').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // parley-cli on the namespace's addresses (not loopback), recording what it receives.
+    let rec = bob.record_dir();
+    let rec_arg = rec.to_str().unwrap().to_string();
+    let mut b = bob.0.start_join(
+        &code,
+        &[
+            "--camera",
+            "synthetic",
+            "--mic",
+            "tone:700",
+            "--record-dir",
+            &rec_arg,
+        ],
+    );
+    b.expect_seen(|l| l.starts_with("* joined ")).await;
+
+    // The guest, from the invite link.
+    let mut g = parley_test_support::browser::Browser::start("chromium", None).await;
+    g.run(serde_json::json!({"op": "goto", "url": format!("{base}/j/{code}")}))
+        .await;
+    g.click("Join in this browser").await;
+    g.run(serde_json::json!({"op": "type", "selector": "#name", "text": "Gia"}))
+        .await;
+    g.click("Join").await;
+    b.expect_seen(|l| l == "* Gia (guest) joined").await;
+
+    // The browser receives the app and the CLI.
+    g.sees_moving_video("frank").await;
+    g.sees_moving_video("bob").await;
+    // The app receives the CLI and the browser.
+    for name in ["bob", "Gia"] {
+        app.until(
+            30,
+            &format!("{name}'s video in the app"),
+            &format!("const c = document.querySelector('figure[data-name=\"{name}\"] canvas'); return !!c && Number(c.dataset.frames || 0) > 10;"),
+        )
+        .await;
+    }
+    // Her tile says she is a guest.
+    app.until(
+        10,
+        "Gia's tile marked as a guest",
+        "return document.querySelector('figure[data-name=\"Gia\"]')?.getAttribute('aria-label')?.includes('guest') === true;",
+    )
+    .await;
+    // The CLI receives the app and the browser.
+    let frames_csv = rec.join("frames.csv");
+    let count = |who: &str| {
+        std::fs::read_to_string(&frames_csv)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{who},camera,")))
+            .count()
+    };
+    for _ in 0..100 {
+        if count("frank") >= 20 && count("Gia") >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        count("frank") >= 20 && count("Gia") >= 20,
+        "the CLI received {} frames of the app and {} of the browser",
+        count("frank"),
+        count("Gia")
+    );
+    g.close().await;
+    b.expect_seen(|l| l == "* Gia left").await;
+    app.quit().await;
+    b.finish().await;
+    w.server.stop().await;
+}

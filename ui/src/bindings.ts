@@ -99,9 +99,9 @@ async meetings() : Promise<Result<MeetingView[], AppError>> {
     else return { status: "error", error: e  as any };
 }
 },
-async createMeeting(title: string, passcode: string | null, waitingRoom: boolean) : Promise<Result<MeetingView, AppError>> {
+async createMeeting(title: string, passcode: string | null, waitingRoom: boolean, allowGuests: boolean) : Promise<Result<MeetingView, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("create_meeting", { title, passcode, waitingRoom }) };
+    return { status: "ok", data: await TAURI_INVOKE("create_meeting", { title, passcode, waitingRoom, allowGuests }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -405,7 +405,11 @@ mic: number; active_speaker: string | null }
  * Our media connection to a participant.
  */
 export type LinkView = "new" | "connecting" | "connected" | "disconnected" | "failed" | "closed"
-export type MeetingView = { code: string; title: string; host: string; has_passcode: boolean; waiting_room: boolean; locked: boolean; created_at_ms: number; started_at_ms: number | null; ended_at_ms: number | null; my_role: RoleView }
+export type MeetingView = { code: string; title: string; host: string; has_passcode: boolean; waiting_room: boolean; 
+/**
+ * People without an account may join from the invite link.
+ */
+allow_guests: boolean; locked: boolean; created_at_ms: number; started_at_ms: number | null; ended_at_ms: number | null; my_role: RoleView }
 /**
  * Something to tell the user briefly (a toast): muted by the host, a device lost…
  */

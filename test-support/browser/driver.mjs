@@ -1,4 +1,4 @@
-// A browser under remote control for engine/tests/browser.rs: Debian's Chromium over CDP or
+// A browser under remote control for the browser tests (parley_test_support::browser): Debian's Chromium over CDP or
 // Firefox ESR over WebDriver BiDi (puppeteer-core, no browser download), headless, with the
 // browser's fake camera and microphone (Chromium: a Y4M/WAV pair; Firefox: its own fakes)
 // and its screen picker answered. One JSON command per stdin line, one JSON answer per

@@ -1134,8 +1134,10 @@ async fn a_meeting_of_the_app_a_cli_and_a_browser_guest() {
         count("frank"),
         count("Gia")
     );
-    g.close().await;
+    g.click("Leave").await;
+    g.wait_text("You left the meeting").await;
     b.expect_seen(|l| l == "* Gia left").await;
+    g.close().await;
     app.quit().await;
     b.finish().await;
     w.server.stop().await;

@@ -19,7 +19,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 port=18190  # the namespace is this script's own: nothing else listens in it
-env -u PARLEY_TEST_BROWSERS PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA_DIR="$work/data" PARLEY_LIMITS__GUEST_ENTRIES_PER_IP=100000 \
+# The server reads every PARLEY_* variable as its settings: none of the test run's.
+unset_parley=()
+for v in $(compgen -e); do [[ $v == PARLEY_* ]] && unset_parley+=(-u "$v"); done
+env "${unset_parley[@]}" PARLEY_LISTEN="127.0.0.1:$port" PARLEY_DATA_DIR="$work/data" PARLEY_LIMITS__GUEST_ENTRIES_PER_IP=100000 \
   PARLEY_LIMITS__GUEST_ENTRIES_PER_MEETING=100000 "$bin/parley-server" > "$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fsS "127.0.0.1:$port/api/health" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::cli::{user, world, Joined};
+use common::wav;
 use parley_engine::media::audio::tone_strength;
 use parley_test_support::browser::{enabled, Browser};
 use serde_json::json;
@@ -41,14 +42,6 @@ fn tone_wav(path: &Path, hz: f32) {
         w.write_sample((s * 32767.0) as i16).unwrap();
     }
     w.finalize().unwrap();
-}
-
-fn wav(path: &Path) -> Vec<f32> {
-    hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
 }
 
 /// Rows of the CLI's frames.csv for `who`'s `kind` video.

@@ -15,6 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::cli::{user, world};
+use common::wav;
 use parley_engine::media::audio::tone_strength;
 use parley_engine::media::frame::I420Frame;
 use parley_engine::media::synthetic::read_stamp;
@@ -32,14 +33,6 @@ fn python() -> Option<PathBuf> {
         );
     }
     p
-}
-
-fn wav(path: &Path) -> Vec<f32> {
-    hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect()
 }
 
 /// The luma pictures a side saved (`prefix*.pgm`, in name order) as frames.

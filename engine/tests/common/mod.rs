@@ -46,3 +46,12 @@ pub async fn meeting(api: &Api, token: &str, title: &str) -> MeetingCode {
     .unwrap()
     .code
 }
+
+/// A 16-bit WAV a participant recorded, as samples in [-1, 1].
+pub fn wav(path: &std::path::Path) -> Vec<f32> {
+    hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect()
+}

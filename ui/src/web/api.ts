@@ -20,16 +20,26 @@ async function call<T>(method: string, path: string, body: unknown, token?: stri
     throw new ApiError(0, "unreachable", "Parley's server cannot be reached. Check your connection.");
   }
   const text = await r.text();
-  const json = text ? JSON.parse(text) : null;
-  if (!r.ok) {
-    const code: string = json?.error?.code ?? "error";
-    throw new ApiError(r.status, code, FRIENDLY[code] ?? json?.error?.message ?? `The server answered ${r.status}.`);
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // A proxy's HTML error page, say: said by its status below.
   }
+  if (!r.ok) throw apiError(r.status, json);
   return json as T;
 }
 
+/** The error a refused request means to the person: the server's stable code, a friendly text. */
+export function apiError(status: number, body: unknown): ApiError {
+  const e = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof e?.code === "string" ? e.code : "error";
+  const message = typeof e?.message === "string" && e.message ? e.message : null;
+  return new ApiError(status, code, FRIENDLY[code] ?? message ?? `The server answered ${status}.`);
+}
+
 /** What people read for the refusals a guest meets (the server's messages are terse). */
-const FRIENDLY: Record<string, string> = {
+export const FRIENDLY: Record<string, string> = {
   guests_not_allowed: "The host has not opened this meeting to guests. Sign in with your account to join.",
   guest_removed:
     "A host removed a guest from this meeting who joined from this network. Ask the host to let you in, or sign in with your account.",
@@ -41,6 +51,10 @@ const FRIENDLY: Record<string, string> = {
   meeting_locked: "The host has locked this meeting: nobody new can join.",
   passcode_required: "This meeting has a passcode. Enter it to join.",
   wrong_passcode: "That passcode is not right.",
+  invalid_passcode: "That passcode is not right.",
+  invalid_display_name: "Enter the name others will see (up to 64 characters).",
+  meeting_full: "This meeting is full.",
+  guest_not_allowed: "A guest cannot do this. Sign in with your account.",
   rate_limited: "Too many tries from here. Wait a minute, then try again.",
   invalid_credentials: "That username or password is not right.",
 };

@@ -9,10 +9,8 @@ import type { HostActionArg, ParticipantView, RoomView, WaitingView } from "../b
 import type { Backend } from "../lib/backend";
 import { store } from "../lib/room.svelte";
 import { KIND_CAMERA, KIND_SCREEN, KIND_SELF, trackKey } from "../lib/video";
+import { candidateFromWire, candidateToWire, dbfs, KINDS, lineKinds, loudest, mergeChat, reconnectDelay, type Kind } from "./logic";
 import { streams } from "./streams.svelte";
-
-type Kind = "audio" | "camera" | "screen";
-const KINDS: Kind[] = ["audio", "camera", "screen"];
 
 /** An error a screen shows, with the server's stable code. */
 export class CallError extends Error {
@@ -159,24 +157,16 @@ export class BrowserCall implements Backend {
   private static db(a: AnalyserNode): number {
     const buf = new Float32Array(a.fftSize);
     a.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const x of buf) sum += x * x;
-    const rms = Math.sqrt(sum / buf.length);
-    return rms > 0 ? Math.max(-100, 20 * Math.log10(rms)) : -100;
+    return dbfs(buf);
   }
 
   private levels() {
     store.mic = this.micOn && this.meter ? BrowserCall.db(this.meter) : -100;
     const peers: Record<string, number> = {};
-    let loudest: [string, number] | null = null;
-    for (const [id, l] of this.links) {
-      if (!l.level) continue;
-      const d = BrowserCall.db(l.level);
-      peers[id] = d;
-      if (d > -50 && (!loudest || d > loudest[1])) loudest = [id, d];
-    }
+    for (const [id, l] of this.links) if (l.level) peers[id] = BrowserCall.db(l.level);
     store.levels = peers;
-    if (loudest) store.activeSpeaker = loudest[0];
+    const speaker = loudest(peers);
+    if (speaker) store.activeSpeaker = speaker;
   }
 
   // ---- the room's socket -----------------------------------------------------------------
@@ -215,8 +205,7 @@ export class BrowserCall implements Backend {
       // Lost: keep our place (the resume token) and try again, backing off.
       this.status = "reconnecting";
       this.publish();
-      const wait = Math.min(8000, 500 * 2 ** this.attempt++);
-      setTimeout(() => this.connect(), wait);
+      setTimeout(() => this.connect(), reconnectDelay(this.attempt++));
     };
   }
 
@@ -285,12 +274,7 @@ export class BrowserCall implements Backend {
       case "ice": {
         const l = this.links.get(m.from);
         if (!l) break;
-        const c: RTCIceCandidateInit = {
-          candidate: m.candidate.candidate,
-          sdpMid: m.candidate.sdp_mid ?? null,
-          sdpMLineIndex: m.candidate.sdp_mline_index ?? null,
-          usernameFragment: m.candidate.username_fragment ?? null,
-        };
+        const c = candidateFromWire(m.candidate);
         if (l.pc.remoteDescription) await l.pc.addIceCandidate(c).catch(() => {});
         else l.pendingIce.push(c);
         break;
@@ -387,13 +371,9 @@ export class BrowserCall implements Backend {
       mine: own,
       pending,
     };
-    const i = store.chat.findIndex((c) => c.key === item.key || (!pending && c.id === msg.id));
-    if (i >= 0) {
-      store.chat[i] = { ...item, at_ms: store.chat[i]?.at_ms ?? item.at_ms };
-      return;
-    }
-    store.chat = [...store.chat, item].sort((a, b) => a.at_ms - b.at_ms);
-    if (!store.chatOpen && !own) store.unread++;
+    const { list, added } = mergeChat(store.chat, item);
+    store.chat = list;
+    if (added && !store.chatOpen && !own) store.unread++;
   }
 
   private myUser(): string | null {
@@ -429,16 +409,7 @@ export class BrowserCall implements Backend {
     this.links.set(peer, link);
     pc.onicecandidate = (e) => {
       if (!e.candidate) return;
-      this.send({
-        type: "ice",
-        to: peer,
-        candidate: {
-          candidate: e.candidate.candidate,
-          sdp_mid: e.candidate.sdpMid,
-          sdp_mline_index: e.candidate.sdpMLineIndex,
-          username_fragment: e.candidate.usernameFragment,
-        },
-      });
+      this.send({ type: "ice", to: peer, candidate: candidateToWire(e.candidate) });
     };
     pc.onconnectionstatechange = () => {
       link.state = pc.connectionState as ParticipantView["link"];
@@ -451,15 +422,9 @@ export class BrowserCall implements Backend {
   /** Which of our kinds each transceiver carries: by line order and media kind, never by ids. */
   private mapLines(l: Link) {
     const t = l.pc.getTransceivers().filter((x) => x.mid !== null || x.currentDirection !== "stopped");
-    let video = 0;
-    let audio = 0;
-    for (const x of t) {
-      const k = x.receiver.track.kind;
-      let kind: Kind | null = null;
-      if (k === "audio" && audio++ === 0) kind = "audio";
-      else if (k === "video") kind = video++ === 0 ? "camera" : video === 2 ? "screen" : null;
-      if (kind) l.lines[kind] = x;
-    }
+    lineKinds(t.map((x) => x.receiver.track.kind)).forEach((kind, i) => {
+      if (kind) l.lines[kind] = t[i];
+    });
   }
 
   private async offer(peer: string) {

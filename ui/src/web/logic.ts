@@ -3,6 +3,8 @@
 // page hands over. Pure functions, so Vitest checks them (logic.test.ts); call.svelte.ts and
 // WebApp.svelte apply them to the real RTCPeerConnection, socket and page.
 
+import type { ChatItem } from "../lib/room.svelte";
+
 export type Kind = "audio" | "camera" | "screen";
 export const KINDS: Kind[] = ["audio", "camera", "screen"];
 
@@ -61,16 +63,8 @@ export function candidateFromWire(w: WireCandidate): RTCIceCandidateInit {
   };
 }
 
-/** A chat line as the meeting screen lists it (lib/room.svelte.ts `ChatItem`). */
-export interface ChatLine {
-  key: string;
-  id: string;
-  sender: string;
-  text: string;
-  at_ms: number;
-  mine: boolean;
-  pending: boolean;
-}
+/** A chat line as the meeting screen lists it. */
+export type ChatLine = ChatItem;
 
 /**
  * The chat list with `line` in it: a line sent by us (same key) or already known (same

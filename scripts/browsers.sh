@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs a command with real browsers ready for the tests: Debian's Chromium and Firefox ESR
-# (installed once), puppeteer-core from the locked test-support/browser/package-lock.json
-# (it downloads no browser), all inside a throwaway network namespace (scripts/netns.sh:
+# Runs a command with real browsers ready for the tests: Debian's Chromium, its chromedriver
+# and Firefox ESR (installed once), puppeteer-core (for Firefox's WebDriver BiDi) from the
+# locked test-support/browser/package-lock.json (it downloads no browser), all inside a throwaway network namespace (scripts/netns.sh:
 # browsers gather ICE candidates on real interfaces only, and no media may leave the test).
 #   scripts/browsers.sh cargo test -p parley-engine --test browser
 set -euo pipefail
@@ -10,6 +10,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v firefox-esr >/dev/null || missing+=(firefox-esr)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}" >&2

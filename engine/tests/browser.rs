@@ -1,5 +1,6 @@
-//! Browsers as guests: Debian's Chromium (CDP) and Firefox ESR (WebDriver BiDi), driven by
-//! puppeteer-core (tests/browser/driver.mjs) with their fake camera and microphone, meet a
+//! Browsers as guests: Debian's Chromium (through chromedriver) and Firefox ESR (WebDriver
+//! BiDi, puppeteer-core), driven by test-support/browser/driver.mjs with their fake camera
+//! and microphone (Firefox with a window on a private Xvfb, the screen it shares), meet a
 //! `parley-cli` host. The guest opens the https invite link, chooses "Join in this browser",
 //! waits, is admitted, and both sides see moving video and hear each other's tone (in the
 //! CLI's recording, and in the page through Web Audio); chat goes both ways; the browser
@@ -122,7 +123,13 @@ async fn guest_meets_cli_host(browser: &'static str) {
     };
     let wav_path = dir.path().join("tone.wav");
     tone_wav(&wav_path, CHROMIUM_TONE);
-    let mut b = Browser::start(browser, Some(&wav_path)).await;
+    // Firefox shares the whole screen (with prompts off it asks nothing), so it gets a window
+    // on a private display; Chromium's fake picker shares its tab, headless.
+    let mut b = if browser == "firefox" {
+        Browser::start_with_screen(browser, Some(&wav_path)).await
+    } else {
+        Browser::start(browser, Some(&wav_path)).await
+    };
 
     // The invite link, then "Join in this browser".
     b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
@@ -131,6 +138,13 @@ async fn guest_meets_cli_host(browser: &'static str) {
     if browser == "chromium" {
         b.picture("browser-invite").await;
     }
+    // A first visit does not try the app (no "open this app?" prompt for a guest without it).
+    assert_eq!(
+        b.eval("return document.body.innerText.includes('Opening the meeting in the Parley app');")
+            .await,
+        false,
+        "{browser}: the invite page tried the app on a first visit"
+    );
     b.click("Join in this browser").await;
     b.wait_text("Join the meeting").await;
     b.run(json!({"op": "type", "selector": "#name", "text": "Gia"}))
@@ -183,11 +197,8 @@ async fn guest_meets_cli_host(browser: &'static str) {
         b.picture("browser-meeting").await;
     }
 
-    // The browser shares its screen; the CLI receives it. (Firefox always asks its user
-    // which screen, in a prompt no automation can answer: Chromium alone is tested here.)
-    if browser == "chromium" {
-        share_screen(&mut b, &mut cli, &rec).await;
-    }
+    // The browser shares its screen; the CLI receives it.
+    share_screen(&mut b, &mut cli, &rec).await;
 
     // Removed: the page says so and offers no way back in.
     cli.type_line("/remove Gia").await;
@@ -207,6 +218,17 @@ async fn guest_meets_cli_host(browser: &'static str) {
     b.click("Join").await;
     b.wait_text("A host removed a guest from this meeting")
         .await;
+    if browser == "chromium" {
+        // Once this browser has opened the app from an invite page ("Open in Parley": here
+        // Chromium's "open xdg-open?" prompt, left unanswered), the next invite page tries
+        // the app first and says so.
+        b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
+            .await;
+        b.click("Open in Parley").await;
+        b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
+            .await;
+        b.wait_text("Opening the meeting in the Parley app").await;
+    }
     b.close().await;
 
     // What the CLI recorded of her: her tone, not its own.

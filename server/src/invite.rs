@@ -1,7 +1,8 @@
 //! `GET /j/{code}`: the invite link's page. It names the meeting (its title only when the
 //! meeting has no passcode: the code alone should not tell what a passcode protects), opens
-//! it in the installed app (`parley://join/CODE`) or in this browser (`/web/`), each a
-//! button, and lists where to get the app (`invite_downloads`). An unknown, ended or
+//! it in the installed app (`parley://join/CODE`: tried first once this browser has opened
+//! the app from such a page) or in this browser (`/web/`), each a button, and lists where to
+//! get the app (`invite_downloads`). An unknown, ended or
 //! malformed code gets a page that says so, with the matching status.
 //!
 //! One small response: the style and the script are inline, allowed by their hashes in a
@@ -12,7 +13,7 @@
 use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use parley_shared::MeetingCode;
@@ -45,17 +46,24 @@ p{margin:0 0 1rem}.muted{color:var(--muted)}\
 a.button{display:block;text-align:center;padding:.8rem 1rem;border-radius:10px;text-decoration:none;font-weight:600;border:1px solid var(--accent)}\
 a.primary{background:var(--accent);color:#fff}a.secondary{color:var(--accent)}\
 a.button:focus-visible{outline:3px solid var(--ink);outline-offset:2px}\
+.status{padding:.6rem .8rem;border-radius:10px;background:var(--bg);border:1px solid var(--line)}[hidden]{display:none}\
 ul{padding-left:1.2rem;margin:.25rem 0 0}li{margin:.2rem 0}a{color:var(--accent)}";
 
 /// Points "Join in this browser" at the web client with the code (and a personal link's
 /// token) in the fragment, which no server or referrer sees, and takes the token out of the
-/// address bar. The app is opened only when asked (a button, as Jitsi does): a browser's
-/// "open this app?" prompt for a scheme nobody installed would greet every browser guest.
+/// address bar. The app is tried first where this browser has opened it before: "Open in
+/// Parley" leaves a mark in this origin's local storage (no cookie, nothing sent), and the
+/// next invite page opens the app at once, saying so. A first visit only offers the buttons:
+/// a browser's "open this app?" prompt for a scheme nobody installed would greet every guest.
 const SCRIPT: &str = "\
-(function(){var w=document.getElementById('web');\
+(function(){var w=document.getElementById('web'),o=document.getElementById('open'),\
+t=document.getElementById('trying');\
 var g=new URLSearchParams(location.search).get('g');\
 if(w&&g){w.href=w.getAttribute('href')+'&g='+encodeURIComponent(g);}\
-if(location.search){history.replaceState(null,'',location.pathname);}})();";
+if(location.search){history.replaceState(null,'',location.pathname);}\
+var has=false;try{has=localStorage.getItem('parley.app')==='1';}catch(e){}\
+if(o){o.addEventListener('click',function(){try{localStorage.setItem('parley.app','1');}catch(e){}});\
+if(has&&t){t.hidden=false;setTimeout(function(){location.href=o.href;},300);}}})();";
 
 fn csp_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
@@ -104,27 +112,15 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <script>{SCRIPT}</script></body></html>",
         escape(title)
     );
-    let mut res = (status, html).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(policy()) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // The page says whether the meeting is still on: never from a cache.
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    crate::web::as_page(
+        crate::web::with_headers(
+            (status, html).into_response(),
+            "text/html; charset=utf-8",
+            "no-store",
+        ),
+        policy(),
+    )
 }
 
 fn problem(status: StatusCode, heading: &str, text: &str) -> Response {
@@ -197,6 +193,8 @@ pub async fn landing(State(state): State<AppState>, Path(raw): Path<String>) -> 
     };
     let body = format!(
         "<h1>{}</h1><p class=\"code\">{}</p>{note}\
+         <p id=\"trying\" class=\"status\" role=\"status\" hidden>Opening the meeting in the Parley app… \
+         Nothing happened? Join in this browser below.</p>\
          <div class=\"actions\"><a id=\"open\" class=\"button primary\" href=\"parley://join/{}\">Open in Parley</a>\
          <a id=\"web\" class=\"button secondary\" href=\"/web/#code={}\">Join in this browser</a></div>\
          <p class=\"muted\">Have the Parley app? Open the meeting in it. No app? Join from this browser: nothing to install.</p>{get_app}",

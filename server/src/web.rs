@@ -39,7 +39,9 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn with_headers(mut res: Response, ctype: &'static str, cache: &'static str) -> Response {
+/// The headers every file Parley serves to a browser carries (the invite page's too): its
+/// type, how long it may be cached, no type sniffing, no referrer.
+pub(crate) fn with_headers(mut res: Response, ctype: &'static str, cache: &'static str) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
@@ -51,6 +53,16 @@ fn with_headers(mut res: Response, ctype: &'static str, cache: &'static str) -> 
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    res
+}
+
+/// A page's headers beyond `with_headers`: its Content-Security-Policy, and no framing.
+pub(crate) fn as_page(mut res: Response, policy: &str) -> Response {
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(policy) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     res
 }
 
@@ -68,14 +80,11 @@ pub async fn index() -> Response {
             "no-store",
         );
     };
-    let mut res = with_headers(html.into_response(), "text/html; charset=utf-8", "no-store");
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(POLICY),
+    let mut res = as_page(
+        with_headers(html.into_response(), "text/html; charset=utf-8", "no-store"),
+        POLICY,
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
+    res.headers_mut().insert(
         "permissions-policy",
         HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
     );

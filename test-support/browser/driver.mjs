@@ -1,16 +1,23 @@
-// A browser under remote control for the browser tests (parley_test_support::browser): Debian's Chromium over CDP or
-// Firefox ESR over WebDriver BiDi (puppeteer-core, no browser download), headless, with the
-// browser's fake camera and microphone (Chromium: a Y4M/WAV pair; Firefox: its own fakes)
-// and its screen picker answered. One JSON command per stdin line, one JSON answer per
-// stdout line: {"ok":true,"value":…} or {"ok":false,"error":"…"}.
+// A browser under remote control for the browser tests (parley_test_support::browser):
+// Debian's Chromium through Debian's chromedriver (W3C WebDriver) and Firefox ESR over
+// WebDriver BiDi (puppeteer-core, which downloads no browser), headless, with the browser's
+// fake camera and microphone (Chromium: a Y4M/WAV pair; Firefox: its own fakes) and its
+// screen picker answered (Chromium: its fake picker takes the tab; Firefox: with permission
+// prompts off it takes the whole screen at once, which a headless Firefox has none of, so
+// `--display :N` runs it with a window on that X display, a private Xvfb).
+// One JSON command per stdin line, one JSON answer per stdout line: {"ok":true,"value":…}
+// or {"ok":false,"error":"…"}.
 //
-//   node driver.mjs chromium|firefox [--y4m FILE] [--wav FILE]
+//   node driver.mjs chromium|firefox [--y4m FILE] [--wav FILE] [--display :N]
 //
-// Commands: goto {url}; time_join {url, name} (the join benchmark's measure, ms); click {text} (a button or link by its visible text, exact);
+// Commands: goto {url}; time_join {url, name} (the join benchmark's measure, ms);
+// click {text, timeout_ms} (a button or link by its visible text, exact);
 // type {selector, text}; wait_text {text, timeout_ms} (anywhere in the page);
-// eval {js} (an expression or async function body's value, JSON); screenshot {path};
-// close.
+// eval {js} (an async function body's value, JSON); screenshot {path}; logs; close.
 
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import puppeteer from "puppeteer-core";
 
@@ -19,31 +26,85 @@ const opt = (name) => {
   const i = rest.indexOf(name);
   return i >= 0 ? rest[i + 1] : undefined;
 };
+const display = opt("--display");
+// A window on the given display, or none.
+const headless = !display;
+const env = display ? { ...process.env, DISPLAY: display } : process.env;
 
-async function launch() {
-  if (kind === "firefox") {
-    return puppeteer.launch({
-      browser: "firefox",
-      executablePath: process.env.PARLEY_FIREFOX ?? "/usr/bin/firefox-esr",
-      headless: true,
-      protocol: "webDriverBiDi",
-      args: ["--width=1280", "--height=800"],
-      extraPrefsFirefox: {
-        "media.navigator.streams.fake": true,
-        "media.navigator.permission.disabled": true,
-        "media.getusermedia.screensharing.enabled": true,
-        "media.getdisplaymedia.enabled": true,
-        "media.autoplay.default": 0,
-        "media.autoplay.blocking_policy": 0,
-        "media.autoplay.block-webaudio": false,
-        "media.peerconnection.ice.loopback": false,
-        "media.peerconnection.ice.obfuscate_host_addresses": false,
-        "network.protocol-handler.external.parley": false,
-        "network.protocol-handler.warn-external.parley": false,
-        "network.protocol-handler.expose.parley": false,
-      },
-    });
-  }
+const xpathText = (text) => `//*[self::button or self::a][normalize-space(.)=${JSON.stringify(text)}]`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** The page condition the join benchmark waits for: a remote video tile presented a frame. */
+const FIRST_REMOTE_FRAME =
+  "[...document.querySelectorAll('figure.tile video')].some((v) => !v.classList.contains('mirror') && Number(v.dataset.frames ?? 0) >= 1)";
+
+// ---- Firefox ESR: WebDriver BiDi through puppeteer-core -----------------------------------
+
+async function firefox() {
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.PARLEY_FIREFOX ?? "/usr/bin/firefox-esr",
+    headless,
+    env,
+    protocol: "webDriverBiDi",
+    args: ["--width=1280", "--height=800"],
+    extraPrefsFirefox: {
+      "media.navigator.streams.fake": true,
+      "media.navigator.permission.disabled": true,
+      "media.getusermedia.screensharing.enabled": true,
+      "media.getdisplaymedia.enabled": true,
+      // No "you are sharing" bar window over the shared screen.
+      "privacy.webrtc.legacyGlobalIndicator": false,
+      "privacy.webrtc.hideGlobalIndicator": true,
+      "media.autoplay.default": 0,
+      "media.autoplay.blocking_policy": 0,
+      "media.autoplay.block-webaudio": false,
+      "media.peerconnection.ice.loopback": false,
+      "media.peerconnection.ice.obfuscate_host_addresses": false,
+      "network.protocol-handler.external.parley": false,
+      "network.protocol-handler.warn-external.parley": false,
+      "network.protocol-handler.expose.parley": false,
+    },
+  });
+  const page = (await browser.pages())[0] ?? (await browser.newPage());
+  await page.setViewport({ width: 1280, height: 800 });
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+  return {
+    async goto(url) {
+      await page.goto(url, { waitUntil: "load" });
+      return page.url();
+    },
+    async click(text, timeout) {
+      const el = await page.waitForSelector(`::-p-xpath(${xpathText(text)})`, { timeout });
+      await el.click();
+    },
+    async type(selector, text) {
+      const el = await page.waitForSelector(selector, { timeout: 10000 });
+      await el.click({ count: 3 });
+      await el.type(text);
+    },
+    async waitFor(expr, timeout, polling) {
+      await page.waitForFunction(expr, { timeout, polling });
+    },
+    eval: (js) => page.evaluate(`(async () => { ${js} })()`),
+    screenshot: (path) => page.screenshot({ path }),
+    logs: async () => logs.splice(0),
+    close: () => browser.close(),
+  };
+}
+
+// ---- Chromium: W3C WebDriver through Debian's chromedriver ---------------------------------
+
+async function freePort() {
+  const srv = createServer();
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function chromium() {
   const args = [
     "--no-sandbox",
     "--disable-gpu",
@@ -58,62 +119,142 @@ async function launch() {
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--window-size=1280,800",
   ];
+  if (headless) args.push("--headless");
   if (opt("--y4m")) args.push(`--use-file-for-fake-video-capture=${opt("--y4m")}`);
   if (opt("--wav")) args.push(`--use-file-for-fake-audio-capture=${opt("--wav")}`);
-  return puppeteer.launch({
-    browser: "chrome",
-    executablePath: process.env.PARLEY_CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args,
-    defaultViewport: { width: 1280, height: 800 },
+  const port = await freePort();
+  const driver = spawn(process.env.PARLEY_CHROMEDRIVER ?? "/usr/bin/chromedriver", [`--port=${port}`, "--allowed-ips=127.0.0.1"], {
+    env,
+    stdio: "ignore",
   });
+  const base = `http://127.0.0.1:${port}`;
+  const request = async (method, path, body) => {
+    const r = await fetch(base + path, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await r.json();
+    if (json.value?.error) throw new Error(`${json.value.error}: ${json.value.message?.split("\n")[0]}`);
+    return json.value;
+  };
+  for (let i = 0; ; i++) {
+    try {
+      if ((await request("GET", "/status")).ready) break;
+    } catch (e) {
+      if (i > 100) throw new Error(`chromedriver did not start: ${e.message}`);
+    }
+    await sleep(100);
+  }
+  const session = await request("POST", "/session", {
+    capabilities: {
+      alwaysMatch: {
+        browserName: "chrome",
+        "goog:chromeOptions": {
+          binary: process.env.PARLEY_CHROMIUM ?? "/usr/bin/chromium",
+          args,
+        },
+        "goog:loggingPrefs": { browser: "ALL" },
+        timeouts: { script: 120000, pageLoad: 60000, implicit: 0 },
+      },
+    },
+  });
+  const cmd = (method, path, body) => request(method, `/session/${session.sessionId}${path}`, body);
+  const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+  // Waits for an element (polling, as puppeteer's waitForSelector does), then acts on it,
+  // again while it is not yet interactable (a screen still drawing).
+  const withElement = async (using, value, timeout, act) => {
+    const end = Date.now() + timeout;
+    for (;;) {
+      try {
+        const el = await cmd("POST", "/element", { using, value });
+        return await act(el[ELEMENT]);
+      } catch (e) {
+        if (Date.now() > end) throw new Error(`${value}: ${e.message}`);
+        await sleep(100);
+      }
+    }
+  };
+  return {
+    async goto(url) {
+      await cmd("POST", "/url", { url });
+      return cmd("GET", "/url");
+    },
+    click: (text, timeout) => withElement("xpath", xpathText(text), timeout, (id) => cmd("POST", `/element/${id}/click`, {})),
+    type: (selector, text) =>
+      withElement("css selector", selector, 10000, async (id) => {
+        // Empty it as a person selecting all would (Svelte's binding hears the input event),
+        // then type.
+        await cmd("POST", "/execute/sync", {
+          script: "const e = arguments[0]; e.focus(); e.select?.(); e.value = ''; e.dispatchEvent(new Event('input', { bubbles: true }));",
+          args: [{ [ELEMENT]: id }],
+        });
+        await cmd("POST", `/element/${id}/value`, { text });
+      }),
+    async waitFor(expr, timeout, polling) {
+      // Polled from here, so that a navigation in between is only a missed poll.
+      const end = Date.now() + timeout;
+      for (;;) {
+        try {
+          if (await cmd("POST", "/execute/sync", { script: `return !!(${expr});`, args: [] })) return;
+        } catch {
+          /* the page is changing: poll again */
+        }
+        if (Date.now() > end) throw new Error(`waiting for ${expr}: timed out after ${timeout} ms`);
+        await sleep(polling);
+      }
+    },
+    async eval(js) {
+      const r = await cmd("POST", "/execute/async", {
+        script: `const done = arguments[arguments.length - 1];
+          (async () => { ${js} })().then((v) => done({ ok: v === undefined ? null : v }), (e) => done({ err: String(e?.message ?? e) }));`,
+        args: [],
+      });
+      if (r && "err" in r) throw new Error(r.err);
+      return r?.ok ?? null;
+    },
+    async screenshot(path) {
+      await writeFile(path, Buffer.from(await cmd("GET", "/screenshot"), "base64"));
+    },
+    async logs() {
+      const l = await cmd("POST", "/se/log", { type: "browser" }).catch(() => []);
+      return l.map((e) => `${e.level}: ${e.message}`);
+    },
+    async close() {
+      await cmd("DELETE", "").catch(() => {});
+      if (driver.exitCode === null) await new Promise((r) => driver.once("exit", r).kill());
+    },
+  };
 }
 
-const browser = await launch();
-const page = (await browser.pages())[0] ?? (await browser.newPage());
-if (kind === "firefox") await page.setViewport({ width: 1280, height: 800 });
-const logs = [];
-page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
-page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-
-const xpathText = (text) =>
-  `::-p-xpath(//*[self::button or self::a][normalize-space(.)=${JSON.stringify(text)}])`;
+const page = kind === "firefox" ? await firefox() : await chromium();
 
 async function run(c) {
   switch (c.op) {
     case "goto":
-      await page.goto(c.url, { waitUntil: "load" });
-      return page.url();
-    case "click": {
-      const el = await page.waitForSelector(xpathText(c.text), { timeout: c.timeout_ms ?? 10000 });
-      await el.click();
+      return await page.goto(c.url);
+    case "click":
+      await page.click(c.text, c.timeout_ms ?? 10000);
       return true;
-    }
-    case "type": {
-      const el = await page.waitForSelector(c.selector, { timeout: 10000 });
-      await el.click({ count: 3 });
-      await el.type(c.text);
+    case "type":
+      await page.type(c.selector, c.text);
       return true;
-    }
     case "wait_text":
-      await page.waitForFunction((t) => document.body.innerText.includes(t), { timeout: c.timeout_ms ?? 20000, polling: 200 }, c.text);
+      await page.waitFor(`document.body.innerText.includes(${JSON.stringify(c.text)})`, c.timeout_ms ?? 20000, 200);
       return true;
     case "eval":
-      return await page.evaluate(`(async () => { ${c.js} })()`);
+      return await page.eval(c.js);
     case "screenshot":
-      await page.screenshot({ path: c.path });
+      await page.screenshot(c.path);
       return c.path;
     case "time_join": {
       // The browser join benchmark: invite link opened → first remote frame presented, ms.
       const t0 = performance.now();
-      await page.goto(c.url, { waitUntil: "domcontentloaded" });
+      await page.goto(c.url);
       await run({ op: "click", text: "Join in this browser" });
       await run({ op: "type", selector: "#name", text: c.name });
       await run({ op: "click", text: "Join" });
-      await page.waitForFunction(
-        () => [...document.querySelectorAll("figure.tile video")].some((v) => !v.classList.contains("mirror") && Number(v.dataset.frames ?? 0) >= 1),
-        { timeout: 30000, polling: 10 },
-      );
+      await page.waitFor(FIRST_REMOTE_FRAME, 30000, 10);
       const ms = performance.now() - t0;
       // Leave (not timed), so the next join meets the host alone, not a guest in its grace.
       await run({ op: "click", text: "Leave" });
@@ -121,9 +262,9 @@ async function run(c) {
       return ms;
     }
     case "logs":
-      return logs.splice(0);
+      return await page.logs();
     case "close":
-      await browser.close();
+      await page.close();
       process.exit(0);
     default:
       throw new Error(`unknown op ${c.op}`);
@@ -139,7 +280,7 @@ for await (const line of lines) {
   try {
     say({ ok: true, value: (await run(JSON.parse(line))) ?? null });
   } catch (e) {
-    say({ ok: false, error: String(e?.message ?? e), logs: logs.splice(0) });
+    say({ ok: false, error: String(e?.message ?? e), logs: await page.logs().catch(() => []) });
   }
 }
-await browser.close();
+await page.close();

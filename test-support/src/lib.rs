@@ -5,7 +5,7 @@
 //!   stopped (connections refused) and started again on the same address at will.
 //! - [`cli`]: `parley-cli` participants, each a process with its own home directory.
 //! - [`xvfb`]: a private X display.
-//! - [`browser`]: Chromium or Firefox ESR under remote control (puppeteer-core).
+//! - [`browser`]: Chromium (chromedriver) or Firefox ESR (WebDriver BiDi) under remote control.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 pub mod browser;

@@ -41,7 +41,11 @@ fn content_type(path: &str) -> &'static str {
 
 /// The headers every file Parley serves to a browser carries (the invite page's too): its
 /// type, how long it may be cached, no type sniffing, no referrer.
-pub(crate) fn with_headers(mut res: Response, ctype: &'static str, cache: &'static str) -> Response {
+pub(crate) fn with_headers(
+    mut res: Response,
+    ctype: &'static str,
+    cache: &'static str,
+) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));

@@ -273,11 +273,19 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then the TOML file (if given or if `./parley.toml` exists), then env vars.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match file {
-            Some(path) => fig = fig.merge(Toml::file_exact(path)),
-            None => fig = fig.merge(Toml::file("parley.toml")),
+            Some(path) => Self::layered(Toml::file_exact(path)),
+            None => Self::layered(Toml::file("parley.toml")),
         }
+    }
+
+    /// As [`Config::load`], with the TOML file's text given (the config fuzz target).
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::layered(Toml::string(toml))
+    }
+
+    fn layered(toml: impl figment::Provider) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default())).merge(toml);
         fig = fig.merge(Env::prefixed("PARLEY_").split("__").ignore(&["config"]));
         if let Ok(url) = std::env::var("DATABASE_URL") {
             if !url.is_empty() {

@@ -84,6 +84,11 @@ impl<T> Reorder<T> {
         out
     }
 
+    /// Packets held, waiting for the ones before them.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
     fn extend(&mut self, seq: u16) -> u64 {
         extend_seq(&mut self.highest, seq)
     }

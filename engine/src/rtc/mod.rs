@@ -108,6 +108,10 @@ pub enum LinkEvent {
     Estimate(u32),
 }
 
+/// Remote candidates held before the remote description; a browser gathers a handful per
+/// interface and protocol, so this is far more than an honest peer sends.
+pub(crate) const MAX_HELD_CANDIDATES: usize = 64;
+
 /// What a link knows of the remote side, the same on both lines: the peer's DTLS
 /// fingerprint once its description is set (an offer with another one comes from a new peer
 /// connection, not an ICE restart of this one), and the candidates that came before it.
@@ -150,10 +154,14 @@ impl Remote {
     }
 
     /// A remote candidate: held (None) before the description, returned to add after it.
+    /// At most [`MAX_HELD_CANDIDATES`] are held: a peer that trickles without ever sending
+    /// its description cannot make us hold more.
     pub(crate) fn candidate(&self, c: IceCandidate) -> Option<IceCandidate> {
         match &mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(held) => {
-                held.push(c);
+                if held.len() < MAX_HELD_CANDIDATES {
+                    held.push(c);
+                }
                 None
             }
             None => Some(c),
@@ -200,5 +208,20 @@ mod tests {
         // An ICE restart keeps the fingerprint; a new peer connection brings another.
         assert!(r.same_session("v=0\r\na=fingerprint:sha-256 AA\r\n"));
         assert!(!r.same_session("v=0\r\na=fingerprint:sha-256 BB\r\n"));
+    }
+
+    #[test]
+    fn a_peer_that_never_describes_itself_cannot_make_us_hold_its_candidates() {
+        let r = Remote::new();
+        for n in 0..10_000 {
+            assert!(r.candidate(cand(n)).is_none());
+        }
+        let held = r.described();
+        assert_eq!(held.len(), MAX_HELD_CANDIDATES);
+        assert_eq!(
+            held[0].candidate,
+            cand(0).candidate,
+            "the first ones are kept"
+        );
     }
 }

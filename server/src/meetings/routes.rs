@@ -153,12 +153,38 @@ async fn create_meeting(
 }
 
 /// `limit` and `cursor` arrive as text so a bad value gets the API's own error.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-struct ListParams {
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
     /// Page size, 1-100 (default 20).
-    limit: Option<String>,
+    pub limit: Option<String>,
     /// `next_cursor` from the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// The page size and the cursor's (created_at, id), or the API's error.
+    pub fn read(&self) -> Result<(i64, Option<(i64, String)>), AppError> {
+        let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
+        let limit = match self.limit.as_deref() {
+            None | Some("") => DEFAULT_PAGE,
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| bad("limit must be 1-100"))?,
+        };
+        let before = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => {
+                let (at, id) = c.split_once('.').ok_or_else(|| bad("invalid cursor"))?;
+                Some((
+                    at.parse::<i64>().map_err(|_| bad("invalid cursor"))?,
+                    id.to_string(),
+                ))
+            }
+        };
+        Ok((limit, before))
+    }
 }
 
 /// The caller's meetings, hosted or joined, newest first.
@@ -169,25 +195,7 @@ async fn list_meetings(
     auth: AuthUser,
     Query(params): Query<ListParams>,
 ) -> ApiResult<ApiJson<MeetingList>> {
-    let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
-    let limit = match params.limit.as_deref() {
-        None | Some("") => DEFAULT_PAGE,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| bad("limit must be 1-100"))?,
-    };
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => {
-            let (at, id) = c.split_once('.').ok_or_else(|| bad("invalid cursor"))?;
-            Some((
-                at.parse::<i64>().map_err(|_| bad("invalid cursor"))?,
-                id.to_string(),
-            ))
-        }
-    };
+    let (limit, before) = params.read()?;
     let mut rows =
         store::list_for_user(&state.db.pool, auth.user_id.as_str(), before, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
@@ -553,12 +561,36 @@ async fn set_locked(
 }
 
 /// `after_seq` and `limit` arrive as text so a bad value gets the API's own error.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-struct HistoryParams {
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct HistoryParams {
     /// Only messages with a higher `seq` (default 0: from the start).
-    after_seq: Option<String>,
+    pub after_seq: Option<String>,
     /// At most this many, 1-500 (default 100).
-    limit: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl HistoryParams {
+    /// `after_seq` and the page size, or the API's error.
+    pub fn read(&self) -> Result<(i64, i64), AppError> {
+        let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
+        let after_seq = match self.after_seq.as_deref() {
+            None | Some("") => 0,
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| bad("after_seq must be a number >= 0"))?,
+        };
+        let limit = match self.limit.as_deref() {
+            None | Some("") => 100,
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| bad("limit must be 1-500"))?,
+        };
+        Ok((after_seq, limit))
+    }
 }
 
 /// A meeting's chat, oldest first, for its participants only.
@@ -572,23 +604,7 @@ async fn chat_history(
     Path(code): Path<String>,
     Query(params): Query<HistoryParams>,
 ) -> ApiResult<ApiJson<parley_shared::api::ChatHistory>> {
-    let bad = |m: &str| AppError::bad_request(ErrorCode::InvalidPagination, m);
-    let after_seq = match params.after_seq.as_deref() {
-        None | Some("") => 0,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| bad("after_seq must be a number >= 0"))?,
-    };
-    let limit = match params.limit.as_deref() {
-        None | Some("") => 100,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| bad("limit must be 1-500"))?,
-    };
+    let (after_seq, limit) = params.read()?;
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_admitted(&m, auth.user_id.as_str())?;
     let messages = crate::room::chat::after(&state.db.pool, &m.id, after_seq, limit).await?;

@@ -379,7 +379,7 @@ async fn reauth(state: &AppState, current: &AuthUser, token: &str) -> Result<Aut
 }
 
 /// Parses a client message; distinguishes unknown types from malformed bodies.
-fn parse(text: &str) -> Result<ClientMsg, ServerMsg> {
+pub fn parse(text: &str) -> Result<ClientMsg, ServerMsg> {
     serde_json::from_str::<ClientMsg>(text).map_err(|e| {
         let unknown = serde_json::from_str::<serde_json::Value>(text)
             .ok()
@@ -397,7 +397,8 @@ fn parse(text: &str) -> Result<ClientMsg, ServerMsg> {
 }
 
 /// Maps a joined peer's message to its room command (`from` is always the connection's own).
-fn to_room(me: &PeerId, msg: ClientMsg) -> Result<Option<RoomCmd>, ServerMsg> {
+/// Public for the signaling fuzz target.
+pub fn to_room(me: &PeerId, msg: ClientMsg) -> Result<Option<RoomCmd>, ServerMsg> {
     let too_big = |what: &str| {
         Err(ServerMsg::error(
             ErrorCode::PayloadTooLarge,

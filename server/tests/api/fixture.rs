@@ -484,7 +484,12 @@ impl Ws {
 
     /// Skips messages until one of type `ty` arrives (5 s at most).
     pub async fn recv_type(&mut self, ty: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        self.recv_type_within(ty, Duration::from_secs(5)).await
+    }
+
+    /// Skips messages until one of type `ty` arrives, `wait` at most.
+    pub async fn recv_type_within(&mut self, ty: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {

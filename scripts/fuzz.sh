@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing (cargo fuzz, libFuzzer) of what Parley parses (fuzz/fuzz_targets).
+#   scripts/fuzz.sh TARGET [SECONDS=60] [-- libFuzzer options]   one target, that long
+#   scripts/fuzz.sh all [SECONDS=30]                              every target in turn
+#   scripts/fuzz.sh list
+# Starts from the checked-in seeds (fuzz/seeds/TARGET) and keeps what it learns in
+# fuzz/corpus/TARGET (not committed). A crash leaves its input in fuzz/artifacts/TARGET and
+# fails the run: reproduce it with `scripts/fuzz.sh TARGET 0 fuzz/artifacts/TARGET/crash-…`,
+# fix it, and add the input to the seeds with a regression test.
+# Prints each target's executions, the figure the README's testing section records.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${PARLEY_FUZZ_TARGET_DIR:-$HOME/.cache/parley-fuzz-target}"
+# SQLite is linked into the server and sqlx's driver alike: AddressSanitizer's one-definition
+# check would stop every target at start.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_odr_violation=0}"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+# libFuzzer's instrumentation needs unstable rustc flags: the nightly toolchain when there
+# is one, else the stable compiler with its unstable features opened (RUSTC_BOOTSTRAP).
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  fuzz=(cargo +nightly fuzz)
+else
+  export RUSTC_BOOTSTRAP=1
+  fuzz=(cargo fuzz)
+fi
+targets() { sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^parley-fuzz$'; }
+what="${1:-list}"
+if [ "$what" = list ]; then targets; exit 0; fi
+secs="${2:-60}"
+shift $(( $# >= 2 ? 2 : $# ))
+[ "${1:-}" = "--" ] && shift
+# Debug assertions and overflow checks on: an overflow is a finding too.
+"${fuzz[@]}" build --fuzz-dir fuzz --debug-assertions >&2
+run_one() {
+  local t="$1"
+  shift
+  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+  local log
+  log="$(mktemp)"
+  local seeds=()
+  [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
+  if ! "${fuzz[@]}" run --fuzz-dir fuzz --debug-assertions "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
+      -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 \
+      -print_final_stats=1 "$@" > "$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "fuzz: $t FAILED (input in fuzz/artifacts/$t)" >&2
+    rm -f "$log"
+    return 1
+  fi
+  local execs
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  echo "fuzz: $t ok, ${execs:-?} executions in ${secs} s"
+  rm -f "$log"
+}
+if [ "$what" = all ]; then
+  failed=0
+  for t in $(targets); do run_one "$t" || failed=1; done
+  exit "$failed"
+fi
+run_one "$what" "$@"

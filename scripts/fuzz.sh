@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer) of what Parley parses (fuzz/fuzz_targets).
 #   scripts/fuzz.sh TARGET [SECONDS=60] [-- libFuzzer options]   one target, that long
+#     (the README's figures: scripts/fuzz.sh TARGET 1200 -- -runs=10000000)
 #   scripts/fuzz.sh all [SECONDS=30]                              every target in turn
 #   scripts/fuzz.sh list
 # Starts from the checked-in seeds (fuzz/seeds/TARGET) and keeps what it learns in
@@ -37,7 +38,7 @@ run_one() {
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   local log
   log="$(mktemp)"
-  local seeds=()
+  local seeds=() start=$SECONDS
   [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
   if ! "${fuzz[@]}" run --fuzz-dir fuzz --debug-assertions "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 \
@@ -49,7 +50,7 @@ run_one() {
   fi
   local execs
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  echo "fuzz: $t ok, ${execs:-?} executions in ${secs} s"
+  echo "fuzz: $t ok, ${execs:-?} executions in $((SECONDS - start)) s"
   rm -f "$log"
 }
 if [ "$what" = all ]; then

@@ -38,6 +38,7 @@ scripts/ui.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt --all -- --check)  # its own workspace (cargo fuzz's nightly build)
 
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -46,6 +47,9 @@ cargo clippy -p parley-engine --lib --features webrtc-021 --locked -- -D warning
 
 echo "== tests on SQLite"
 cargo test --workspace --locked
+
+echo "== the API against its own OpenAPI description: schemathesis, every check, every operation"
+scripts/schemathesis.sh cargo test -p parley-server --test api --locked api_fuzz
 
 echo "== keychain: parley-cli against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \

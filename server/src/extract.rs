@@ -12,10 +12,35 @@ use crate::auth::crypto::TokenError;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// A JSON body; malformed, oversized and non-JSON bodies get a coded error.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// A JSON body; malformed, oversized and non-JSON bodies get a coded error, and so does any
+/// body that is not a JSON object (serde would read a struct from an array too, which the
+/// description does not allow).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        object_body(value).map(ApiJson)
+    }
+}
+
+/// Reads `T` from a body that must be a JSON object.
+pub fn object_body<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, AppError> {
+    if !value.is_object() {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        AppError::bad_request(ErrorCode::MalformedRequest, format!("invalid body: {e}"))
+    })
+}
 
 impl<T: serde::Serialize> axum::response::IntoResponse for ApiJson<T> {
     fn into_response(self) -> axum::response::Response {
@@ -44,6 +69,30 @@ impl From<JsonRejection> for AppError {
                 "request body is not valid JSON",
             ),
         }
+    }
+}
+
+/// A query string; one that does not deserialise (a repeated or unknown-typed parameter) gets
+/// the API's JSON error, not axum's plain text.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        AppError::bad_request(ErrorCode::MalformedRequest, rejection.body_text())
+    }
+}
+
+/// Path parameters; one that does not decode (bad percent-encoding, not UTF-8) gets the
+/// API's JSON error.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        AppError::bad_request(ErrorCode::MalformedRequest, rejection.body_text())
     }
 }
 

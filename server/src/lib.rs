@@ -11,6 +11,7 @@
 //! - [`mail`]: SMTP delivery of codes, or the log when no relay is set.
 //! - [`ratelimit`]: keyed token buckets with time as an input.
 //! - [`clock`]: "now" as an input, so tests can move time.
+//! - [`openapi`]: the served description, completed with the shared errors and input rules.
 //! - [`error`], [`extract`], [`state`]: the HTTP plumbing shared by all handlers.
 //!
 //! [`app`] builds the router from a state; [`Server::start`] binds and serves it, which is
@@ -26,6 +27,7 @@ pub mod extract;
 pub mod invite;
 pub mod mail;
 pub mod meetings;
+pub mod openapi;
 pub mod ratelimit;
 pub mod room;
 pub mod serve;
@@ -117,7 +119,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole HTTP application for `state`.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = api();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(openapi::complete(openapi));
     let max_body = state.config.limits.max_body_bytes;
     router
         .route(

@@ -317,7 +317,7 @@ pub struct CreateGuestLinkRequest {
     pub label: String,
     /// Hours until the link stops working (default: it works until revoked or the meeting
     /// ends).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_util::integral_u32")]
     pub expires_in_hours: Option<u32>,
 }
 

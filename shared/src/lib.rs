@@ -14,6 +14,7 @@ pub mod api;
 pub mod error;
 pub mod ids;
 pub mod paths;
+pub mod serde_util;
 pub mod signal;
 pub mod validate;
 

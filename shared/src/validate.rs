@@ -8,6 +8,8 @@ use crate::ErrorCode;
 pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
 /// E-mail addresses longer than this (RFC 5321's path limit) are refused.
 pub const MAX_EMAIL_CHARS: usize = 254;
+/// The part before the last `@`, in characters.
+pub const MAX_EMAIL_LOCAL_CHARS: usize = 64;
 /// Password length in characters (Unicode scalar values).
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
 /// Meeting title length in characters; empty titles are refused.
@@ -65,7 +67,11 @@ pub fn username(input: &str) -> Result<String, Invalid> {
 pub fn email(input: &str) -> Result<String, Invalid> {
     let addr = input.trim();
     let bad = || invalid(ErrorCode::InvalidEmail, "that is not an e-mail address");
-    if addr.len() > MAX_EMAIL_CHARS || addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Lengths count characters of what was sent (surrounding spaces too), so that one JSON
+    // Schema states the rule exactly (`pattern::EMAIL`).
+    if input.chars().count() > MAX_EMAIL_CHARS
+        || addr.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     let (local, domain) = addr.rsplit_once('@').ok_or_else(bad)?;
@@ -75,7 +81,7 @@ pub fn email(input: &str) -> Result<String, Invalid> {
         && !domain.ends_with('.')
         && !domain.contains("..")
         && !domain.contains('@');
-    if local.is_empty() || local.len() > 64 || !domain_ok {
+    if local.is_empty() || local.chars().count() > MAX_EMAIL_LOCAL_CHARS || !domain_ok {
         return Err(bad());
     }
     Ok(addr.to_string())
@@ -113,10 +119,13 @@ pub fn is_common_password(input: &str) -> bool {
         .any(|l| l.trim() == lower)
 }
 
-/// Checks a meeting title and returns it trimmed.
+/// Checks a meeting title and returns it trimmed. The length limit counts what was sent.
 pub fn title(input: &str) -> Result<String, Invalid> {
     let t = input.trim();
-    if TITLE_CHARS.contains(&t.chars().count()) && !t.chars().any(char::is_control) {
+    if TITLE_CHARS.contains(&t.chars().count())
+        && input.chars().count() <= *TITLE_CHARS.end()
+        && !t.chars().any(char::is_control)
+    {
         Ok(t.to_string())
     } else {
         Err(invalid(
@@ -152,10 +161,12 @@ pub fn is_deceptive_format_char(c: char) -> bool {
     )
 }
 
-/// Checks a display name shown to others in a meeting and returns it trimmed.
+/// Checks a display name shown to others in a meeting and returns it trimmed. The length
+/// limit counts what was sent.
 pub fn display_name(input: &str) -> Result<String, Invalid> {
     let n = input.trim();
     if DISPLAY_NAME_CHARS.contains(&n.chars().count())
+        && input.chars().count() <= *DISPLAY_NAME_CHARS.end()
         && !n
             .chars()
             .any(|c| c.is_control() || is_deceptive_format_char(c))
@@ -206,6 +217,113 @@ pub fn email_code(input: &str) -> Result<(), Invalid> {
     } else {
         Err(invalid(ErrorCode::CodeInvalid, "the code is six digits"))
     }
+}
+
+/// The rules above as regular expressions in the syntax JSON Schema, ECMAScript, Python's `re`
+/// and Rust's `regex` share, for the API description (with the lengths as `maxLength`). Each
+/// is tested against its check (`published_patterns_agree_with_the_checks`).
+pub mod pattern {
+    /// What `str::trim` removes (Unicode White_Space), as the inside of a character class.
+    macro_rules! ws {
+        () => {
+            r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+        };
+    }
+    /// Control characters (`char::is_control`, category Cc).
+    macro_rules! cc {
+        () => {
+            r"\u0000-\u001f\u007f-\u009f"
+        };
+    }
+    /// [`super::is_deceptive_format_char`].
+    macro_rules! deceptive {
+        () => {
+            r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u061c\ufeff"
+        };
+    }
+
+    /// [`super::username`]: surrounding white space is trimmed, case is folded.
+    pub const USERNAME: &str = concat!(
+        "^[",
+        ws!(),
+        "]*[A-Za-z0-9][A-Za-z0-9_.-]{2,31}[",
+        ws!(),
+        "]*$"
+    );
+    /// [`super::email`], with `maxLength` [`super::MAX_EMAIL_CHARS`].
+    pub const EMAIL: &str = concat!(
+        "^[",
+        ws!(),
+        "]*[^",
+        ws!(),
+        cc!(),
+        "]{1,64}@[^",
+        ws!(),
+        cc!(),
+        ".@]+(?:\\.[^",
+        ws!(),
+        cc!(),
+        ".@]+)+[",
+        ws!(),
+        "]*$"
+    );
+    /// [`super::title`] and guest link labels, with `maxLength`: something besides white
+    /// space, no control character.
+    pub const TEXT_LINE: &str = concat!(
+        "^[",
+        ws!(),
+        "]*[^",
+        cc!(),
+        "]*[^",
+        ws!(),
+        cc!(),
+        "][^",
+        cc!(),
+        "]*[",
+        ws!(),
+        "]*$"
+    );
+    /// [`super::display_name`], with `maxLength` [`super::DISPLAY_NAME_CHARS`].
+    pub const DISPLAY_NAME: &str = concat!(
+        "^[",
+        ws!(),
+        "]*[^",
+        cc!(),
+        deceptive!(),
+        "]*[^",
+        ws!(),
+        cc!(),
+        deceptive!(),
+        "][^",
+        cc!(),
+        deceptive!(),
+        "]*[",
+        ws!(),
+        "]*$"
+    );
+    /// [`super::passcode`], or empty for none.
+    pub const PASSCODE_OR_EMPTY: &str = concat!("^(?:[^", cc!(), "]{6,64})?$");
+    /// [`super::email_code`].
+    pub const EMAIL_CODE: &str = concat!("^[", ws!(), "]*[0-9]{6}[", ws!(), "]*$");
+    /// [`crate::MeetingCode::parse`]: twelve letters of its alphabet in either case, with
+    /// spaces and dashes anywhere.
+    pub const MEETING_CODE: &str = concat!(
+        "^[",
+        ws!(),
+        "]*[ -]*(?:[a-hjkmnp-zA-HJKMNP-Z][ -]*){12}[",
+        ws!(),
+        "]*$"
+    );
+}
+
+/// The bundled list of common passwords (lowercase) that a new password must not be, for the
+/// API description; [`password`] also refuses them in any case.
+pub fn common_passwords() -> impl Iterator<Item = &'static str> {
+    COMMON_PASSWORDS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::trim)
+        .filter(|l| PASSWORD_CHARS.contains(&l.chars().count()))
 }
 
 #[cfg(test)]
@@ -354,5 +472,94 @@ mod tests {
             chat_text(&"x".repeat(MAX_CHAT_BYTES + 1)).unwrap_err().code,
             ErrorCode::PayloadTooLarge
         );
+    }
+
+    /// Each published pattern (with its length limit) accepts exactly what its check accepts,
+    /// on edge cases and on every string made of a small alphabet of troublesome characters.
+    #[test]
+    fn published_patterns_agree_with_the_checks() {
+        type Check = fn(&str) -> bool;
+        let rules: [(&str, &str, Option<usize>, Check); 7] = [
+            ("username", pattern::USERNAME, None, |s| username(s).is_ok()),
+            ("email", pattern::EMAIL, Some(MAX_EMAIL_CHARS), |s| {
+                email(s).is_ok()
+            }),
+            ("title", pattern::TEXT_LINE, Some(120), |s| title(s).is_ok()),
+            ("display name", pattern::DISPLAY_NAME, Some(64), |s| {
+                display_name(s).is_ok()
+            }),
+            ("passcode", pattern::PASSCODE_OR_EMPTY, None, |s| {
+                s.is_empty() || passcode(s).is_ok()
+            }),
+            ("email code", pattern::EMAIL_CODE, None, |s| {
+                email_code(s).is_ok()
+            }),
+            ("meeting code", pattern::MEETING_CODE, None, |s| {
+                crate::MeetingCode::parse(s).is_ok()
+            }),
+        ];
+        let mut samples: Vec<String> = [
+            "",
+            " ",
+            "alice",
+            " Alice_01 ",
+            "_alice",
+            "a\u{1c}bc",
+            "bob@x.org",
+            " bob@x.org\t",
+            "a@b@x.org",
+            "bob@x..org",
+            "bob@.x.org",
+            "bob@x.org.",
+            "bob@localhost",
+            "b ob@x.org",
+            "Standup",
+            "  Standup  ",
+            "\tStandup\n",
+            "Stand\tup",
+            "Bob\u{202E}nimda",
+            "\u{a0}Zoë\u{a0}",
+            "\u{feff}",
+            "123456",
+            " 123456 ",
+            "123456\n",
+            "12345",
+            "bcdf-ghjk-mnpq",
+            " BCDF GHJK MNPQ ",
+            "-bcdfghjkmnpq-",
+            "bcdf-ghjk-mnpi",
+            "bcdf\tghjk-mnpq",
+        ]
+        .map(String::from)
+        .to_vec();
+        samples.push(format!("{}@x.org", "é".repeat(64)));
+        samples.push(format!("{}@x.org", "é".repeat(65)));
+        samples.push(format!("a@{}.org", "x".repeat(240)));
+        samples.push(format!("a@{}.org", "x".repeat(250)));
+        samples.push("t".repeat(120));
+        samples.push(format!(" {}", "t".repeat(120)));
+        samples.push("n".repeat(64));
+        samples.push("c".repeat(64));
+        samples.push("c".repeat(65));
+        samples.push(format!("{}a", "b".repeat(32)));
+        // Every string of up to four characters from this alphabet.
+        let alphabet = [
+            'a', 'b', ' ', '\t', '@', '.', '-', '1', '\u{1}', '\u{202e}', '\u{2000}',
+        ];
+        let mut level = vec![String::new()];
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            samples.extend(level.iter().cloned());
+        }
+        for (name, pat, max, check) in rules {
+            let re = regex::Regex::new(pat).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for s in &samples {
+                let published = re.is_match(s) && max.is_none_or(|m| s.chars().count() <= m);
+                assert_eq!(published, check(s), "{name} on {s:?}");
+            }
+        }
     }
 }

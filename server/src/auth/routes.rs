@@ -281,7 +281,7 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<ApiJson<
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody)))]
+              (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn change_password(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -352,7 +352,8 @@ fn reserve_code_try(state: &AppState, email_key: &str) -> ApiResult<()> {
 
 /// Confirm an e-mail address with the six-digit code that was mailed to it.
 #[utoipa::path(post, path = "/api/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
-    responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn verify_email(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
@@ -424,7 +425,8 @@ async fn request_password_reset(
 
 /// Set a new password with a reset code; every session is signed out.
 #[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth", request_body = ResetPasswordRequest,
-    responses((status = 204), (status = 400, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 async fn confirm_password_reset(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ResetPasswordRequest>,

@@ -418,9 +418,10 @@ pub async fn consume_email_code(
     Ok(())
 }
 
-/// The one answer to every code that does not work.
+/// The one answer to every well-formed code that does not work: 403, since the request is
+/// valid and refused (a malformed code is 400 with the same error code).
 pub fn code_invalid() -> AppError {
-    AppError::bad_request(
+    AppError::forbidden(
         ErrorCode::CodeInvalid,
         "that code is not valid (wrong, expired or already used); check it or request a new one",
     )

@@ -9,7 +9,7 @@
 //! waiting room and the lock like everyone; a bar (denied, removed) holds for them as for
 //! users. Entries are limited per client address and per meeting.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use parley_shared::api::{
     CreateGuestLinkRequest, CreatedGuestLink, GuestAccessRequest, GuestEntry, GuestEntryRequest,
@@ -24,7 +24,7 @@ use super::store::{self, MeetingRow};
 use crate::auth::crypto;
 use crate::auth::store as auth_store;
 use crate::error::{ApiResult, AppError};
-use crate::extract::{ApiJson, AuthUser, ClientIp};
+use crate::extract::{ApiJson, ApiPath, AuthUser, ClientIp};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,9 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Longest label of a personal link.
-const MAX_LABEL_CHARS: usize = 64;
+pub const MAX_LABEL_CHARS: usize = 64;
 /// Longest a personal link may be made to last (a week).
-const MAX_LINK_HOURS: u32 = 7 * 24;
+pub const MAX_LINK_HOURS: u32 = 7 * 24;
 
 fn ended() -> AppError {
     AppError::new(
@@ -282,11 +282,12 @@ pub(crate) async fn may_enter_again(
 #[utoipa::path(put, path = "/api/meetings/{code}/guest-access", tag = "guests", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     request_body = GuestAccessRequest,
-    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 410, body = ErrorBody)))]
 async fn set_guest_access(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<GuestAccessRequest>,
 ) -> ApiResult<ApiJson<Meeting>> {
     let user_id = auth.user_id.as_str();
@@ -314,11 +315,12 @@ async fn set_guest_access(
 #[utoipa::path(post, path = "/api/meetings/{code}/guest-links", tag = "guests", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     request_body = CreateGuestLinkRequest,
-    responses((status = 201, body = CreatedGuestLink), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = CreatedGuestLink), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 async fn create_guest_link(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<CreateGuestLinkRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<CreatedGuestLink>)> {
     let user_id = auth.user_id.as_str();
@@ -329,7 +331,7 @@ async fn create_guest_link(
     }
     let label = req.label.trim();
     if label.is_empty()
-        || label.chars().count() > MAX_LABEL_CHARS
+        || req.label.chars().count() > MAX_LABEL_CHARS
         || label.chars().any(char::is_control)
     {
         return Err(AppError::bad_request(
@@ -386,7 +388,7 @@ async fn create_guest_link(
 async fn list_guest_links(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<ApiJson<GuestLinkList>> {
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
@@ -409,7 +411,7 @@ async fn list_guest_links(
 async fn revoke_guest_link(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((code, id)): Path<(String, String)>,
+    ApiPath((code, id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;

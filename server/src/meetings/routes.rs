@@ -1,6 +1,6 @@
 //! `/api/meetings/*`: create, list, show, join, leave, end, delete.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use parley_shared::api::{
     CreateMeetingRequest, JoinMeetingRequest, JoinMeetingResponse, Meeting, MeetingList,
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::store as auth_store;
 use crate::db::is_unique_violation;
 use crate::error::{ApiResult, AppError};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::meetings::store::{self, MeetingRow};
 use crate::state::AppState;
 
@@ -23,6 +23,11 @@ use crate::state::AppState;
 pub const DEFAULT_PAGE: i64 = 20;
 /// Largest page a client may ask for.
 pub const MAX_PAGE: i64 = 100;
+/// Most chat messages in one page of history.
+pub const MAX_HISTORY_PAGE: i64 = 500;
+/// What a `cursor` looks like: `<created_at>.<id>`, at most 18 digits (so always an i64), or
+/// empty for the first page.
+pub const CURSOR_PATTERN: &str = r"^(?:[+-]?[0-9]{1,18}\.[\s\S]*)?$";
 /// Fresh codes tried before giving up (a collision at 54 bits is already rare).
 const CODE_ATTEMPTS: usize = 5;
 
@@ -177,6 +182,11 @@ impl ListParams {
             None | Some("") => None,
             Some(c) => {
                 let (at, id) = c.split_once('.').ok_or_else(|| bad("invalid cursor"))?;
+                let digits = at.strip_prefix(['+', '-']).unwrap_or(at);
+                if !(1..=18).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(bad("invalid cursor"));
+                }
                 Some((
                     at.parse::<i64>().map_err(|_| bad("invalid cursor"))?,
                     id.to_string(),
@@ -193,7 +203,7 @@ impl ListParams {
 async fn list_meetings(
     State(state): State<AppState>,
     auth: AuthUser,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<ApiJson<MeetingList>> {
     let (limit, before) = params.read()?;
     let mut rows =
@@ -217,7 +227,7 @@ async fn list_meetings(
 async fn get_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_admitted(&m, auth.user_id.as_str())?;
@@ -231,7 +241,7 @@ async fn get_meeting(
 async fn delete_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     require_host(&m, auth.user_id.as_str())?;
@@ -262,16 +272,17 @@ async fn delete_meeting(
 async fn join_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<ApiJson<JoinMeetingResponse>> {
     // The body is optional: joining a meeting without a passcode needs none.
     let req: JoinMeetingRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JoinMeetingRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        let value = serde_json::from_slice(&body).map_err(|e| {
             AppError::bad_request(ErrorCode::MalformedRequest, format!("invalid body: {e}"))
-        })?
+        })?;
+        crate::extract::object_body(value)?
     };
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
@@ -391,7 +402,7 @@ pub(super) async fn check_passcode(
 async fn leave_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let m = load(&state, &code, auth.user_id.as_str()).await?;
     if m.status().is_none() {
@@ -419,7 +430,7 @@ async fn leave_meeting(
 async fn end_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
@@ -460,7 +471,7 @@ async fn end_meeting(
 async fn readmit_participant(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((code, target)): Path<(String, String)>,
+    ApiPath((code, target)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let user_id = auth.user_id.as_str();
     let m = load(&state, &code, user_id).await?;
@@ -498,11 +509,12 @@ async fn readmit_participant(
 /// Lock a meeting: nobody new may join (host and co-hosts only).
 #[utoipa::path(post, path = "/api/meetings/{code}/lock", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
-    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 410, body = ErrorBody)))]
 async fn lock_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
     set_locked(&state, &auth, &code, true).await
 }
@@ -510,11 +522,12 @@ async fn lock_meeting(
 /// Unlock a meeting (host and co-hosts only).
 #[utoipa::path(post, path = "/api/meetings/{code}/unlock", tag = "meetings", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
-    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Meeting), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 410, body = ErrorBody)))]
 async fn unlock_meeting(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
 ) -> ApiResult<ApiJson<Meeting>> {
     set_locked(&state, &auth, &code, false).await
 }
@@ -586,7 +599,7 @@ impl HistoryParams {
             Some(s) => s
                 .parse::<i64>()
                 .ok()
-                .filter(|n| (1..=500).contains(n))
+                .filter(|n| (1..=MAX_HISTORY_PAGE).contains(n))
                 .ok_or_else(|| bad("limit must be 1-500"))?,
         };
         Ok((after_seq, limit))
@@ -601,8 +614,8 @@ impl HistoryParams {
 async fn chat_history(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path(code): Path<String>,
-    Query(params): Query<HistoryParams>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> ApiResult<ApiJson<parley_shared::api::ChatHistory>> {
     let (after_seq, limit) = params.read()?;
     let m = load(&state, &code, auth.user_id.as_str()).await?;

@@ -26,7 +26,8 @@ async fn verification_code_is_mailed_and_verifies_once() {
         json!({"email": u.email, "code": "12345"}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(400, "code_invalid"); // malformed: not six digits
+
     let wrong = if code == "000000" { "000001" } else { "000000" };
     s.post(
         "/api/auth/verify-email",
@@ -34,7 +35,7 @@ async fn verification_code_is_mailed_and_verifies_once() {
         json!({"email": u.email, "code": wrong}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     let r = s
         .post(
             "/api/auth/verify-email",
@@ -57,7 +58,7 @@ async fn verification_code_is_mailed_and_verifies_once() {
         json!({"email": u.email, "code": code}),
     )
     .await
-    .expect_err(400, "code_invalid"); // the same answer as any address: nothing to learn
+    .expect_err(403, "code_invalid"); // the same answer as any address: nothing to learn
 }
 
 #[tokio::test]
@@ -86,7 +87,7 @@ async fn verification_code_expires_after_24_hours() {
         json!({"email": u.email, "code": code}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     // A new code works.
     s.post(
         "/api/auth/verify-email/resend",
@@ -119,7 +120,7 @@ async fn five_wrong_tries_burn_the_code() {
                 json!({"email": u.email, "code": wrong}),
             )
             .await
-            .expect_err(400, "code_invalid");
+            .expect_err(403, "code_invalid");
         // No count of tries left: it would tell that the address has a live code.
         assert!(
             !r.body["error"]["message"]
@@ -135,7 +136,7 @@ async fn five_wrong_tries_burn_the_code() {
         json!({"email": u.email, "code": wrong}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     // Even the right code no longer works.
     s.post(
         "/api/auth/verify-email",
@@ -143,7 +144,7 @@ async fn five_wrong_tries_burn_the_code() {
         json!({"email": u.email, "code": code}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     let (verified,): (Option<i64>,) =
         sqlx::query_as("SELECT email_verified_at FROM users WHERE id = $1")
             .bind(&u.id)
@@ -215,7 +216,7 @@ async fn resend_has_a_cool_down_and_reveals_nothing() {
             json!({"email": u.email, "code": first}),
         )
         .await
-        .expect_err(400, "code_invalid");
+        .expect_err(403, "code_invalid");
     }
     s.post(
         "/api/auth/verify-email",
@@ -298,7 +299,7 @@ async fn password_reset_sets_new_password_and_signs_everyone_out() {
     // A verification code is not a reset code, and unknown addresses get the generic error.
     s.post("/api/auth/password-reset/confirm", None, json!({"email": "nobody@example.org", "code": code, "new_password": "brand new passphrase"}))
         .await
-        .expect_err(400, "code_invalid");
+        .expect_err(403, "code_invalid");
     s.post(
         "/api/auth/password-reset/confirm",
         None,
@@ -319,7 +320,7 @@ async fn password_reset_sets_new_password_and_signs_everyone_out() {
         json!({"email": u.email, "code": code, "new_password": "another new passphrase"}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
 
     s.get("/api/auth/me", Some(&u.access))
         .await
@@ -372,7 +373,7 @@ async fn reset_code_burns_after_five_wrong_tries() {
             json!({"email": u.email, "code": wrong, "new_password": "brand new passphrase"}),
         )
         .await
-        .expect_err(400, "code_invalid");
+        .expect_err(403, "code_invalid");
     }
     s.post(
         "/api/auth/password-reset/confirm",
@@ -380,14 +381,14 @@ async fn reset_code_burns_after_five_wrong_tries() {
         json!({"email": u.email, "code": wrong, "new_password": "brand new passphrase"}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     s.post(
         "/api/auth/password-reset/confirm",
         None,
         json!({"email": u.email, "code": code, "new_password": "brand new passphrase"}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     s.post(
         "/api/auth/login",
         None,
@@ -433,7 +434,7 @@ async fn fresh_codes_do_not_buy_more_guesses() {
                 refused.get_or_insert((round, code.clone()));
                 break;
             }
-            r.expect_err(400, "code_invalid");
+            r.expect_err(403, "code_invalid");
             guesses += 1;
         }
         s.advance(Duration::from_secs(61));
@@ -452,7 +453,7 @@ async fn fresh_codes_do_not_buy_more_guesses() {
             json!({"email": "nobody@example.org", "code": "123456", "new_password": "brand new passphrase"}),
         )
         .await
-        .expect_err(400, "code_invalid");
+        .expect_err(403, "code_invalid");
     }
     s.post(
         "/api/auth/password-reset/confirm",
@@ -477,7 +478,7 @@ async fn a_reset_code_lives_fifteen_minutes_and_the_owner_hears_of_the_reset() {
         json!({"email": u.email, "code": code, "new_password": "brand new passphrase"}),
     )
     .await
-    .expect_err(400, "code_invalid");
+    .expect_err(403, "code_invalid");
     s.advance(Duration::from_secs(61));
     let code = reset_code(&s, &u.email, 3).await;
     s.post(

@@ -6,6 +6,7 @@ mod fixture;
 
 mod accounts;
 mod admission;
+mod api_fuzz;
 mod attempts;
 mod connections;
 mod controls;

@@ -24,6 +24,10 @@ else
   export RUSTC_BOOTSTRAP=1
   fuzz=(cargo fuzz)
 fi
+# PARLEY_FUZZ_DEV=1: an unoptimised build (cargo fuzz --dev), several times quicker to
+# compile and slower to run: the test run's smoke. Long runs use the optimised default.
+profile=()
+[ "${PARLEY_FUZZ_DEV:-0}" = 1 ] && profile=(--dev)
 targets() { sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^parley-fuzz$'; }
 what="${1:-list}"
 if [ "$what" = list ]; then targets; exit 0; fi
@@ -31,7 +35,7 @@ secs="${2:-60}"
 shift $(( $# >= 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
 # Debug assertions and overflow checks on: an overflow is a finding too.
-"${fuzz[@]}" build --fuzz-dir fuzz --debug-assertions >&2
+"${fuzz[@]}" build --fuzz-dir fuzz --debug-assertions "${profile[@]}" >&2
 run_one() {
   local t="$1"
   shift
@@ -40,7 +44,7 @@ run_one() {
   log="$(mktemp)"
   local seeds=() start=$SECONDS
   [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
-  if ! "${fuzz[@]}" run --fuzz-dir fuzz --debug-assertions "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
+  if ! "${fuzz[@]}" run --fuzz-dir fuzz --debug-assertions "${profile[@]}" "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 \
       -print_final_stats=1 "$@" > "$log" 2>&1; then
     tail -n 40 "$log" >&2

@@ -12,6 +12,7 @@
 //! - [`ratelimit`]: keyed token buckets with time as an input.
 //! - [`clock`]: "now" as an input, so tests can move time.
 //! - [`openapi`]: the served description, completed with the shared errors and input rules.
+//! - [`protocol`]: the live-meeting protocol's AsyncAPI description.
 //! - [`error`], [`extract`], [`state`]: the HTTP plumbing shared by all handlers.
 //!
 //! [`app`] builds the router from a state; [`Server::start`] binds and serves it, which is
@@ -28,6 +29,7 @@ pub mod invite;
 pub mod mail;
 pub mod meetings;
 pub mod openapi;
+pub mod protocol;
 pub mod ratelimit;
 pub mod room;
 pub mod serve;
@@ -120,11 +122,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = api();
     let openapi = Arc::new(openapi::complete(openapi));
+    let protocol = Arc::new(protocol::description());
     let max_body = state.config.limits.max_body_bytes;
     router
         .route(
             "/api/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()) }),
+        )
+        .route(
+            "/api/asyncapi.json",
+            get(move || async move { Json(protocol.as_ref().clone()) }),
         )
         .route("/api/ws", get(room::conn::upgrade))
         .route("/j/{code}", get(invite::landing))

@@ -29,6 +29,7 @@ pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
 
 /// What a participant is sending.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaState {
     pub audio: bool,
     pub video: bool,
@@ -37,6 +38,7 @@ pub struct MediaState {
 
 /// One trickled ICE candidate, as `RTCIceCandidateInit`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IceCandidate {
     pub candidate: String,
     #[serde(default)]
@@ -49,6 +51,7 @@ pub struct IceCandidate {
 
 /// A STUN or TURN server, as `RTCIceServer`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +62,7 @@ pub struct IceServer {
 
 /// A participant as the others see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Participant {
     pub peer_id: PeerId,
     pub user_id: UserId,
@@ -73,6 +77,7 @@ pub struct Participant {
 
 /// A stored chat message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChatMessage {
     pub id: String,
     /// Position in the meeting's chat, from 1, without gaps.
@@ -85,6 +90,7 @@ pub struct ChatMessage {
 
 /// Client → server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientMsg {
@@ -152,6 +158,7 @@ pub enum ClientMsg {
 
 /// Server → client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ServerMsg {

@@ -303,6 +303,16 @@ pub mod pattern {
     );
     /// [`super::passcode`], or empty for none.
     pub const PASSCODE_OR_EMPTY: &str = concat!("^(?:[^", cc!(), "]{6,64})?$");
+    /// [`super::chat_text`], with its byte limit beside: something besides white space; line
+    /// breaks and tabs but no other control character, no direction override or isolate.
+    pub const CHAT_TEXT: &str = concat!(
+        r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*",
+        "[^",
+        ws!(),
+        cc!(),
+        r"\u202a-\u202e\u2066-\u2069]",
+        r"[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+    );
     /// [`super::email_code`].
     pub const EMAIL_CODE: &str = concat!("^[", ws!(), "]*[0-9]{6}[", ws!(), "]*$");
     /// [`crate::MeetingCode::parse`]: twelve letters of its alphabet in either case, with
@@ -479,7 +489,8 @@ mod tests {
     #[test]
     fn published_patterns_agree_with_the_checks() {
         type Check = fn(&str) -> bool;
-        let rules: [(&str, &str, Option<usize>, Check); 7] = [
+        let rules: [(&str, &str, Option<usize>, Check); 8] = [
+            ("chat", pattern::CHAT_TEXT, None, |s| chat_text(s).is_ok()),
             ("username", pattern::USERNAME, None, |s| username(s).is_ok()),
             ("email", pattern::EMAIL, Some(MAX_EMAIL_CHARS), |s| {
                 email(s).is_ok()
@@ -529,6 +540,10 @@ mod tests {
             "-bcdfghjkmnpq-",
             "bcdf-ghjk-mnpi",
             "bcdf\tghjk-mnpq",
+            "two\nlines\twith a tab",
+            "\n\t",
+            "cr\r",
+            "\u{2066}x",
         ]
         .map(String::from)
         .to_vec();

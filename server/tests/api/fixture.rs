@@ -456,6 +456,43 @@ impl Ws {
             .expect("ws send");
     }
 
+    /// Sends a binary frame (the protocol has none).
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        use futures_util::SinkExt as _;
+        self.inner
+            .send(tokio_tungstenite::tungstenite::Message::Binary(
+                bytes.into(),
+            ))
+            .await
+            .expect("ws send");
+    }
+
+    /// Every message until the server closes the socket, and its close code and reason
+    /// (`None` for a close without a frame); `None` in all if `within` passes first.
+    pub async fn until_closed(
+        &mut self,
+        within: Duration,
+    ) -> Option<(Vec<Value>, Option<(u16, String)>)> {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut got = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.inner.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => return Some((got, None)),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    got.push(serde_json::from_str(&t).expect("JSON message"))
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    let frame = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return Some((got, frame));
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// The next protocol message, or `None` when the server closed the socket.
     pub async fn next(&mut self, within: Duration) -> Option<Value> {
         use futures_util::StreamExt as _;

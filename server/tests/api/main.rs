@@ -20,3 +20,4 @@ mod meetings;
 mod openapi;
 mod restart;
 mod sockets;
+mod ws_fuzz;

@@ -74,7 +74,12 @@ impl specta::Type for VideoPacket {
 
 /// Builds a [`VideoPacket`].
 pub fn packet(format: VideoFormat, kind: u8, peer: &str, frame: &I420Frame) -> Vec<u8> {
-    let id = &peer.as_bytes()[..peer.len().min(255)];
+    // At most 255 bytes, cut where a character ends (the page decodes it as UTF-8).
+    let mut end = peer.len().min(255);
+    while !peer.is_char_boundary(end) {
+        end -= 1;
+    }
+    let id = &peer.as_bytes()[..end];
     let (w, h) = (frame.width.min(65535), frame.height.min(65535));
     let pixels = match format {
         VideoFormat::I420 => frame.data.len(),
@@ -221,6 +226,16 @@ mod tests {
         let p = packet(VideoFormat::I420, KIND_SCREEN, "peer-1", &f);
         let (format, kind, w, h, id, pixels) = header(&p);
         assert_eq!((format, kind, w, h, id), (1, KIND_SCREEN, 4, 2, "peer-1"));
+        assert_eq!(pixels, &f.data[..]);
+    }
+
+    #[test]
+    fn a_long_peer_id_is_cut_where_a_character_ends() {
+        let f = flat(2, 2, (16, 128, 128));
+        let long = "😀".repeat(70); // 280 bytes; 255 would split the 64th emoji
+        let p = packet(VideoFormat::I420, KIND_SCREEN, &long, &f);
+        let (_, _, _, _, id, pixels) = header(&p); // header() decodes the id as UTF-8
+        assert_eq!(id, "😀".repeat(63));
         assert_eq!(pixels, &f.data[..]);
     }
 

@@ -33,12 +33,13 @@ export function parsePacket(buf: ArrayBuffer): Frame | null {
   const width = view.getUint16(2, true);
   const height = view.getUint16(4, true);
   const idLen = view.getUint8(6);
-  if (buf.byteLength < 7 + idLen) return null;
+  // An empty picture is no frame (a texture or canvas of size 0 is an error to draw).
+  if (width === 0 || height === 0 || buf.byteLength < 7 + idLen) return null;
   const peer = new TextDecoder().decode(new Uint8Array(buf, 7, idLen));
   const start = 7 + idLen;
   if (format === 2) {
     const size = width * height * 4;
-    if (width === 0 || buf.byteLength < start + size) return null;
+    if (buf.byteLength < start + size) return null;
     return { peer, kind, width, height, rgba: new Uint8ClampedArray(buf, start, size) };
   }
   if (format !== 1) return null;

@@ -120,6 +120,9 @@ echo "== macOS tray icon: a template image (black and transparent only, 22 pt at
 [ "$(convert icons/tray-template.png -alpha extract -format '%[fx:maxima]' info:)" = 1 ] || { echo "tray-template.png is empty" >&2; exit 1; }
 rm -rf "$bare"
 
+echo "== fuzzing smoke: every cargo-fuzz target for 20 s from its seeds, unoptimised build (scripts/fuzz.sh TARGET SECONDS runs one longer)"
+PARLEY_FUZZ_DEV=1 scripts/fuzz.sh all 20
+
 echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-join.sh 1 2

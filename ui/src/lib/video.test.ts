@@ -59,7 +59,7 @@ describe("video packets", () => {
     for (let n = 0; n < 400; n++) {
       const format = (1 + int(r, 2)) as 1 | 2;
       const [w, h] = [1 + int(r, 41), 1 + int(r, 31)];
-      const peer = peers[int(r, peers.length)];
+      const peer = peers[int(r, peers.length)]!;
       const kind = int(r, 3);
       const buf = write(format, kind, w, h, peer, (i) => (i * 7 + n) & 0xff);
       const f = parsePacket(buf);

@@ -323,12 +323,7 @@ async fn create_guest_link(
     ApiPath(code): ApiPath<String>,
     ApiJson(req): ApiJson<CreateGuestLinkRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<CreatedGuestLink>)> {
-    let user_id = auth.user_id.as_str();
-    let m = load(&state, &code, user_id).await?;
-    require_moderator(&m, user_id)?;
-    if m.ended_at.is_some() {
-        return Err(ended());
-    }
+    // The body first: a malformed request is 400 whatever the meeting's state.
     let label = req.label.trim();
     if label.is_empty()
         || req.label.chars().count() > MAX_LABEL_CHARS
@@ -348,6 +343,12 @@ async fn create_guest_link(
         }
         h => h,
     };
+    let user_id = auth.user_id.as_str();
+    let m = load(&state, &code, user_id).await?;
+    require_moderator(&m, user_id)?;
+    if m.ended_at.is_some() {
+        return Err(ended());
+    }
     let now = state.now_ms();
     let row = LinkRow {
         id: ulid::Ulid::new().to_string(),

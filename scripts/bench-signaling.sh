@@ -11,3 +11,20 @@ shift $(( $# > 2 ? 2 : $# ))
 (cd bench/socketio && npm ci --no-audit --no-fund --silent)
 cargo build --release --locked -p parley-server -p parley-bench
 bench_runs "$runs" signaling --clients "$clients" "$@"
+# Server CPU per delivered chat message at each rate both servers ran (issue 18's figure):
+# medians over the runs, and the median of the per-run ratios.
+python3 - "$runs" <<'PY'
+import json, statistics, sys
+runs = [json.load(open(f"bench/results/signaling-{i}.json")) for i in range(1, int(sys.argv[1]) + 1)]
+def per_rate(report):
+    return {p["rate_per_client"]: p for p in report["phases"]}
+rates = sorted(set.intersection(*(set(per_rate(r["parley"])) & set(per_rate(r["socketio"])) for r in runs)))
+print("| rate per client | Parley µs CPU / delivered | Socket.IO 4 | Parley / Socket.IO (median of per-run ratios) |")
+print("|---|---|---|---|")
+for rate in rates:
+    p = [per_rate(r["parley"])[rate]["cpu_us_per_delivered"] for r in runs]
+    s = [per_rate(r["socketio"])[rate]["cpu_us_per_delivered"] for r in runs]
+    ratio = statistics.median(a / b for a, b in zip(p, s))
+    fmt = lambda v: f"{statistics.median(v):.1f} ({min(v):.1f}–{max(v):.1f})"
+    print(f"| {rate:g}/s | {fmt(p)} | {fmt(s)} | {ratio:.2f} |")
+PY

@@ -128,4 +128,5 @@ scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-join.sh 1 2
 scripts/bench-browser-join.sh 1 2
 scripts/bench-abuse.sh 1 100 8 8 --secs 5
+scripts/bench-soak.sh 1 40 20 --warmup-secs 5 --sample-secs 2 --stay-secs 3,8 --tolerance 1
 scripts/browsers.sh scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"  # in a namespace

@@ -9,6 +9,7 @@ mod abuse;
 mod join;
 mod server;
 mod signaling;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,29 @@ enum Cmd {
         /// The bound the server's resident memory must stay under.
         #[arg(long, default_value_t = 256.0)]
         max_rss_mib: f64,
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Clients in meetings of 4 joining, chatting, toggling cameras, leaving, dropping and
+    /// resuming, closing and rejoining, for `--secs`; fails when anything went wrong or the
+    /// server's RSS, descriptors or threads at the end exceed their value after warm-up by
+    /// more than `--tolerance` (issue 18).
+    Soak {
+        #[arg(long, default_value_t = 2000)]
+        clients: usize,
+        #[arg(long, default_value_t = 600)]
+        secs: u64,
+        #[arg(long, default_value_t = 120)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 10)]
+        sample_secs: u64,
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
+        /// How long one stay in a meeting lasts, seconds: uniform between the two.
+        #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [20, 90])]
+        stay_secs: Vec<u64>,
         #[arg(long)]
         server_bin: Option<PathBuf>,
         #[arg(long)]
@@ -163,6 +187,30 @@ async fn main() -> anyhow::Result<()> {
                 &serde_json::json!({ "parley": parley, "socketio": sio }),
             )?;
         }
+        Cmd::Soak {
+            clients,
+            secs,
+            warmup_secs,
+            sample_secs,
+            tolerance,
+            stay_secs,
+            server_bin,
+            json,
+        } => {
+            let stay = (stay_secs[0], stay_secs[1].max(stay_secs[0]));
+            let bin = self::server_bin(server_bin)?;
+            let s = Server::parley(&bin, None).await?;
+            let signaling::Target::Parley { tokens, codes, .. } =
+                signaling::parley_target(&s.base_url, clients / signaling::GROUP).await?
+            else {
+                anyhow::bail!("not a Parley target");
+            };
+            let report = soak::run(&s, tokens, codes, secs, warmup_secs, sample_secs, stay).await;
+            s.stop().await;
+            let report = report?;
+            write_json(json, &report)?;
+            soak::verdict(&report, tolerance)?;
+        }
         Cmd::Abuse {
             idle,
             slow,
@@ -238,14 +286,22 @@ fn print_table(p: &Report, s: &Report) {
             .iter()
             .rev()
             .find(|ph| ph.p99_ms <= 50.0)
-            .map(|ph| (ph.p50_ms, ph.p99_ms, ph.server_cpu))
-            .unwrap_or((f64::NAN, f64::NAN, f64::NAN))
+            .map(|ph| (ph.p50_ms, ph.p99_ms, ph.server_cpu, ph.cpu_us_per_delivered))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN))
     };
     let first = |r: &Report| {
         r.phases
             .first()
-            .map(|ph| (ph.delivered_per_sec, ph.p50_ms, ph.p99_ms, ph.server_cpu))
-            .unwrap_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN))
+            .map(|ph| {
+                (
+                    ph.delivered_per_sec,
+                    ph.p50_ms,
+                    ph.p99_ms,
+                    ph.server_cpu,
+                    ph.cpu_us_per_delivered,
+                )
+            })
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN))
     };
     let (pf, sf) = (first(p), first(s));
     let (pl, sl) = (last_ok(p), last_ok(s));
@@ -262,6 +318,7 @@ fn print_table(p: &Report, s: &Report) {
     row("  p50 ms", pf.1, sf.1);
     row("  p99 ms", pf.2, sf.2);
     row("  server CPU, cores", pf.3, sf.3);
+    row("  server CPU per delivered message, µs", pf.4, sf.4);
     row(
         "sustained delivered/s (p99 ≤ 50 ms)",
         p.sustained_per_sec,
@@ -269,6 +326,7 @@ fn print_table(p: &Report, s: &Report) {
     );
     row("  p99 ms at that rate", pl.1, sl.1);
     row("  server CPU at that rate, cores", pl.2, sl.2);
+    row("  server CPU per delivered message there, µs", pl.3, sl.3);
     row(
         "server RSS before clients, MiB",
         p.server_rss_base_mib,

@@ -8,6 +8,13 @@ use anyhow::{bail, Context as _};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
+/// What /proc says of the server process at one moment.
+pub struct Process {
+    pub rss_kib: u64,
+    pub fds: u64,
+    pub threads: u64,
+}
+
 pub struct Server {
     child: Child,
     pid: u32,
@@ -129,6 +136,24 @@ impl Server {
     pub fn rss_probe(&self) -> impl Fn() -> anyhow::Result<u64> + Send + 'static {
         let pid = self.pid;
         move || rss_of(pid)
+    }
+
+    /// Resident memory, open file descriptors and threads (Linux: /proc).
+    pub fn process(&self) -> anyhow::Result<Process> {
+        let status = read_proc(self.pid, "status")?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .with_context(|| format!("no {name} in /proc status"))
+        };
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count() as u64;
+        Ok(Process {
+            rss_kib: field("VmRSS:")?,
+            threads: field("Threads:")?,
+            fds,
+        })
     }
 
     /// User + system CPU time so far, seconds (Linux: /proc).

@@ -408,6 +408,8 @@ pub struct Phase {
     pub p99_ms: f64,
     /// Server CPU, in cores (1.0 = one core busy).
     pub server_cpu: f64,
+    /// Server CPU time per delivered chat message, in microseconds (the issue 18 figure).
+    pub cpu_us_per_delivered: f64,
 }
 
 /// A whole run against one server.
@@ -518,14 +520,20 @@ pub async fn run(
             p50_ms: percentile(&lat, 0.50),
             p99_ms: percentile(&lat, 0.99),
             server_cpu: cpu,
+            cpu_us_per_delivered: if delivered > 0.0 {
+                cpu * 1e6 / delivered
+            } else {
+                f64::NAN
+            },
         };
         eprintln!(
-            "  {:>9} {r:>5.1} msg/s per client: {:>8.0} delivered/s, p50 {:>7.1} ms, p99 {:>7.1} ms, server CPU {:.2} cores",
+            "  {:>9} {r:>5.1} msg/s per client: {:>8.0} delivered/s, p50 {:>7.1} ms, p99 {:>7.1} ms, server CPU {:.2} cores, {:.1} µs per delivered",
             target.name(),
             phase.delivered_per_sec,
             phase.p50_ms,
             phase.p99_ms,
-            phase.server_cpu
+            phase.server_cpu,
+            phase.cpu_us_per_delivered
         );
         let over = phase.p99_ms.is_nan() || phase.p99_ms > P99_GOAL_MS;
         phases.push(phase);

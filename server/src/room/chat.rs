@@ -1,6 +1,8 @@
 //! Chat storage: a message is committed, with the next `seq` of its meeting, before anyone
 //! sees it; a retried `client_msg_id` returns the stored message instead of a second copy.
 
+use std::collections::HashMap;
+
 use parley_shared::signal::ChatMessage;
 use parley_shared::UserId;
 use sqlx::AnyPool;
@@ -113,61 +115,135 @@ async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Stores the messages in one transaction, in order; a retried `client_msg_id` returns the
-/// message stored the first time.
+/// Stores the messages in one transaction, in order, with one multi-row insert; a retried
+/// `client_msg_id` returns the message stored the first time.
+///
+/// Three statements per batch, whatever its size: which of the messages were stored before,
+/// the last `seq` of each meeting, and the insert of the new ones with the next `seq`s. Inside
+/// the write transaction nothing else writes (SQLite takes turns; on PostgreSQL a concurrent
+/// writer would break a unique constraint, fail the batch, and the writer stores the messages
+/// one by one, reading again), so the numbering stays gap-free.
 async fn store_batch(
     pool: &AnyPool,
     messages: &[&NewMessage],
 ) -> sqlx::Result<Vec<(ChatMessage, bool)>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut tx = crate::db::begin_write(pool).await?;
+    let meetings = distinct(messages.iter().map(|m| m.meeting_id.as_str()));
+    let senders = distinct(messages.iter().map(|m| m.sender.as_str()));
+    let client_ids = distinct(messages.iter().map(|m| m.client_msg_id.as_str()));
+
+    // Retries: the three lists together may name more rows than asked; the key picks them.
+    let sql = format!(
+        "SELECT {COLUMNS}, meeting_id, client_msg_id FROM messages \
+         WHERE meeting_id IN ({}) AND sender_id IN ({}) AND client_msg_id IN ({})",
+        placeholders(1, meetings.len()),
+        placeholders(1 + meetings.len(), senders.len()),
+        placeholders(1 + meetings.len() + senders.len(), client_ids.len()),
+    );
+    let mut query = sqlx::query_as::<_, StoredRow>(&sql);
+    for value in meetings.iter().chain(&senders).chain(&client_ids) {
+        query = query.bind(*value);
+    }
+    let mut known: HashMap<(String, String, String), ChatMessage> = query
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let key = (r.meeting_id, r.row.sender_id.clone(), r.client_msg_id);
+            (key, r.row.into())
+        })
+        .collect();
+
+    let sql = format!(
+        "SELECT meeting_id, COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id IN ({}) GROUP BY meeting_id",
+        placeholders(1, meetings.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+    for m in &meetings {
+        query = query.bind(*m);
+    }
+    let mut last_seq: HashMap<String, i64> =
+        query.fetch_all(&mut **tx).await?.into_iter().collect();
+
     let mut outcomes = Vec::with_capacity(messages.len());
+    let mut fresh = Vec::new();
     for m in messages {
-        let id = ulid::Ulid::new().to_string();
-        // The next seq of the meeting, taken inside the insert; the WHERE clause also keeps
-        // SQLite from reading ON CONFLICT as a join constraint.
-        let inserted: Option<(i64,)> = sqlx::query_as(
-            "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) \
-             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7 FROM messages WHERE meeting_id = $2 \
-             ON CONFLICT (meeting_id, sender_id, client_msg_id) DO NOTHING \
-             RETURNING seq",
-        )
-        .bind(&id)
-        .bind(&m.meeting_id)
-        .bind(m.sender.as_str())
-        .bind(&m.sender_name)
-        .bind(&m.text)
-        .bind(&m.client_msg_id)
-        .bind(m.now_ms)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let outcome = match inserted {
-            Some((seq,)) => (
-                ChatMessage {
-                    id,
-                    seq,
-                    sender: m.sender.clone(),
-                    sender_name: m.sender_name.clone(),
-                    text: m.text.clone(),
-                    at_ms: m.now_ms,
-                },
-                false,
-            ),
-            None => {
-                let row: Row = sqlx::query_as(&format!(
-                    "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND sender_id = $2 AND client_msg_id = $3"
-                ))
-                .bind(&m.meeting_id)
-                .bind(m.sender.as_str())
-                .bind(&m.client_msg_id)
-                .fetch_one(&mut **tx)
-                .await?;
-                (row.into(), true)
-            }
+        let key = (
+            m.meeting_id.clone(),
+            m.sender.as_str().to_string(),
+            m.client_msg_id.clone(),
+        );
+        if let Some(before) = known.get(&key) {
+            outcomes.push((before.clone(), true));
+            continue;
+        }
+        let seq = last_seq.entry(m.meeting_id.clone()).or_insert(0);
+        *seq += 1;
+        let message = ChatMessage {
+            id: ulid::Ulid::new().to_string(),
+            seq: *seq,
+            sender: m.sender.clone(),
+            sender_name: m.sender_name.clone(),
+            text: m.text.clone(),
+            at_ms: m.now_ms,
         };
-        outcomes.push(outcome);
+        // A second copy within this batch is a retry of the first.
+        known.insert(key, message.clone());
+        fresh.push((message.clone(), *m));
+        outcomes.push((message, false));
+    }
+
+    if !fresh.is_empty() {
+        const COLUMNS_IN: usize = 8;
+        let rows: Vec<String> = (0..fresh.len())
+            .map(|i| format!("({})", placeholders(1 + i * COLUMNS_IN, COLUMNS_IN)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query(&sql);
+        for (message, m) in &fresh {
+            insert = insert
+                .bind(message.id.as_str())
+                .bind(m.meeting_id.as_str())
+                .bind(message.seq)
+                .bind(m.sender.as_str())
+                .bind(m.sender_name.as_str())
+                .bind(m.text.as_str())
+                .bind(m.client_msg_id.as_str())
+                .bind(m.now_ms);
+        }
+        insert.execute(&mut **tx).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// A stored row with the rest of its key.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    #[sqlx(flatten)]
+    row: Row,
+    meeting_id: String,
+    client_msg_id: String,
+}
+
+/// The values once each, in first-seen order.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    values.filter(|v| seen.insert(*v)).collect()
+}
+
+/// `$from, $from+1, …` for `count` parameters.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Messages with `seq > after_seq`, oldest first, at most `limit`.

@@ -6,10 +6,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt as _;
 use parley_shared::api::ParticipantStatus;
 use parley_shared::signal::{
     ClientMsg, ServerMsg, CLOSE_BY_SERVER, MAX_MESSAGE_BYTES, MAX_REACTION_BYTES, MAX_SDP_BYTES,
@@ -101,6 +102,8 @@ const READ_BUFFER_BYTES: usize = 4096;
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a socket we end is read (and its data dropped) for its close.
 const LINGER: Duration = Duration::from_secs(2);
+/// How much of a waiting outbox is written before one flush.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// Least time between two "over budget" errors to one socket.
 const BUDGET_ERROR_EVERY_MS: i64 = 1000;
 
@@ -116,7 +119,69 @@ struct Writer {
     timeout: Duration,
 }
 
+/// What became of a turn of [`Writer::write_out`].
+enum Written {
+    /// Everything taken from the outbox is on its way.
+    All,
+    /// The room closed this connection (the close frame is sent).
+    Closed,
+    /// The socket failed or the client did not take the messages in time.
+    Failed,
+}
+
 impl Writer {
+    /// Writes `first` and whatever else is already waiting in the outbox (up to
+    /// [`WRITE_BATCH_BYTES`]) with one flush: a burst of messages costs one write to the
+    /// socket instead of one each.
+    async fn write_out(
+        &mut self,
+        first: Option<Outbound>,
+        outbox: &mut mpsc::Receiver<Outbound>,
+        joined: &mut Option<Joined>,
+    ) -> Written {
+        let mut next = first;
+        let mut bytes = 0;
+        let written = loop {
+            let text = match next.take() {
+                Some(Outbound::Text(text)) => Some(text),
+                Some(Outbound::Msg(msg)) => {
+                    // A resume hands this connection its old peer id.
+                    if let (ServerMsg::Welcome { peer_id, .. }, Some(j)) = (&msg, joined.as_mut()) {
+                        j.peer = peer_id.clone();
+                    }
+                    serde_json::to_string(&msg).ok().map(Utf8Bytes::from)
+                }
+                Some(Outbound::Close) | None => {
+                    // Sending the close frame flushes what was fed before it.
+                    let _ = tokio::time::timeout(
+                        GOODBYE_TIMEOUT,
+                        self.socket.send(Message::Close(None)),
+                    )
+                    .await;
+                    return Written::Closed;
+                }
+            };
+            if let Some(text) = text {
+                bytes += text.len();
+                let fed = self.socket.feed(Message::Text(text));
+                if !matches!(tokio::time::timeout(self.timeout, fed).await, Ok(Ok(()))) {
+                    return Written::Failed;
+                }
+            }
+            if bytes >= WRITE_BATCH_BYTES {
+                break Written::All;
+            }
+            match outbox.try_recv() {
+                Ok(out) => next = Some(out),
+                Err(_) => break Written::All,
+            }
+        };
+        match tokio::time::timeout(self.timeout, self.socket.flush()).await {
+            Ok(Ok(())) => written,
+            _ => Written::Failed,
+        }
+    }
+
     /// Writes `msg`; false when the socket failed or the client did not take it in time.
     async fn send(&mut self, msg: &ServerMsg) -> bool {
         match serde_json::to_string(msg) {
@@ -308,20 +373,14 @@ async fn run(
                     if !w.send(&reply).await { break; }
                 }
             }
-            out = out_rx.recv() => match out {
-                Some(Outbound::Msg(msg)) => {
-                    // A resume hands this connection its old peer id.
-                    if let (ServerMsg::Welcome { peer_id, .. }, Some(j)) = (&msg, joined.as_mut()) {
-                        j.peer = peer_id.clone();
-                    }
-                    if !w.send(&msg).await {
-                        tracing::info!("client not reading: socket closed");
-                        break;
-                    }
-                }
-                Some(Outbound::Close) | None => {
-                    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, w.socket.send(Message::Close(None))).await;
+            out = out_rx.recv() => match w.write_out(out, &mut out_rx, &mut joined).await {
+                Written::All => {}
+                Written::Closed => {
                     joined = None;
+                    break;
+                }
+                Written::Failed => {
+                    tracing::info!("client not reading: socket closed");
                     break;
                 }
             },

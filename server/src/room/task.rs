@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use parley_shared::api::{ParticipantStatus, Role};
 use parley_shared::signal::{ServerMsg, MAX_CLIENT_MSG_ID_BYTES};
 use parley_shared::{validate, ErrorCode, PeerId, UserId};
@@ -26,7 +27,11 @@ const MAX_REPLAY: i64 = 1000;
 /// What a connection's writer receives.
 #[derive(Debug)]
 pub enum Outbound {
+    /// A message the connection writes as JSON itself: the welcome, whose peer id it reads.
     Msg(ServerMsg),
+    /// A message already written as JSON: a broadcast is serialised once, and every
+    /// recipient's outbox shares the one text.
+    Text(Utf8Bytes),
     Close,
 }
 
@@ -205,6 +210,9 @@ struct Task {
     chat_done: mpsc::UnboundedSender<ChatDone>,
     /// Peers whose outbox overflowed: disconnected, to be marked dropped in the room.
     overflowed: Vec<PeerId>,
+    /// The last message serialised and its JSON: the room's effects send one message to
+    /// each recipient in a row, and each after the first reuses the text.
+    encoded: Option<(ServerMsg, Utf8Bytes)>,
 }
 
 /// A chat message's outcome from the writer.
@@ -226,6 +234,7 @@ async fn run(ctx: RoomContext, meeting_id: String, room: Room, mut rx: mpsc::Rec
         after_seq: HashMap::new(),
         chat_done,
         overflowed: Vec::new(),
+        encoded: None,
     };
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -400,6 +409,9 @@ impl Task {
                 };
                 self.send(&peer, ack);
                 if !duplicate {
+                    let Some(text) = self.encode(ServerMsg::Chat { message }) else {
+                        return;
+                    };
                     let others: Vec<PeerId> = self
                         .room
                         .participants()
@@ -408,12 +420,7 @@ impl Task {
                         .filter(|p| p != &peer)
                         .collect();
                     for to in others {
-                        self.send(
-                            &to,
-                            ServerMsg::Chat {
-                                message: message.clone(),
-                            },
-                        );
+                        self.deliver(&to, Outbound::Text(text.clone()));
                     }
                 }
             }
@@ -431,10 +438,45 @@ impl Task {
     }
 
     fn send(&mut self, to: &PeerId, msg: ServerMsg) {
+        if !self.conns.contains_key(to) {
+            return;
+        }
+        let out = match msg {
+            ServerMsg::Welcome { .. } => Outbound::Msg(msg),
+            msg => match self.encode(msg) {
+                Some(text) => Outbound::Text(text),
+                None => return,
+            },
+        };
+        self.deliver(to, out);
+    }
+
+    /// The JSON of `msg`, reusing the last text when the same message was just serialised
+    /// (for the previous recipient of a broadcast).
+    fn encode(&mut self, msg: ServerMsg) -> Option<Utf8Bytes> {
+        if let Some((last, text)) = &self.encoded {
+            if *last == msg {
+                return Some(text.clone());
+            }
+        }
+        match serde_json::to_string(&msg) {
+            Ok(json) => {
+                let text = Utf8Bytes::from(json);
+                self.encoded = Some((msg, text.clone()));
+                Some(text)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "message not serialised");
+                None
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: &PeerId, out: Outbound) {
         let Some(conn) = self.conns.get(to) else {
             return;
         };
-        if conn.tx.try_send(Outbound::Msg(msg)).is_err() {
+        if conn.tx.try_send(out).is_err() {
             // Full outbox: the client is not reading. End its socket directly (a close
             // message would wait behind the full queue); it may resume within the grace.
             tracing::warn!(peer = %to, "outbox full: disconnecting slow client");

@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step is printed with the time since the start, to see where a run's minutes go.
+step() { printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -23,7 +25,7 @@ if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
   rm -rf "$CARGO_TARGET_DIR/debug/incremental"
 fi
 
-echo "== Windows and macOS builds pull in no Linux-only crate (cargo tree per target)"
+step "Windows and macOS builds pull in no Linux-only crate (cargo tree per target)"
 linux_only='^(xcb|alsa|alsa-sys|libspa|libspa-sys|pipewire|pipewire-sys)$'
 for target in x86_64-pc-windows-msvc aarch64-apple-darwin x86_64-apple-darwin; do
   crates=$(cargo tree --workspace --locked --target "$target" -e normal --prefix none | sed 's/ v[0-9].*//' | sort -u)
@@ -33,62 +35,62 @@ for target in x86_64-pc-windows-msvc aarch64-apple-darwin x86_64-apple-darwin; d
   [ -z "$bad" ] || { echo "$target would build Linux-only crates: $bad" >&2; exit 1; }
 done
 
-echo "== desktop front end: npm ci, svelte-check, vite build"
+step "desktop front end: npm ci, svelte-check, vite build"
 scripts/ui.sh
 
-echo "== cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt --all -- --check)  # its own workspace (cargo fuzz's nightly build)
 
-echo "== cargo clippy -D warnings"
+step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo clippy: the engine on webrtc 0.21 (the measured alternative, engine/src/rtc/v021/)"
+step "cargo clippy: the engine on webrtc 0.21 (the measured alternative, engine/src/rtc/v021/)"
 cargo clippy -p parley-engine --lib --features webrtc-021 --locked -- -D warnings
 
-echo "== tests on SQLite"
+step "tests on SQLite"
 cargo test --workspace --locked
 
-echo "== the API against its own OpenAPI description: schemathesis, every check, every operation"
+step "the API against its own OpenAPI description: schemathesis, every check, every operation"
 scripts/schemathesis.sh cargo test -p parley-server --test api --locked api_fuzz
 
-echo "== keychain: parley-cli against a throwaway gnome-keyring"
+step "keychain: parley-cli against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-engine --test cli --locked keychain
-echo "== keychain: the desktop app's sign-in against a throwaway gnome-keyring"
+step "keychain: the desktop app's sign-in against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
   cargo test -p parley-desktop --test account --locked
 
-echo "== desktop end-to-end: the app in Xvfb through tauri-driver, signed in via a throwaway keychain"
+step "desktop end-to-end: the app in Xvfb through tauri-driver, signed in via a throwaway keychain"
 cargo build -p parley-engine --bin parley-cli --locked  # the E2E meeting's CLI participant
 scripts/keychain.sh env PARLEY_TEST_E2E=1 \
   cargo test -p parley-desktop --test e2e --locked -- --test-threads=1
 
-echo "== mixed meeting: the desktop app, parley-cli and a Chromium guest, inside a network namespace"
+step "mixed meeting: the desktop app, parley-cli and a Chromium guest, inside a network namespace"
 cargo build -p parley-desktop --locked  # built outside the namespace (cargo may fetch)
 scripts/browsers.sh scripts/keychain.sh env PARLEY_TEST_E2E=1 \
   cargo test -p parley-desktop --test e2e --locked -- --test-threads=1 a_meeting_of_the_app_a_cli_and_a_browser_guest
 
-echo "== interop: an independent WebRTC peer (aiortc) and parley-cli, both offer directions"
+step "interop: an independent WebRTC peer (aiortc) and parley-cli, both offer directions"
 scripts/interop.sh cargo test -p parley-engine --test interop --locked
 
-echo "== browsers: Chromium and Firefox ESR guests meet parley-cli, inside a network namespace"
+step "browsers: Chromium and Firefox ESR guests meet parley-cli, inside a network namespace"
 # PulseAudio: Firefox runs no AudioContext without a sound server.
 scripts/pulse.sh scripts/browsers.sh cargo test -p parley-engine --test browser --locked -- --test-threads=1
 
-echo "== real audio path: parley-cli through a private PulseAudio"
+step "real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.
 scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- --test-threads=1 tone_into echo_cancellation
 
-echo "== integration tests on PostgreSQL"
+step "integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 pg_start
 trap pg_stop EXIT
 cargo test -p parley-server --test api --locked
 
-echo "== installer: the .deb builds, and its desktop entry opens parley:// links"
+step "installer: the .deb builds, and its desktop entry opens parley:// links"
 scripts/package.sh
-echo "== installer prerequisites on macOS and Windows: a machine without them is told what is missing"
+step "installer prerequisites on macOS and Windows: a machine without them is told what is missing"
 bare="$(mktemp -d)"  # a PATH with nothing but what the script itself runs
 ln -s "$(command -v bash)" "$(command -v dirname)" "$bare/"
 for os in Darwin Windows; do
@@ -100,7 +102,7 @@ for os in Darwin Windows; do
   done
 done
 PARLEY_PACKAGE_OS=Linux scripts/package.sh --check
-echo "== macOS bundle: camera and microphone usage strings, hardened-runtime entitlements"
+step "macOS bundle: camera and microphone usage strings, hardened-runtime entitlements"
 python3 - <<'PY'
 import json, plistlib
 info = plistlib.load(open("src-tauri/Info.plist", "rb"))
@@ -113,17 +115,17 @@ for key in ("com.apple.security.device.camera", "com.apple.security.device.audio
 assert conf.get("hardenedRuntime", True), "hardened runtime off"
 print("macOS bundle files: ok")
 PY
-echo "== macOS tray icon: a template image (black and transparent only, 22 pt at 2x)"
+step "macOS tray icon: a template image (black and transparent only, 22 pt at 2x)"
 [ "$(identify -format '%wx%h' icons/tray-template.png)" = 44x44 ] || { echo "tray-template.png is not 44x44" >&2; exit 1; }
 # The brightest colour anywhere is black; something is drawn (alpha not all zero).
 [ "$(convert icons/tray-template.png -alpha off -format '%[fx:maxima]' info:)" = 0 ] || { echo "tray-template.png has colour" >&2; exit 1; }
 [ "$(convert icons/tray-template.png -alpha extract -format '%[fx:maxima]' info:)" = 1 ] || { echo "tray-template.png is empty" >&2; exit 1; }
 rm -rf "$bare"
 
-echo "== fuzzing smoke: every cargo-fuzz target for 20 s from its seeds, unoptimised build (scripts/fuzz.sh TARGET SECONDS runs one longer)"
+step "fuzzing smoke: every cargo-fuzz target for 20 s from its seeds, unoptimised build (scripts/fuzz.sh TARGET SECONDS runs one longer)"
 PARLEY_FUZZ_DEV=1 scripts/fuzz.sh all 20
 
-echo "== benchmark smoke: every benchmark harness, tiny, no timing checks"
+step "benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-join.sh 1 2
 scripts/bench-browser-join.sh 1 2

@@ -142,6 +142,11 @@ impl WriteTx {
     pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await
     }
+
+    /// Undoes the transaction and gives the write turn back.
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        self.tx.rollback().await
+    }
 }
 
 /// Begins a transaction that writes. SQLite allows one writer at a time: writers take turns

@@ -50,6 +50,10 @@ pub type Outcome = Result<(ChatMessage, bool), String>;
 
 /// How many waiting messages one transaction takes at most.
 const MAX_BATCH: usize = 512;
+/// How long a batch may gather while the writer is busy (see `write_loop`).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+/// The writer counts as busy when it committed this recently.
+const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_millis(20);
 /// Messages waiting for the writer before rooms wait to hand over more.
 const WRITER_QUEUE: usize = 8192;
 
@@ -90,10 +94,24 @@ impl Writer {
 
 async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut last_commit = tokio::time::Instant::now() - BUSY_WITHIN;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Under load, let a batch gather for a moment: each commit costs a round of
+        // statements, a WAL write and an fsync whatever its size, and each message in it
+        // still waits for the commit. A quiet writer commits at once.
+        if batch.len() < MAX_BATCH && last_commit.elapsed() < BUSY_WITHIN {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let messages: Vec<&NewMessage> = batch.iter().map(|j| &j.message).collect();
         let stored = store_batch(&pool, &messages).await;
         drop(messages);
+        last_commit = tokio::time::Instant::now();
         match stored {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
@@ -115,14 +133,17 @@ async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Stores the messages in one transaction, in order, with one multi-row insert; a retried
-/// `client_msg_id` returns the message stored the first time.
+/// Stores the messages in one transaction, in order; a retried `client_msg_id` returns the
+/// message stored the first time.
 ///
-/// Three statements per batch, whatever its size: which of the messages were stored before,
-/// the last `seq` of each meeting, and the insert of the new ones with the next `seq`s. Inside
-/// the write transaction nothing else writes (SQLite takes turns; on PostgreSQL a concurrent
-/// writer would break a unique constraint, fail the batch, and the writer stores the messages
-/// one by one, reading again), so the numbering stays gap-free.
+/// Two statements per batch, whatever its size: the last `seq` of each meeting, then one
+/// multi-row insert with the next `seq`s, which skips a message stored before (a retry after a
+/// reconnect) and says which it stored. When it skipped one, the numbering it gave the others
+/// has a gap: the transaction is rolled back and the batch stored one statement per message
+/// ([`store_each`]). Retries within the batch are folded before anything is sent. Inside the
+/// write transaction nothing else writes (SQLite takes turns; on PostgreSQL a concurrent writer
+/// breaks a unique constraint, the batch fails and is stored again message by message), so the
+/// numbering stays gap-free.
 async fn store_batch(
     pool: &AnyPool,
     messages: &[&NewMessage],
@@ -132,31 +153,6 @@ async fn store_batch(
     }
     let mut tx = crate::db::begin_write(pool).await?;
     let meetings = distinct(messages.iter().map(|m| m.meeting_id.as_str()));
-    let senders = distinct(messages.iter().map(|m| m.sender.as_str()));
-    let client_ids = distinct(messages.iter().map(|m| m.client_msg_id.as_str()));
-
-    // Retries: the three lists together may name more rows than asked; the key picks them.
-    let sql = format!(
-        "SELECT {COLUMNS}, meeting_id, client_msg_id FROM messages \
-         WHERE meeting_id IN ({}) AND sender_id IN ({}) AND client_msg_id IN ({})",
-        placeholders(1, meetings.len()),
-        placeholders(1 + meetings.len(), senders.len()),
-        placeholders(1 + meetings.len() + senders.len(), client_ids.len()),
-    );
-    let mut query = sqlx::query_as::<_, StoredRow>(&sql);
-    for value in meetings.iter().chain(&senders).chain(&client_ids) {
-        query = query.bind(*value);
-    }
-    let mut known: HashMap<(String, String, String), ChatMessage> = query
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let key = (r.meeting_id, r.row.sender_id.clone(), r.client_msg_id);
-            (key, r.row.into())
-        })
-        .collect();
-
     let sql = format!(
         "SELECT meeting_id, COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id IN ({}) GROUP BY meeting_id",
         placeholders(1, meetings.len())
@@ -165,19 +161,21 @@ async fn store_batch(
     for m in &meetings {
         query = query.bind(*m);
     }
-    let mut last_seq: HashMap<String, i64> =
-        query.fetch_all(&mut **tx).await?.into_iter().collect();
+    let mut last_seq: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
 
     let mut outcomes = Vec::with_capacity(messages.len());
     let mut fresh = Vec::new();
+    let mut in_batch: HashMap<(&str, &str, &str), usize> = HashMap::new();
     for m in messages {
         let key = (
-            m.meeting_id.clone(),
-            m.sender.as_str().to_string(),
-            m.client_msg_id.clone(),
+            m.meeting_id.as_str(),
+            m.sender.as_str(),
+            m.client_msg_id.as_str(),
         );
-        if let Some(before) = known.get(&key) {
-            outcomes.push((before.clone(), true));
+        if let Some(&first) = in_batch.get(&key) {
+            // A second copy within this batch is a retry of the first.
+            let (message, _): &(ChatMessage, bool) = &outcomes[first];
+            outcomes.push((message.clone(), true));
             continue;
         }
         let seq = last_seq.entry(m.meeting_id.clone()).or_insert(0);
@@ -190,46 +188,98 @@ async fn store_batch(
             text: m.text.clone(),
             at_ms: m.now_ms,
         };
-        // A second copy within this batch is a retry of the first.
-        known.insert(key, message.clone());
+        in_batch.insert(key, outcomes.len());
         fresh.push((message.clone(), *m));
         outcomes.push((message, false));
     }
 
-    if !fresh.is_empty() {
-        const COLUMNS_IN: usize = 8;
-        let rows: Vec<String> = (0..fresh.len())
-            .map(|i| format!("({})", placeholders(1 + i * COLUMNS_IN, COLUMNS_IN)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) VALUES {}",
-            rows.join(", ")
-        );
-        let mut insert = sqlx::query(&sql);
-        for (message, m) in &fresh {
-            insert = insert
-                .bind(message.id.as_str())
-                .bind(m.meeting_id.as_str())
-                .bind(message.seq)
-                .bind(m.sender.as_str())
-                .bind(m.sender_name.as_str())
-                .bind(m.text.as_str())
-                .bind(m.client_msg_id.as_str())
-                .bind(m.now_ms);
-        }
-        insert.execute(&mut **tx).await?;
+    const COLUMNS_IN: usize = 8;
+    let rows: Vec<String> = (0..fresh.len())
+        .map(|i| format!("({})", placeholders(1 + i * COLUMNS_IN, COLUMNS_IN)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) \
+         VALUES {} ON CONFLICT (meeting_id, sender_id, client_msg_id) DO NOTHING RETURNING id",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query_as::<_, (String,)>(&sql);
+    for (message, m) in &fresh {
+        insert = insert
+            .bind(message.id.as_str())
+            .bind(m.meeting_id.as_str())
+            .bind(message.seq)
+            .bind(m.sender.as_str())
+            .bind(m.sender_name.as_str())
+            .bind(m.text.as_str())
+            .bind(m.client_msg_id.as_str())
+            .bind(m.now_ms);
+    }
+    let stored = insert.fetch_all(&mut **tx).await?;
+    if stored.len() < fresh.len() {
+        // A retry of a message stored in an earlier batch: number them one by one.
+        tx.rollback().await?;
+        return store_each(pool, messages).await;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// A stored row with the rest of its key.
-#[derive(sqlx::FromRow)]
-struct StoredRow {
-    #[sqlx(flatten)]
-    row: Row,
-    meeting_id: String,
-    client_msg_id: String,
+/// Stores the messages one statement each, in one transaction, in order; a retried
+/// `client_msg_id` returns the message stored the first time. The slow path of
+/// [`store_batch`], for a batch holding a retry of a message stored before.
+async fn store_each(
+    pool: &AnyPool,
+    messages: &[&NewMessage],
+) -> sqlx::Result<Vec<(ChatMessage, bool)>> {
+    let mut tx = crate::db::begin_write(pool).await?;
+    let mut outcomes = Vec::with_capacity(messages.len());
+    for m in messages {
+        let id = ulid::Ulid::new().to_string();
+        // The next seq of the meeting, taken inside the insert; the WHERE clause also keeps
+        // SQLite from reading ON CONFLICT as a join constraint.
+        let inserted: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) \
+             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7 FROM messages WHERE meeting_id = $2 \
+             ON CONFLICT (meeting_id, sender_id, client_msg_id) DO NOTHING \
+             RETURNING seq",
+        )
+        .bind(&id)
+        .bind(&m.meeting_id)
+        .bind(m.sender.as_str())
+        .bind(&m.sender_name)
+        .bind(&m.text)
+        .bind(&m.client_msg_id)
+        .bind(m.now_ms)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let outcome = match inserted {
+            Some((seq,)) => (
+                ChatMessage {
+                    id,
+                    seq,
+                    sender: m.sender.clone(),
+                    sender_name: m.sender_name.clone(),
+                    text: m.text.clone(),
+                    at_ms: m.now_ms,
+                },
+                false,
+            ),
+            None => {
+                let row: Row = sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND sender_id = $2 AND client_msg_id = $3"
+                ))
+                .bind(&m.meeting_id)
+                .bind(m.sender.as_str())
+                .bind(&m.client_msg_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                (row.into(), true)
+            }
+        };
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 /// The values once each, in first-seen order.

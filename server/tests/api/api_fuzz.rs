@@ -39,13 +39,16 @@ async fn the_api_keeps_to_its_own_description_under_a_property_based_fuzzer() {
     let run = tokio::process::Command::new(st)
         .current_dir(config)
         .args(["run", &s.url("/api/openapi.json")])
-        .args(["--checks", "all", "--max-examples", "25", "--workers", "2"])
+        // One worker: with two threads, Hypothesis's lambda descriptions (ast.parse) race in
+        // CPython 3.11's AST constructor ("SystemError: AST constructor recursion depth
+        // mismatch", python/cpython#106905), a runtime error in the fuzzer, not in Parley.
+        .args(["--checks", "all", "--max-examples", "25", "--workers", "1"])
         .args(["--no-color", "--request-timeout", "20"])
         .arg("-H")
         .arg(format!("Authorization: Bearer {}", user.access))
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(400), run)
+    let out = tokio::time::timeout(Duration::from_secs(900), run)
         .await
         .expect("schemathesis finishes")
         .expect("schemathesis runs");

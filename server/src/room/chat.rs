@@ -157,11 +157,15 @@ async fn store_batch(
         "SELECT meeting_id, COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id IN ({}) GROUP BY meeting_id",
         placeholders(1, meetings.len())
     );
-    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+    // Not kept prepared (nor the insert below): their text changes with the batch, and each
+    // connection would keep up to a hundred of them, the largest with thousands of
+    // parameters (the soak saw the server's memory climb with them).
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql).persistent(false);
     for m in &meetings {
         query = query.bind(*m);
     }
-    let mut last_seq: HashMap<String, i64> = query.fetch_all(&mut **tx).await?.into_iter().collect();
+    let mut last_seq: HashMap<String, i64> =
+        query.fetch_all(&mut **tx).await?.into_iter().collect();
 
     let mut outcomes = Vec::with_capacity(messages.len());
     let mut fresh = Vec::new();
@@ -202,7 +206,7 @@ async fn store_batch(
          VALUES {} ON CONFLICT (meeting_id, sender_id, client_msg_id) DO NOTHING RETURNING id",
         rows.join(", ")
     );
-    let mut insert = sqlx::query_as::<_, (String,)>(&sql);
+    let mut insert = sqlx::query_as::<_, (String,)>(&sql).persistent(false);
     for (message, m) in &fresh {
         insert = insert
             .bind(message.id.as_str())

@@ -90,7 +90,7 @@ enum Cmd {
         #[arg(long, default_value_t = 0.05)]
         tolerance: f64,
         /// How long one stay in a meeting lasts, seconds: uniform between the two.
-        #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [20, 90])]
+        #[arg(long, value_delimiter = ',', default_values_t = [20, 90])]
         stay_secs: Vec<u64>,
         #[arg(long)]
         server_bin: Option<PathBuf>,
@@ -197,7 +197,10 @@ async fn main() -> anyhow::Result<()> {
             server_bin,
             json,
         } => {
-            let stay = (stay_secs[0], stay_secs[1].max(stay_secs[0]));
+            let stay = match stay_secs[..] {
+                [least, most] => (least, most.max(least)),
+                _ => anyhow::bail!("--stay-secs takes two numbers: MIN,MAX"),
+            };
             let bin = self::server_bin(server_bin)?;
             let s = Server::parley(&bin, None).await?;
             let signaling::Target::Parley { tokens, codes, .. } =

@@ -519,8 +519,10 @@ pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
             r.chats_acked, r.chats_sent
         ));
     }
-    // Descriptors follow the sockets open, which churn: compared per client in a meeting.
-    let per = |s: &Sample| s.fds as f64 / s.connected.max(1) as f64;
+    // Descriptors follow the sockets open, which churn: the ones beyond the server's own
+    // (before any client) are compared per client in a meeting.
+    let base = r.start.fds as f64;
+    let per = |s: &Sample| (s.fds as f64 - base).max(0.0) / s.connected.max(1) as f64;
     for (name, end, warm) in [
         ("RSS", r.end.rss_kib as f64, r.warm.rss_kib as f64),
         ("file descriptors per client", per(&r.end), per(&r.warm)),

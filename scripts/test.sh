@@ -131,4 +131,6 @@ scripts/bench-join.sh 1 2
 scripts/bench-browser-join.sh 1 2
 scripts/bench-abuse.sh 1 100 8 8 --secs 5
 scripts/bench-soak.sh 1 40 20 --warmup-secs 5 --sample-secs 2 --stay-secs 3,8 --tolerance 1
+scripts/bench-call-soak.sh 1 75 --warmup-secs 20 --outage-every-secs 30 --outage-secs 5 \
+  --toggle-every-secs 10 --share-every-secs 40 --share-secs 15 --tolerance 1
 scripts/browsers.sh scripts/bench-media.sh 1 2 "2:320x240:300 chromium:320x240:300"  # in a namespace

@@ -6,6 +6,7 @@
 //! Run through `scripts/bench-*.sh`, which build and install what they need.
 
 mod abuse;
+mod call_soak;
 mod join;
 mod server;
 mod signaling;
@@ -96,6 +97,48 @@ enum Cmd {
         server_bin: Option<PathBuf>,
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Four engine participants in one call for half an hour (camera toggles, screen shares,
+    /// a network outage every 5 minutes through a TURN relay); fails on an error or when the
+    /// engine process's memory, threads or descriptors grow after warm-up.
+    CallSoak {
+        #[arg(long, default_value_t = 1800)]
+        secs: u64,
+        #[arg(long, default_value_t = 360)]
+        warmup_secs: u64,
+        #[arg(long, default_value_t = 10)]
+        sample_secs: u64,
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
+        #[arg(long, default_value_t = 300)]
+        outage_every_secs: u64,
+        /// How long the outages last, seconds, in turn (3 s without packets fails a
+        /// connection: 6 s recovers by ICE restart, 14 s outlasts it).
+        #[arg(long, value_delimiter = ',', default_values_t = [6, 14])]
+        outage_secs: Vec<u64>,
+        #[arg(long, default_value_t = 20)]
+        toggle_every_secs: u64,
+        #[arg(long, default_value_t = 120)]
+        share_every_secs: u64,
+        #[arg(long, default_value_t = 40)]
+        share_secs: u64,
+        #[arg(long, default_value_t = 320)]
+        width: u32,
+        #[arg(long, default_value_t = 240)]
+        height: u32,
+        #[arg(long, default_value_t = 15)]
+        fps: u32,
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The call soak's TURN relay (a child process of `call-soak`): prints `relay ADDR`, then
+    /// cuts and restores the network on `cut` and `restore` lines of stdin.
+    #[command(hide = true)]
+    TurnRelay {
+        #[arg(long)]
+        secret: String,
     },
     /// Writes Parley's synthetic camera picture as a Y4M file (for Chromium's fake camera).
     Y4m {
@@ -214,6 +257,43 @@ async fn main() -> anyhow::Result<()> {
             write_json(json, &report)?;
             soak::verdict(&report, tolerance)?;
         }
+        Cmd::CallSoak {
+            secs,
+            warmup_secs,
+            sample_secs,
+            tolerance,
+            outage_every_secs,
+            outage_secs,
+            toggle_every_secs,
+            share_every_secs,
+            share_secs,
+            width,
+            height,
+            fps,
+            server_bin,
+            json,
+        } => {
+            if outage_secs.is_empty() {
+                anyhow::bail!("--outage-secs takes at least one length");
+            }
+            let o = call_soak::Options {
+                secs,
+                warmup_secs,
+                sample_secs,
+                outage_every_secs,
+                outage_secs,
+                toggle_every_secs,
+                share_every_secs,
+                share_secs,
+                width,
+                height,
+                fps,
+            };
+            let report = call_soak::run(&self::server_bin(server_bin)?, &o).await?;
+            write_json(json, &report)?;
+            call_soak::verdict(&report, tolerance)?;
+        }
+        Cmd::TurnRelay { secret } => call_soak::turn_relay(&secret).await?,
         Cmd::Abuse {
             idle,
             slow,

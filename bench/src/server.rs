@@ -15,6 +15,26 @@ pub struct Process {
     pub threads: u64,
 }
 
+impl Process {
+    /// Resident memory, open file descriptors and threads of process `pid` (Linux: /proc).
+    pub fn of(pid: u32) -> anyhow::Result<Self> {
+        let status = read_proc(pid, "status")?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .with_context(|| format!("no {name} in /proc status"))
+        };
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
+        Ok(Self {
+            rss_kib: field("VmRSS:")?,
+            threads: field("Threads:")?,
+            fds,
+        })
+    }
+}
+
 pub struct Server {
     child: Child,
     pid: u32,
@@ -140,20 +160,7 @@ impl Server {
 
     /// Resident memory, open file descriptors and threads (Linux: /proc).
     pub fn process(&self) -> anyhow::Result<Process> {
-        let status = read_proc(self.pid, "status")?;
-        let field = |name: &str| -> anyhow::Result<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .with_context(|| format!("no {name} in /proc status"))
-        };
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count() as u64;
-        Ok(Process {
-            rss_kib: field("VmRSS:")?,
-            threads: field("Threads:")?,
-            fds,
-        })
+        Process::of(self.pid)
     }
 
     /// User + system CPU time so far, seconds (Linux: /proc).
@@ -194,12 +201,7 @@ fn read_proc(pid: u32, what: &str) -> anyhow::Result<String> {
 }
 
 fn rss_of(pid: u32) -> anyhow::Result<u64> {
-    let status = read_proc(pid, "status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")
+    Ok(Process::of(pid)?.rss_kib)
 }
 
 /// Registers `name` (password `bench-Str0ng-Passphrase`) and returns its access token.

@@ -1,20 +1,15 @@
-//! A call through a TURN relay (the `turn` crate, authenticating parley-server's TURN REST
-//! credentials the way coturn's `use-auth-secret` does) with a user-space impairment relay in
-//! front of it: 5 % random loss and 50 ms delay on every packet towards the participants.
-//! The kernel here has no `netem`, so the impairment is made in the test itself.
+//! A call through a TURN relay with a user-space impairment relay in front of it
+//! (parley_test_support::turn): 5 % random loss and 50 ms delay on every packet towards the
+//! participants, a rate cap, outages.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine as _;
 use common::StaticToken;
-use hmac::Mac as _;
 use parley_engine::call::{AudioSource, Call, CallConfig, CallEvent, VideoSource};
 use parley_engine::media::audio::tone_strength;
 use parley_engine::media::synthetic::read_stamp;
@@ -22,8 +17,7 @@ use parley_engine::rest::Api;
 use parley_engine::rtc::RtcOptions;
 use parley_engine::signaling::{Event, JoinOptions};
 use parley_shared::signal::ServerMsg;
-use rand::{Rng as _, SeedableRng as _};
-use tokio::net::UdpSocket;
+use parley_test_support::turn::{impairment_relay, turn_server, Impairment, RelayStats};
 use webrtc::turn;
 
 const SECRET: &str = "impairment-test-turn-secret";
@@ -31,167 +25,6 @@ const SECRET: &str = "impairment-test-turn-secret";
 /// The measurements are about the network, not about two calls fighting over two cores:
 /// the tests in this file run one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// coturn's `use-auth-secret`: username `expiry:user`, password base64(HMAC-SHA1(secret,
-/// username)), refused once `expiry` has passed.
-struct RestApiAuth;
-
-impl turn::auth::AuthHandler for RestApiAuth {
-    fn auth_handle(
-        &self,
-        username: &str,
-        realm: &str,
-        _src: SocketAddr,
-    ) -> Result<Vec<u8>, turn::Error> {
-        let expiry: u64 = username
-            .split(':')
-            .next()
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| turn::Error::Other("username is not expiry:user".into()))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        if expiry < now {
-            return Err(turn::Error::Other("expired credential".into()));
-        }
-        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(username.as_bytes());
-        let password =
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        Ok(turn::auth::generate_auth_key(username, realm, &password))
-    }
-}
-
-async fn turn_server() -> (turn::server::Server, SocketAddr) {
-    let conn = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = conn.local_addr().unwrap();
-    let server = turn::server::Server::new(turn::server::config::ServerConfig {
-        conn_configs: vec![turn::server::config::ConnConfig {
-            conn,
-            relay_addr_generator: Box::new(
-                turn::relay::relay_static::RelayAddressGeneratorStatic {
-                    relay_address: "127.0.0.1".parse().unwrap(),
-                    address: "127.0.0.1".to_owned(),
-                    net: Arc::new(webrtc::util::vnet::net::Net::new(None)),
-                },
-            ),
-        }],
-        realm: "parley.test".to_owned(),
-        auth_handler: Arc::new(RestApiAuth),
-        channel_bind_timeout: Duration::from_secs(0),
-        alloc_close_notify: None,
-    })
-    .await
-    .unwrap();
-    (server, addr)
-}
-
-/// Counts of what the impairment relay did.
-#[derive(Default)]
-struct RelayStats {
-    forwarded: AtomicU64,
-    dropped: AtomicU64,
-}
-
-/// How the relay treats packets towards the participants.
-#[derive(Clone, Default)]
-struct Impairment {
-    /// While set, nothing passes in either direction (a network outage).
-    blackout: Arc<AtomicBool>,
-    loss: f64,
-    delay: Duration,
-    /// A per-participant rate cap (bits/s) with a 200 ms queue, like
-    /// `tc qdisc … tbf rate 300kbit latency 200ms`.
-    cap_bps: Option<u64>,
-}
-
-/// A UDP relay in front of `upstream`: clients send to it as if it were the TURN server.
-/// Packets towards the clients are dropped with probability `loss` and delayed by `delay`
-/// (order kept); packets towards the server pass untouched, so every media packet crosses
-/// the impairment exactly once.
-async fn impairment_relay(upstream: SocketAddr, imp: Impairment) -> (SocketAddr, Arc<RelayStats>) {
-    let Impairment {
-        blackout,
-        loss,
-        delay,
-        cap_bps,
-    } = imp;
-    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = front.local_addr().unwrap();
-    let stats = Arc::new(RelayStats::default());
-    let st = stats.clone();
-    tokio::spawn(async move {
-        let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
-        let mut buf = vec![0u8; 2048];
-        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        while let Ok((n, client)) = front.recv_from(&mut buf).await {
-            let back = match backs.get(&client) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-                    b.connect(upstream).await.unwrap();
-                    // One ordered, delayed queue towards this client.
-                    let (tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel::<(
-                        tokio::time::Instant,
-                        SocketAddr,
-                        Vec<u8>,
-                    )>();
-                    let f = front.clone();
-                    tokio::spawn(async move {
-                        while let Some((due, to, pkt)) = down_rx.recv().await {
-                            tokio::time::sleep_until(due).await;
-                            let _ = f.send_to(&pkt, to).await;
-                        }
-                    });
-                    let b2 = b.clone();
-                    let st = st.clone();
-                    let blackout = blackout.clone();
-                    let mut rng = rand::rngs::StdRng::seed_from_u64(rng.gen());
-                    tokio::spawn(async move {
-                        let mut buf = vec![0u8; 2048];
-                        // The cap: the link is busy until `free_at`; a packet that would wait
-                        // more than 200 ms in the queue is dropped (tail drop).
-                        let mut free_at = tokio::time::Instant::now();
-                        while let Ok(n) = b2.recv(&mut buf).await {
-                            if blackout.load(Ordering::Relaxed) {
-                                st.dropped.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            let now = tokio::time::Instant::now();
-                            let mut send_at = now;
-                            if let Some(bps) = cap_bps {
-                                let start = free_at.max(now);
-                                if start - now > Duration::from_millis(200) {
-                                    st.dropped.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                                free_at =
-                                    start + Duration::from_secs_f64(n as f64 * 8.0 / bps as f64);
-                                send_at = free_at;
-                            }
-                            if loss > 0.0 && rng.gen_bool(loss) {
-                                st.dropped.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            st.forwarded.fetch_add(1, Ordering::Relaxed);
-                            let due = send_at + delay;
-                            if tx.send((due, client, buf[..n].to_vec())).is_err() {
-                                return;
-                            }
-                        }
-                    });
-                    backs.insert(client, b.clone());
-                    b
-                }
-            };
-            if !blackout.load(Ordering::Relaxed) {
-                let _ = back.send(&buf[..n]).await;
-            }
-        }
-    });
-    (addr, stats)
-}
 
 /// A two-person call whose media crosses the TURN relay behind the impairment.
 struct Harness {
@@ -203,7 +36,7 @@ struct Harness {
 }
 
 async fn impaired_call(imp: Impairment, width: u32, height: u32, video_kbps: u32) -> Harness {
-    let (turn, turn_addr) = turn_server().await;
+    let (turn, turn_addr) = turn_server(SECRET).await;
     let (relay_addr, stats) = impairment_relay(turn_addr, imp).await;
     let server = common::server_with(|c| {
         c.turn_urls = vec![format!("turn:{relay_addr}?transport=udp")];

@@ -1,7 +1,8 @@
 //! Screen sharing from a real X display: the test starts Xvfb, draws known pictures on its
 //! root window over the X protocol, Ann shares that screen (xcap → I420 → VP8 → WebRTC) and
 //! Bob's decoded frames must show what was drawn. Sharing stops and starts again mid-call
-//! without renegotiation. Its own test binary: it points DISPLAY at its Xvfb for the process.
+//! without renegotiation, and Bob's decoder for it is closed while it is off. Its own test
+//! binary: it points DISPLAY at its Xvfb for the process.
 #![cfg(all(unix, not(target_os = "macos")))] // an X display: Linux and the BSDs
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -160,7 +161,7 @@ async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
     let bob_log = tokio::spawn(async move {
         let mut events = bob_events;
         let mut all = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(14);
+        let deadline = Instant::now() + Duration::from_secs(16);
         while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
             all.push((Instant::now(), ev));
         }
@@ -170,12 +171,25 @@ async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
     tokio::time::sleep_until(at(1.5)).await;
     ann.start_screen(ScreenTarget::Monitor(None)).await.unwrap();
     tokio::time::sleep_until(at(4.5)).await;
+    // Bob decodes Ann's screen (she has no camera): one decoder open.
+    let decoding = bob.video_decoders();
     draw(&xvfb.display, &second);
     tokio::time::sleep_until(at(7.5)).await;
     ann.stop_screen().await;
-    tokio::time::sleep_until(at(10.0)).await;
+    tokio::time::sleep_until(at(11.5)).await;
+    // Her share ended 4 s ago: Bob's decoder for it is closed (it held ~10 MB at 720p, one per
+    // screen ever shared in the call, until this was fixed).
+    let after_share = bob.video_decoders();
+    tokio::time::sleep_until(at(12.0)).await;
     ann.start_screen(ScreenTarget::Monitor(None)).await.unwrap();
     let log = bob_log.await.unwrap();
+    assert_eq!(decoding, 1, "decoders open while Ann shares");
+    assert_eq!(after_share, 0, "decoders open after her share ended");
+    assert_eq!(
+        bob.video_decoders(),
+        1,
+        "decoders open when she shares again"
+    );
 
     let screen_frames = |from: f32, to: f32| -> Vec<Arc<I420Frame>> {
         log.iter()
@@ -215,11 +229,11 @@ async fn shared_screen_arrives_as_drawn_and_toggles_without_renegotiation() {
     check(3.0, 4.5, &want_first, &want_second, "shared");
     check(6.0, 7.5, &want_second, &want_first, "redrawn");
     assert_eq!(
-        screen_frames(8.5, 10.0).len(),
+        screen_frames(8.5, 12.0).len(),
         0,
         "no frames while not sharing"
     );
-    check(12.0, 14.0, &want_second, &want_first, "shared again");
+    check(14.0, 16.0, &want_second, &want_first, "shared again");
     // Bob saw Ann's media state follow the share, and nobody renegotiated.
     let screen_states: Vec<bool> = log
         .iter()

@@ -18,6 +18,10 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a request waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite's page cache per pooled connection, KiB (SQLite's default is 2,000). Every
+/// connection fills its own as the database grows, so the pool's share of the server's
+/// memory is this times [`MAX_CONNECTIONS`]; what misses is read from the OS's page cache.
+const SQLITE_CACHE_KIB: u32 = 1024;
 
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +70,27 @@ impl Db {
         let options = AnyConnectOptions::from_str(url)?
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500));
+        // SQLite's connections are opened at start (each is a file handle and a worker thread
+        // in sqlx): the server's threads and memory do not creep up as load first reaches them.
+        // A PostgreSQL server is shared with other Parley servers: connect when needed.
+        let min_connections = match backend {
+            Backend::Sqlite => MAX_CONNECTIONS,
+            Backend::Postgres => 0,
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .min_connections(min_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query(&format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         if backend == Backend::Sqlite {
@@ -214,5 +236,43 @@ mod tests {
         assert!(db.ping().await);
         db.close().await;
         assert!(path.exists(), "the file is where the path says");
+    }
+
+    /// Every pooled SQLite connection is opened at start and has the bounded page cache, not
+    /// SQLite's default: the server's memory and threads must not creep up with the load and
+    /// the database (the soak, issue 18).
+    #[tokio::test]
+    async fn sqlite_connections_open_at_start_with_the_bounded_page_cache() {
+        use sqlx::Row as _;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&sqlite_url(&dir.path().join("parley.db")))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while db.pool.size() < MAX_CONNECTIONS {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {MAX_CONNECTIONS} connections open after 10 s",
+                db.pool.size()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            let mut conn = db.pool.acquire().await.unwrap();
+            let row = sqlx::query("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(row.get::<i64, _>(0), -i64::from(SQLITE_CACHE_KIB));
+            held.push(conn);
+        }
+        assert_eq!(
+            db.pool.size(),
+            MAX_CONNECTIONS,
+            "no connection beyond the pool's"
+        );
+        drop(held);
+        db.close().await;
     }
 }

@@ -5,10 +5,12 @@
 //!   stopped (connections refused) and started again on the same address at will.
 //! - [`cli`]: `parley-cli` participants, each a process with its own home directory.
 //! - [`xvfb`]: a private X display.
+//! - [`turn`]: a TURN server with an impairment relay in front (loss, delay, cap, outages).
 //! - [`browser`]: Chromium (chromedriver) or Firefox ESR (WebDriver BiDi) under remote control.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 pub mod browser;
 pub mod cli;
 pub mod server;
+pub mod turn;
 pub mod xvfb;

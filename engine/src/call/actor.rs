@@ -3,6 +3,7 @@
 //! carries the core's [`Effect`]s out; it decides nothing itself.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ pub(super) struct Actor {
     pub mixer: Option<Mixer>,
     /// Capture threads already running when the call starts.
     pub initial_video: Vec<VideoHandle>,
+    /// Video decoders open in the receive tasks (`Call::video_decoders`).
+    pub decoders: Arc<AtomicU64>,
 }
 
 struct Io {
@@ -312,7 +315,8 @@ impl Actor {
                     }
                     MediaKind::Camera | MediaKind::Screen => {
                         let link = io.links.get(&peer).cloned();
-                        tokio::spawn(receive_video(peer, kind, track, link, out));
+                        let decoders = self.decoders.clone();
+                        tokio::spawn(receive_video(peer, kind, track, link, out, decoders));
                     }
                 }
                 return;

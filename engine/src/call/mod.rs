@@ -193,6 +193,8 @@ pub struct Call {
     config: CallConfig,
     tracks: LocalTracks,
     stats: Arc<SendStats>,
+    /// Video decoders open now, one per remote camera or screen that is sending.
+    decoders: Arc<AtomicU64>,
     voice: Option<VoiceProcessor>,
     mixer: Option<Mixer>,
     devices: std::sync::Mutex<Devices>,
@@ -232,6 +234,7 @@ impl Call {
             config: config.clone(),
             tracks: LocalTracks::new(&ulid::Ulid::new().to_string()),
             stats: Arc::default(),
+            decoders: Arc::default(),
             voice,
             mixer: mixer.clone(),
             devices: Default::default(),
@@ -276,6 +279,7 @@ impl Call {
             decode: config.decode || mixer.is_some(),
             mixer,
             initial_video,
+            decoders: call.decoders.clone(),
         };
         tokio::spawn(actor.run(cmd_rx, internal_rx));
         Ok(call)
@@ -299,6 +303,12 @@ impl Call {
     /// Encoded video bytes sent so far (what the encoders produced, before RTP overhead).
     pub fn video_bytes_sent(&self) -> u64 {
         self.stats.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Video decoders open now: one per remote camera or screen sending to us. A line silent
+    /// for 3 s (a camera off, a share ended) closes its decoder.
+    pub fn video_decoders(&self) -> u64 {
+        self.decoders.load(Ordering::Relaxed)
     }
 
     /// Sends a chat message (delivered once, even across reconnects). Returns its

@@ -2,6 +2,7 @@
 //! mixer and the application; video is reordered (NACKs for holes), put together into frames
 //! ([`FrameAssembler`]) and decoded, with congestion feedback to the sender.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,17 +99,63 @@ pub(super) async fn receive_audio(
     let _ = internal.send(Internal::AudioEnded(peer)).await;
 }
 
+/// A video line that sends nothing for this long (a camera turned off, a share stopped, an
+/// outage) gives its decoder back: a 720p VP8 decoder holds several reference frames (about
+/// 10 MB with the reassembly buffer), and a receiver would otherwise keep one for every screen
+/// anyone ever shared in the call. The sender restarts with a keyframe, so nothing is lost.
+pub(super) const DECODER_IDLE: Duration = Duration::from_secs(3);
+
+/// A receive task's decoder, opened on the first frame after a silence and counted while open
+/// (`Call::video_decoders`).
+struct DecoderSlot {
+    dec: Option<Vp8Decoder>,
+    open: Arc<AtomicU64>,
+}
+
+impl DecoderSlot {
+    fn get(&mut self) -> Result<&mut Vp8Decoder, crate::media::vp8::VpxError> {
+        let dec = match self.dec.take() {
+            Some(dec) => dec,
+            None => {
+                let dec = Vp8Decoder::new()?;
+                self.open.fetch_add(1, Ordering::Relaxed);
+                dec
+            }
+        };
+        Ok(self.dec.insert(dec))
+    }
+
+    /// Closes the decoder (its memory goes back to the OS); says whether one was open.
+    fn release(&mut self) -> bool {
+        let had = self.dec.take().is_some();
+        if had {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            crate::media::release_freed_memory();
+        }
+        had
+    }
+}
+
+impl Drop for DecoderSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Reassembles VP8 frames from RTP, decodes them, and asks for a keyframe after a loss
-/// instead of decoding garbage.
+/// instead of decoding garbage. The decoder is closed while the line is silent
+/// ([`DECODER_IDLE`]).
 pub(super) async fn receive_video(
     peer: PeerId,
     kind: MediaKind,
     track: RemoteTrack,
     link: Option<Arc<rtc::Link>>,
     out: mpsc::Sender<CallEvent>,
+    decoders: Arc<AtomicU64>,
 ) {
-    let Ok(mut dec) = Vp8Decoder::new() else {
-        return;
+    let mut dec = DecoderSlot {
+        dec: None,
+        open: decoders,
     };
     let ssrc = track.ssrc();
     let mut frames = FrameAssembler::default();
@@ -117,7 +164,18 @@ pub(super) async fn receive_video(
     let mut reorder = Reorder::new(Duration::from_millis(300), 1024);
     let mut congestion = CongestionDetector::default();
     let clock = track.clock_rate();
-    while let Some(pkt) = track.read().await {
+    loop {
+        let pkt = match tokio::time::timeout(DECODER_IDLE, track.read()).await {
+            Ok(Some(pkt)) => pkt,
+            Ok(None) => break,
+            Err(_silent) => {
+                if dec.release() {
+                    tracing::debug!(?kind, "video line silent: decoder closed");
+                    frames.restart();
+                }
+                continue;
+            }
+        };
         let size = pkt.payload.len() + 12;
         let now = Instant::now();
         if let Some(c) = congestion.on_packet(pkt.seq, pkt.timestamp, clock, size, now) {
@@ -149,6 +207,13 @@ pub(super) async fn receive_video(
                     continue;
                 }
                 Assembled::Pending | Assembled::Dropped => continue,
+            };
+            let dec = match dec.get() {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no video decoder");
+                    return;
+                }
             };
             match dec.decode(&frame) {
                 Ok(decoded) => {

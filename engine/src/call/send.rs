@@ -119,6 +119,8 @@ pub(super) async fn start_video(
             Ok(source) => {
                 let _ = ready_tx.send(Ok(()));
                 job.run(source);
+                // The source, the encoder and their frames are gone.
+                crate::media::release_freed_memory();
             }
             Err(e) => {
                 let _ = ready_tx.send(Err(e));

@@ -114,6 +114,14 @@ impl FrameAssembler {
         self.need_keyframe = true;
     }
 
+    /// The stream starts again (its decoder was closed): what was being assembled is given
+    /// back, and frames are dropped until a keyframe.
+    pub fn restart(&mut self) {
+        self.buf = Vec::new();
+        self.broken = false;
+        self.need_keyframe = true;
+    }
+
     /// The decoder could not use the last frame: wait for a keyframe.
     pub fn decode_failed(&mut self) {
         self.need_keyframe = true;
@@ -275,6 +283,32 @@ mod tests {
         assert_eq!(
             a.push(&pkt(true, &[0x11]), true, t1),
             Assembled::AskKeyframe
+        );
+    }
+
+    #[test]
+    fn a_restart_forgets_the_partial_frame_and_waits_for_a_keyframe() {
+        let t0 = Instant::now();
+        let mut a = FrameAssembler::default();
+        assert_eq!(
+            a.push(&pkt(true, &[0x10, 1]), true, t0),
+            Assembled::Frame(vec![0x10, 1])
+        );
+        // Half a keyframe, then the line goes silent and its decoder is closed.
+        assert_eq!(
+            a.push(&pkt(true, &[0x10, 2]), false, t0),
+            Assembled::Pending
+        );
+        a.restart();
+        // A delta frame cannot start a new decoder: dropped, and a keyframe asked for.
+        assert_eq!(
+            a.push(&pkt(true, &[0x11]), true, t0),
+            Assembled::AskKeyframe
+        );
+        // The keyframe that follows holds nothing of the partial one.
+        assert_eq!(
+            a.push(&pkt(true, &[0x10, 3]), true, t0),
+            Assembled::Frame(vec![0x10, 3])
         );
     }
 

@@ -18,6 +18,7 @@ use webrtc::api::{APIBuilder, API};
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_gathering_state::RTCIceGatheringState;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
@@ -97,6 +98,10 @@ impl RemoteTrack {
 /// 8,192, held ~8 MB of packets per outgoing track once full: the call soak saw a four-person call
 /// grow 8 MB a minute for its first minutes for that alone.
 const NACK_HISTORY_LOG2: u8 = 10;
+
+/// How long a closed connection may finish gathering before it is closed anyway (a TURN
+/// allocation gives up after ~40 s of retransmissions).
+const GATHERING_LIMIT: Duration = Duration::from_secs(45);
 
 /// The WebRTC stack's shared configuration (codecs, interceptors, network settings).
 pub struct Api(API);
@@ -442,8 +447,28 @@ impl Link {
         let _ = self.pc.write_rtcp(&[Box::new(pli)]).await;
     }
 
+    /// Closes the connection. One still gathering candidates (an ICE restart during an
+    /// outage: its TURN allocation waits for the relay) is silenced now and closed when its
+    /// gathering ends: webrtc-ice adds a relay candidate whose allocation completes after
+    /// its agent closed and never closes it, keeping its socket, TURN client and agent alive
+    /// (the call soak: 18 descriptors after five outages).
     pub async fn close(&self) {
-        let _ = self.pc.close().await;
+        if self.pc.ice_gathering_state() != RTCIceGatheringState::Gathering {
+            let _ = self.pc.close().await;
+            return;
+        }
+        self.pc.on_ice_candidate(Box::new(|_| Box::pin(async {})));
+        self.pc
+            .on_ice_connection_state_change(Box::new(|_| Box::pin(async {})));
+        self.pc
+            .on_peer_connection_state_change(Box::new(|_| Box::pin(async {})));
+        self.pc.on_track(Box::new(|_, _, _| Box::pin(async {})));
+        let pc = Arc::clone(&self.pc);
+        tokio::spawn(async move {
+            let mut done = pc.gathering_complete_promise().await;
+            let _ = tokio::time::timeout(GATHERING_LIMIT, done.recv()).await;
+            let _ = pc.close().await;
+        });
     }
 }
 

@@ -3,6 +3,9 @@
 #   scripts/fuzz.sh TARGET [SECONDS=60] [-- libFuzzer options]   one target, that long
 #     (the README's figures: scripts/fuzz.sh TARGET 1200 -- -runs=10000000)
 #   scripts/fuzz.sh all [SECONDS=30]                              every target in turn
+#   scripts/fuzz.sh T1,T2,… [SECONDS] [-- options]                these, side by side: one
+#     build for the lot (each call builds first, so a chain of calls rebuilds whenever the
+#     code changed in between), one process per target (give each a core)
 #   scripts/fuzz.sh list
 # Starts from the checked-in seeds (fuzz/seeds/TARGET) and keeps what it learns in
 # fuzz/corpus/TARGET (not committed). A crash leaves its input in fuzz/artifacts/TARGET and
@@ -60,6 +63,18 @@ run_one() {
 if [ "$what" = all ]; then
   failed=0
   for t in $(targets); do run_one "$t" || failed=1; done
+  exit "$failed"
+fi
+if [[ $what == *,* ]]; then
+  IFS=, read -ra chosen <<<"$what"
+  pids=()
+  for t in "${chosen[@]}"; do
+    targets | grep -qx "$t" || { echo "fuzz: no target $t (scripts/fuzz.sh list)" >&2; exit 2; }
+    run_one "$t" "$@" &
+    pids+=($!)
+  done
+  failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   exit "$failed"
 fi
 run_one "$what" "$@"

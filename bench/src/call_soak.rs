@@ -24,6 +24,7 @@ use parley_shared::MeetingCode;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
+use crate::figures::{growth_table, mib, Growth};
 use crate::server::{register, Process, Server};
 
 /// The TURN secret the soak's server and relay share (loopback only, made up for the run).
@@ -40,22 +41,35 @@ const ICE_FAILED_AFTER: Duration = Duration::from_secs(3);
 /// receiver counts as an error.
 const RECOVERY: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Debug)]
+/// What the soak does, and how long (the command line's options).
+#[derive(Clone, Debug, clap::Args)]
 pub struct Options {
+    #[arg(long, default_value_t = 1800)]
     pub secs: u64,
+    #[arg(long, default_value_t = 360)]
     pub warmup_secs: u64,
+    #[arg(long, default_value_t = 10)]
     pub sample_secs: u64,
     /// An outage starts every this many seconds…
+    #[arg(long, default_value_t = 300)]
     pub outage_every_secs: u64,
-    /// …lasting these many seconds, in turn.
+    /// …lasting these many seconds, in turn (3 s without packets fails a connection: 6 s
+    /// recovers by ICE restart, 14 s outlasts it).
+    #[arg(long, value_delimiter = ',', default_values_t = [6, 14], required = true, num_args = 1..)]
     pub outage_secs: Vec<u64>,
     /// A camera goes off (and the previous one on again) every this many seconds.
+    #[arg(long, default_value_t = 20)]
     pub toggle_every_secs: u64,
     /// Someone starts sharing every this many seconds and stops after `share_secs`.
+    #[arg(long, default_value_t = 120)]
     pub share_every_secs: u64,
+    #[arg(long, default_value_t = 40)]
     pub share_secs: u64,
+    #[arg(long, default_value_t = 320)]
     pub width: u32,
+    #[arg(long, default_value_t = 240)]
     pub height: u32,
+    #[arg(long, default_value_t = 15)]
     pub fps: u32,
 }
 
@@ -492,34 +506,34 @@ async fn soak(server: &Server, relay: &mut Relay, o: &Options) -> anyhow::Result
 /// and RSS, threads and descriptors at the end within `tolerance` of their value after
 /// warm-up.
 pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
-    let mib = |k: u64| k as f64 / 1024.0;
-    let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { f64::NAN };
-    println!(
-        "| 4 engines, {}x{}@{}, {} s | start | after warm-up ({} s) | end | end / warm-up | peak after warm-up |",
-        r.width, r.height, r.fps, r.secs, r.warmup_secs
+    let count = |name, f: fn(&Sample) -> u64| Growth {
+        name,
+        start: f(&r.start) as f64,
+        warm: f(&r.warm) as f64,
+        end: f(&r.end) as f64,
+        peak: f(&r.peak_after_warmup) as f64,
+        decimals: 0,
+    };
+    let rows = [
+        Growth {
+            name: "engine process RSS, MiB",
+            start: mib(r.start.rss_kib),
+            warm: mib(r.warm.rss_kib),
+            end: mib(r.end.rss_kib),
+            peak: mib(r.peak_after_warmup.rss_kib),
+            decimals: 1,
+        },
+        count("threads", |s| s.threads),
+        count("open file descriptors", |s| s.fds),
+    ];
+    growth_table(
+        &format!(
+            "4 engines, {}x{}@{}, {} s",
+            r.width, r.height, r.fps, r.secs
+        ),
+        r.warmup_secs,
+        &rows,
     );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| engine process RSS, MiB | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
-        mib(r.start.rss_kib),
-        mib(r.warm.rss_kib),
-        mib(r.end.rss_kib),
-        ratio(r.end.rss_kib, r.warm.rss_kib),
-        mib(r.peak_after_warmup.rss_kib)
-    );
-    for (name, f) in [
-        ("threads", (|s: &Sample| s.threads) as fn(&Sample) -> u64),
-        ("open file descriptors", |s: &Sample| s.fds),
-    ] {
-        println!(
-            "| {name} | {} | {} | {} | {:.3} | {} |",
-            f(&r.start),
-            f(&r.warm),
-            f(&r.end),
-            ratio(f(&r.end), f(&r.warm)),
-            f(&r.peak_after_warmup)
-        );
-    }
     println!(
         "outages {} ({}), camera toggles {}, screen shares {}; decoded camera frames {}, screen frames {}; media connections failed {}, connected {}; errors {}",
         r.outages.len(),
@@ -540,18 +554,7 @@ pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
     if r.screen_shares > 0 && r.screen_frames == 0 {
         problems.push("no shared screen frame was decoded".into());
     }
-    for (name, end, warm) in [
-        ("RSS", r.end.rss_kib, r.warm.rss_kib),
-        ("threads", r.end.threads, r.warm.threads),
-        ("file descriptors", r.end.fds, r.warm.fds),
-    ] {
-        if end as f64 > warm as f64 * (1.0 + tolerance) {
-            problems.push(format!(
-                "{name} grew {:.1} % after warm-up ({warm} → {end})",
-                (ratio(end, warm) - 1.0) * 100.0
-            ));
-        }
-    }
+    problems.extend(rows.iter().filter_map(|g| g.grown(tolerance)));
     if problems.is_empty() {
         println!("call soak: held (within {:.0} %)", tolerance * 100.0);
         Ok(())

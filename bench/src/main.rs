@@ -7,6 +7,7 @@
 
 mod abuse;
 mod call_soak;
+mod figures;
 mod join;
 mod server;
 mod signaling;
@@ -80,19 +81,10 @@ enum Cmd {
     /// server's RSS, descriptors or threads at the end exceed their value after warm-up by
     /// more than `--tolerance` (issue 18).
     Soak {
-        #[arg(long, default_value_t = 2000)]
-        clients: usize,
-        #[arg(long, default_value_t = 600)]
-        secs: u64,
-        #[arg(long, default_value_t = 120)]
-        warmup_secs: u64,
-        #[arg(long, default_value_t = 10)]
-        sample_secs: u64,
+        #[command(flatten)]
+        options: soak::Options,
         #[arg(long, default_value_t = 0.05)]
         tolerance: f64,
-        /// How long one stay in a meeting lasts, seconds: uniform between the two.
-        #[arg(long, value_delimiter = ',', default_values_t = [20, 90])]
-        stay_secs: Vec<u64>,
         #[arg(long)]
         server_bin: Option<PathBuf>,
         #[arg(long)]
@@ -102,32 +94,10 @@ enum Cmd {
     /// a network outage every 5 minutes through a TURN relay); fails on an error or when the
     /// engine process's memory, threads or descriptors grow after warm-up.
     CallSoak {
-        #[arg(long, default_value_t = 1800)]
-        secs: u64,
-        #[arg(long, default_value_t = 360)]
-        warmup_secs: u64,
-        #[arg(long, default_value_t = 10)]
-        sample_secs: u64,
+        #[command(flatten)]
+        options: call_soak::Options,
         #[arg(long, default_value_t = 0.05)]
         tolerance: f64,
-        #[arg(long, default_value_t = 300)]
-        outage_every_secs: u64,
-        /// How long the outages last, seconds, in turn (3 s without packets fails a
-        /// connection: 6 s recovers by ICE restart, 14 s outlasts it).
-        #[arg(long, value_delimiter = ',', default_values_t = [6, 14])]
-        outage_secs: Vec<u64>,
-        #[arg(long, default_value_t = 20)]
-        toggle_every_secs: u64,
-        #[arg(long, default_value_t = 120)]
-        share_every_secs: u64,
-        #[arg(long, default_value_t = 40)]
-        share_secs: u64,
-        #[arg(long, default_value_t = 320)]
-        width: u32,
-        #[arg(long, default_value_t = 240)]
-        height: u32,
-        #[arg(long, default_value_t = 15)]
-        fps: u32,
         #[arg(long)]
         server_bin: Option<PathBuf>,
         #[arg(long)]
@@ -231,65 +201,34 @@ async fn main() -> anyhow::Result<()> {
             )?;
         }
         Cmd::Soak {
-            clients,
-            secs,
-            warmup_secs,
-            sample_secs,
+            options,
             tolerance,
-            stay_secs,
             server_bin,
             json,
         } => {
-            let stay = match stay_secs[..] {
-                [least, most] => (least, most.max(least)),
-                _ => anyhow::bail!("--stay-secs takes two numbers: MIN,MAX"),
-            };
             let bin = self::server_bin(server_bin)?;
             let s = Server::parley(&bin, None).await?;
             let signaling::Target::Parley { tokens, codes, .. } =
-                signaling::parley_target(&s.base_url, clients / signaling::GROUP).await?
+                signaling::parley_target(&s.base_url, options.clients / signaling::GROUP).await?
             else {
                 anyhow::bail!("not a Parley target");
             };
-            let report = soak::run(&s, tokens, codes, secs, warmup_secs, sample_secs, stay).await;
+            let report = soak::run(&s, tokens, codes, &options).await;
             s.stop().await;
             let report = report?;
             write_json(json, &report)?;
             soak::verdict(&report, tolerance)?;
         }
         Cmd::CallSoak {
-            secs,
-            warmup_secs,
-            sample_secs,
+            options,
             tolerance,
-            outage_every_secs,
-            outage_secs,
-            toggle_every_secs,
-            share_every_secs,
-            share_secs,
-            width,
-            height,
-            fps,
             server_bin,
             json,
         } => {
-            if outage_secs.is_empty() {
+            if options.outage_secs.is_empty() {
                 anyhow::bail!("--outage-secs takes at least one length");
             }
-            let o = call_soak::Options {
-                secs,
-                warmup_secs,
-                sample_secs,
-                outage_every_secs,
-                outage_secs,
-                toggle_every_secs,
-                share_every_secs,
-                share_secs,
-                width,
-                height,
-                fps,
-            };
-            let report = call_soak::run(&self::server_bin(server_bin)?, &o).await?;
+            let report = call_soak::run(&self::server_bin(server_bin)?, &options).await?;
             write_json(json, &report)?;
             call_soak::verdict(&report, tolerance)?;
         }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::figures::{growth_table, mib, Growth};
 use crate::server::Server;
 
 /// People per meeting.
@@ -377,16 +378,34 @@ fn sample(server: &Server, t0: Instant, tally: &Tally) -> anyhow::Result<Sample>
     })
 }
 
+/// What the soak does, and how long (the command line's options).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    #[arg(long, default_value_t = 2000)]
+    pub clients: usize,
+    #[arg(long, default_value_t = 600)]
+    pub secs: u64,
+    #[arg(long, default_value_t = 120)]
+    pub warmup_secs: u64,
+    #[arg(long, default_value_t = 10)]
+    pub sample_secs: u64,
+    /// How long one stay in a meeting lasts, seconds: uniform between the two.
+    #[arg(long, value_delimiter = ',', default_values_t = [20, 90])]
+    pub stay_secs: Vec<u64>,
+}
+
 /// Runs the soak against `server` (started, with accounts `tokens` and meeting `codes`).
 pub async fn run(
     server: &Server,
     tokens: Vec<String>,
     codes: Vec<String>,
-    secs: u64,
-    warmup_secs: u64,
-    sample_secs: u64,
-    stay_secs: (u64, u64),
+    o: &Options,
 ) -> anyhow::Result<Report> {
+    let (secs, warmup_secs, sample_secs) = (o.secs, o.warmup_secs, o.sample_secs);
+    let stay_secs = match o.stay_secs[..] {
+        [least, most] => (least, most.max(least)),
+        _ => bail!("--stay-secs takes two numbers: MIN,MAX"),
+    };
     let clients = codes.len() * GROUP;
     let ws_url = server.base_url.replacen("http://", "ws://", 1) + "/api/ws";
     let tally = Arc::new(Tally::default());
@@ -476,35 +495,34 @@ pub async fn run(
 /// Prints the figures and says whether the run held: no error, and RSS, descriptors and
 /// threads at the end within `tolerance` (0.05 = 5 %) of their value after warm-up.
 pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
-    let mib = |k: u64| k as f64 / 1024.0;
-    println!("| {} clients, meetings of 4, {} s | start | after warm-up ({} s) | end | end / warm-up | peak after warm-up |", r.clients, r.secs, r.warmup_secs);
-    println!("|---|---|---|---|---|---|");
-    let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { f64::NAN };
-    println!(
-        "| server RSS, MiB | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
-        mib(r.start.rss_kib),
-        mib(r.warm.rss_kib),
-        mib(r.end.rss_kib),
-        ratio(r.end.rss_kib, r.warm.rss_kib),
-        mib(r.peak_after_warmup.rss_kib)
+    let count = |name, f: fn(&Sample) -> u64| Growth {
+        name,
+        start: f(&r.start) as f64,
+        warm: f(&r.warm) as f64,
+        end: f(&r.end) as f64,
+        peak: f(&r.peak_after_warmup) as f64,
+        decimals: 0,
+    };
+    let rss = Growth {
+        name: "server RSS, MiB",
+        start: mib(r.start.rss_kib),
+        warm: mib(r.warm.rss_kib),
+        end: mib(r.end.rss_kib),
+        peak: mib(r.peak_after_warmup.rss_kib),
+        decimals: 1,
+    };
+    let fds = count("open file descriptors", |s| s.fds);
+    let threads = count("threads", |s| s.threads);
+    growth_table(
+        &format!("{} clients, meetings of 4, {} s", r.clients, r.secs),
+        r.warmup_secs,
+        &[
+            rss,
+            fds,
+            threads,
+            count("clients in a meeting", |s| s.connected),
+        ],
     );
-    for (name, f) in [
-        (
-            "open file descriptors",
-            (|s: &Sample| s.fds) as fn(&Sample) -> u64,
-        ),
-        ("threads", |s: &Sample| s.threads),
-        ("clients in a meeting", |s: &Sample| s.connected),
-    ] {
-        println!(
-            "| {name} | {} | {} | {} | {:.3} | {} |",
-            f(&r.start),
-            f(&r.warm),
-            f(&r.end),
-            ratio(f(&r.end), f(&r.warm)),
-            f(&r.peak_after_warmup)
-        );
-    }
     println!(
         "joins {} (resumes {}), leaves {}, dropped connections {}, close-and-rejoin {}; chat sent {}, acknowledged {}, delivered {}; camera toggles {}; errors {}",
         r.joins, r.resumes, r.leaves, r.drops, r.rejoins, r.chats_sent, r.chats_acked, r.chats_delivered, r.media_toggles, r.errors
@@ -523,18 +541,23 @@ pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
     // (before any client) are compared per client in a meeting.
     let base = r.start.fds as f64;
     let per = |s: &Sample| (s.fds as f64 - base).max(0.0) / s.connected.max(1) as f64;
-    for (name, end, warm) in [
-        ("RSS", r.end.rss_kib as f64, r.warm.rss_kib as f64),
-        ("file descriptors per client", per(&r.end), per(&r.warm)),
-        ("threads", r.end.threads as f64, r.warm.threads as f64),
-    ] {
-        if end > warm * (1.0 + tolerance) {
-            problems.push(format!(
-                "{name} grew {:.1} % after warm-up ({warm:.1} → {end:.1})",
-                (end / warm - 1.0) * 100.0
-            ));
-        }
-    }
+    let fds_per_client = Growth {
+        name: "file descriptors per client",
+        start: 0.0,
+        warm: per(&r.warm),
+        end: per(&r.end),
+        peak: per(&r.peak_after_warmup),
+        decimals: 3,
+    };
+    let rss = Growth {
+        name: "RSS, MiB",
+        ..rss
+    };
+    problems.extend(
+        [rss, fds_per_client, threads]
+            .iter()
+            .filter_map(|g| g.grown(tolerance)),
+    );
     if problems.is_empty() {
         println!("soak: held (within {:.0} %)", tolerance * 100.0);
         Ok(())

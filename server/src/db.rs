@@ -9,19 +9,28 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, ConnectOptions as _};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions as _, Connection as _};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Connections kept by the pool.
+/// Connections kept by the pool on PostgreSQL.
 const MAX_CONNECTIONS: u32 = 16;
+/// Connections kept by the pool on SQLite, all open from the start. SQLite writes one at a
+/// time and answers Parley's reads in microseconds, so more would only add memory (a page
+/// cache and a worker thread each): the soak saw the server's memory creep up for minutes
+/// as sixteen caches filled one by one.
+const SQLITE_CONNECTIONS: u32 = 8;
 /// How long a request waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite's page cache per pooled connection, KiB (SQLite's default is 2,000). Every
 /// connection fills its own as the database grows, so the pool's share of the server's
-/// memory is this times [`MAX_CONNECTIONS`]; what misses is read from the OS's page cache.
+/// memory is this times [`SQLITE_CONNECTIONS`]; what misses is read from the OS's page cache.
 const SQLITE_CACHE_KIB: u32 = 1024;
+/// The page cache of the chat writer's own connection, KiB: room for the pages a busy
+/// server's chat lands on (the last leaf of each meeting in the table and its three
+/// indexes: 500 meetings × 4 × 4 KiB ≈ 8 MiB).
+const SQLITE_WRITER_CACHE_KIB: u32 = 8192;
 
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +82,12 @@ impl Db {
         // SQLite's connections are opened at start (each is a file handle and a worker thread
         // in sqlx): the server's threads and memory do not creep up as load first reaches them.
         // A PostgreSQL server is shared with other Parley servers: connect when needed.
-        let min_connections = match backend {
-            Backend::Sqlite => MAX_CONNECTIONS,
-            Backend::Postgres => 0,
+        let (min_connections, max_connections) = match backend {
+            Backend::Sqlite => (SQLITE_CONNECTIONS, SQLITE_CONNECTIONS),
+            Backend::Postgres => (0, MAX_CONNECTIONS),
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections)
             .min_connections(min_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
@@ -142,25 +151,25 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 }
 
 /// A transaction that writes: on SQLite, it holds the process's one write turn until it ends.
-pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+pub struct WriteTx<'c> {
+    tx: sqlx::Transaction<'c, sqlx::Any>,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::Transaction<'static, sqlx::Any>;
+impl<'c> std::ops::Deref for WriteTx<'c> {
+    type Target = sqlx::Transaction<'c, sqlx::Any>;
     fn deref(&self) -> &Self::Target {
         &self.tx
     }
 }
 
-impl std::ops::DerefMut for WriteTx {
+impl std::ops::DerefMut for WriteTx<'_> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.tx
     }
 }
 
-impl WriteTx {
+impl WriteTx<'_> {
     pub async fn commit(self) -> sqlx::Result<()> {
         self.tx.commit().await
     }
@@ -171,29 +180,63 @@ impl WriteTx {
     }
 }
 
+/// The process's one write turn on SQLite, taken in order.
+async fn write_turn() -> tokio::sync::OwnedMutexGuard<()> {
+    static TURN: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+        std::sync::OnceLock::new();
+    TURN.get_or_init(|| std::sync::Arc::new(tokio::sync::Mutex::new(())))
+        .clone()
+        .lock_owned()
+        .await
+}
+
 /// Begins a transaction that writes. SQLite allows one writer at a time: writers take turns
 /// here, in order, and then begin with the write lock held (`BEGIN IMMEDIATE`). Before, a
 /// deferred transaction that read first failed with SQLITE_BUSY when another connection
 /// committed in between (under the signaling benchmark's chat load, one message in ten was
 /// refused), and writers queued in SQLite's busy handler, which sleeps up to 100 ms a try.
-pub async fn begin_write(pool: &AnyPool) -> sqlx::Result<WriteTx> {
+pub async fn begin_write(pool: &AnyPool) -> sqlx::Result<WriteTx<'static>> {
     if pool.connect_options().database_url.scheme() != "sqlite" {
         return Ok(WriteTx {
             tx: pool.begin().await?,
             _turn: None,
         });
     }
-    static TURN: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
-        std::sync::OnceLock::new();
-    let turn = TURN
-        .get_or_init(|| std::sync::Arc::new(tokio::sync::Mutex::new(())))
-        .clone()
-        .lock_owned()
-        .await;
+    let turn = write_turn().await;
     Ok(WriteTx {
         tx: pool.begin_with("BEGIN IMMEDIATE").await?,
         _turn: Some(turn),
     })
+}
+
+/// [`begin_write`] on a connection of its own (the chat writer's, see [`writer_connection`]).
+pub async fn begin_write_on(conn: &mut AnyConnection) -> sqlx::Result<WriteTx<'_>> {
+    if conn.backend_name() != <sqlx::Sqlite as sqlx::Database>::NAME {
+        return Ok(WriteTx {
+            tx: conn.begin().await?,
+            _turn: None,
+        });
+    }
+    let turn = write_turn().await;
+    Ok(WriteTx {
+        tx: conn.begin_with("BEGIN IMMEDIATE").await?,
+        _turn: Some(turn),
+    })
+}
+
+/// A connection outside the pool for one task that writes all the time (the chat writer).
+/// On SQLite its page cache ([`SQLITE_WRITER_CACHE_KIB`]) holds the pages that task writes
+/// and stays valid between its transactions, where a pooled connection's would have been
+/// emptied by another connection's writes (the signaling benchmark saw 7,400 `pread`s a
+/// second from that). Not the pool's: it would wait for this one when closing.
+pub async fn writer_connection(pool: &AnyPool) -> sqlx::Result<AnyConnection> {
+    let mut conn = pool.connect_options().connect().await?;
+    if conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+        sqlx::query(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}"))
+            .execute(&mut conn)
+            .await?;
+    }
+    Ok(conn)
 }
 
 /// True if the error is a unique-constraint violation (both backends).
@@ -249,16 +292,16 @@ mod tests {
             .await
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while db.pool.size() < MAX_CONNECTIONS {
+        while db.pool.size() < SQLITE_CONNECTIONS {
             assert!(
                 std::time::Instant::now() < deadline,
-                "{} of {MAX_CONNECTIONS} connections open after 10 s",
+                "{} of {SQLITE_CONNECTIONS} connections open after 10 s",
                 db.pool.size()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut held = Vec::new();
-        for _ in 0..MAX_CONNECTIONS {
+        for _ in 0..SQLITE_CONNECTIONS {
             let mut conn = db.pool.acquire().await.unwrap();
             let row = sqlx::query("PRAGMA cache_size")
                 .fetch_one(&mut *conn)
@@ -269,7 +312,7 @@ mod tests {
         }
         assert_eq!(
             db.pool.size(),
-            MAX_CONNECTIONS,
+            SQLITE_CONNECTIONS,
             "no connection beyond the pool's"
         );
         drop(held);

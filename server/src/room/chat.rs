@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use parley_shared::signal::ChatMessage;
 use parley_shared::UserId;
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::mpsc;
 
 #[derive(sqlx::FromRow)]
@@ -95,6 +95,8 @@ impl Writer {
 async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_commit = tokio::time::Instant::now() - BUSY_WITHIN;
+    // The writer's own connection, opened when first needed and again after an error.
+    let mut conn: Option<AnyConnection> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Under load, let a batch gather for a moment: each commit costs a round of
         // statements, a WAL write and an fsync whatever its size, and each message in it
@@ -109,7 +111,7 @@ async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let messages: Vec<&NewMessage> = batch.iter().map(|j| &j.message).collect();
-        let stored = store_batch(&pool, &messages).await;
+        let stored = store_on(&pool, &mut conn, &messages).await;
         drop(messages);
         last_commit = tokio::time::Instant::now();
         match stored {
@@ -122,7 +124,7 @@ async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 // One bad message must not sink the others: store each on its own.
                 tracing::warn!(error = %e, messages = batch.len(), "chat batch failed; storing one by one");
                 for job in batch.drain(..) {
-                    let outcome = store_batch(&pool, &[&job.message])
+                    let outcome = store_on(&pool, &mut conn, &[&job.message])
                         .await
                         .map(|mut v| v.remove(0))
                         .map_err(|e| e.to_string());
@@ -131,6 +133,24 @@ async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             }
         }
     }
+}
+
+/// [`store_batch`] on the writer's connection, opening it first if needed. After an error
+/// the connection is let go (it may be what failed) and the next batch opens another.
+async fn store_on(
+    pool: &AnyPool,
+    conn: &mut Option<AnyConnection>,
+    messages: &[&NewMessage],
+) -> sqlx::Result<Vec<(ChatMessage, bool)>> {
+    let open = match conn {
+        Some(open) => open,
+        None => conn.insert(crate::db::writer_connection(pool).await?),
+    };
+    let stored = store_batch(open, messages).await;
+    if stored.is_err() {
+        *conn = None;
+    }
+    stored
 }
 
 /// Stores the messages in one transaction, in order; a retried `client_msg_id` returns the
@@ -145,13 +165,13 @@ async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 /// breaks a unique constraint, the batch fails and is stored again message by message), so the
 /// numbering stays gap-free.
 async fn store_batch(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     messages: &[&NewMessage],
 ) -> sqlx::Result<Vec<(ChatMessage, bool)>> {
     if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = crate::db::begin_write(pool).await?;
+    let mut tx = crate::db::begin_write_on(conn).await?;
     let meetings = distinct(messages.iter().map(|m| m.meeting_id.as_str()));
     let sql = format!(
         "SELECT meeting_id, COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id IN ({}) GROUP BY meeting_id",
@@ -222,7 +242,7 @@ async fn store_batch(
     if stored.len() < fresh.len() {
         // A retry of a message stored in an earlier batch: number them one by one.
         tx.rollback().await?;
-        return store_each(pool, messages).await;
+        return store_each(conn, messages).await;
     }
     tx.commit().await?;
     Ok(outcomes)
@@ -232,10 +252,10 @@ async fn store_batch(
 /// `client_msg_id` returns the message stored the first time. The slow path of
 /// [`store_batch`], for a batch holding a retry of a message stored before.
 async fn store_each(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     messages: &[&NewMessage],
 ) -> sqlx::Result<Vec<(ChatMessage, bool)>> {
-    let mut tx = crate::db::begin_write(pool).await?;
+    let mut tx = crate::db::begin_write_on(conn).await?;
     let mut outcomes = Vec::with_capacity(messages.len());
     for m in messages {
         let id = ulid::Ulid::new().to_string();

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     parley_server::alloc::tune();
+    parley_server::alloc::start_trimming();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

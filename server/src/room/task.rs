@@ -11,6 +11,7 @@ use parley_shared::api::{ParticipantStatus, Role};
 use parley_shared::signal::{ServerMsg, MAX_CLIENT_MSG_ID_BYTES};
 use parley_shared::{validate, ErrorCode, PeerId, UserId};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::chat;
 use super::state::{Effect, Input, Room, RoomConfig, Stored};
@@ -123,7 +124,11 @@ impl Rooms {
         }
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let room = Room::new(ctx.config, UserId(owner.into()), locked, waiting_room);
-        tokio::spawn(run(ctx.clone(), meeting_id.to_string(), room, rx));
+        // The span is the task's, not entered inside it: an entered guard held across awaits
+        // stays on the stack of whichever thread first ran the task, and the subscriber
+        // keeps the span (and its meeting id) alive for the life of the process.
+        let span = tracing::info_span!("room", meeting_id = %meeting_id);
+        tokio::spawn(run(ctx.clone(), meeting_id.to_string(), room, rx).instrument(span));
         map.insert(meeting_id.to_string(), tx.clone());
         tx
     }
@@ -223,8 +228,6 @@ struct ChatDone {
 }
 
 async fn run(ctx: RoomContext, meeting_id: String, room: Room, mut rx: mpsc::Receiver<RoomCmd>) {
-    let span = tracing::info_span!("room", meeting_id = %meeting_id);
-    let _enter = span.enter();
     let (chat_done, mut chat_done_rx) = mpsc::unbounded_channel();
     let mut task = Task {
         ctx: ctx.clone(),
@@ -267,7 +270,6 @@ async fn run(ctx: RoomContext, meeting_id: String, room: Room, mut rx: mpsc::Rec
             }
         }
     }
-    drop(_enter);
     drop(rx);
     ctx.rooms.remove_if_closed(&meeting_id);
 }

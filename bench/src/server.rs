@@ -11,6 +11,9 @@ use tokio::process::{Child, Command};
 /// What /proc says of the server process at one moment.
 pub struct Process {
     pub rss_kib: u64,
+    /// Of the RSS: anonymous memory (the heap, stacks) and mapped files (code, libraries).
+    pub rss_anon_kib: u64,
+    pub rss_file_kib: u64,
     pub fds: u64,
     pub threads: u64,
 }
@@ -29,6 +32,8 @@ impl Process {
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
         Ok(Self {
             rss_kib: field("VmRSS:")?,
+            rss_anon_kib: field("RssAnon:")?,
+            rss_file_kib: field("RssFile:")?,
             threads: field("Threads:")?,
             fds,
         })

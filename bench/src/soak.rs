@@ -36,6 +36,9 @@ type Ws =
 pub struct Sample {
     pub at_secs: f64,
     pub rss_kib: u64,
+    /// Of the RSS: the heap and stacks, and mapped files (code first run late counts here).
+    pub rss_anon_kib: u64,
+    pub rss_file_kib: u64,
     pub fds: u64,
     pub threads: u64,
     /// Clients in a meeting at the time.
@@ -372,6 +375,8 @@ fn sample(server: &Server, t0: Instant, tally: &Tally) -> anyhow::Result<Sample>
     Ok(Sample {
         at_secs: t0.elapsed().as_secs_f64(),
         rss_kib: p.rss_kib,
+        rss_anon_kib: p.rss_anon_kib,
+        rss_file_kib: p.rss_file_kib,
         fds: p.fds,
         threads: p.threads,
         connected: tally.connected.load(Ordering::Relaxed),
@@ -465,6 +470,8 @@ pub async fn run(
     let peak_after_warmup = Sample {
         at_secs: f64::NAN,
         rss_kib: after.iter().map(|s| s.rss_kib).max().unwrap_or(0),
+        rss_anon_kib: after.iter().map(|s| s.rss_anon_kib).max().unwrap_or(0),
+        rss_file_kib: after.iter().map(|s| s.rss_file_kib).max().unwrap_or(0),
         fds: after.iter().map(|s| s.fds).max().unwrap_or(0),
         threads: after.iter().map(|s| s.threads).max().unwrap_or(0),
         connected: after.iter().map(|s| s.connected).max().unwrap_or(0),
@@ -511,6 +518,18 @@ pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
         peak: mib(r.peak_after_warmup.rss_kib),
         decimals: 1,
     };
+    let part = |name, f: fn(&Sample) -> u64| Growth {
+        name,
+        start: mib(f(&r.start)),
+        warm: mib(f(&r.warm)),
+        end: mib(f(&r.end)),
+        peak: mib(f(&r.peak_after_warmup)),
+        decimals: 1,
+    };
+    let anon = part("of it anonymous (heap, stacks), MiB", |s| s.rss_anon_kib);
+    let file = part("of it mapped files (code, libraries), MiB", |s| {
+        s.rss_file_kib
+    });
     let fds = count("open file descriptors", |s| s.fds);
     let threads = count("threads", |s| s.threads);
     growth_table(
@@ -518,6 +537,8 @@ pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
         r.warmup_secs,
         &[
             rss,
+            anon,
+            file,
             fds,
             threads,
             count("clients in a meeting", |s| s.connected),

@@ -318,4 +318,75 @@ mod tests {
         drop(held);
         db.close().await;
     }
+
+    /// Chat stored before messages were keyed by rowid (migration 6) is all there after the
+    /// upgrade, in order, and the chat writer goes on numbering after it and still knows a
+    /// retried message stored before.
+    #[tokio::test]
+    async fn chat_history_survives_the_rowid_migration_and_numbering_goes_on() {
+        use crate::room::chat;
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir.path().join("parley.db"));
+        let before = sqlx::migrate::Migrator {
+            migrations: SQLITE_MIGRATIONS
+                .iter()
+                .filter(|m| m.version < 6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        let old = AnyPool::connect(&url).await.unwrap();
+        before.run(&old).await.unwrap();
+        for sql in [
+            "INSERT INTO users (id, username, email, email_key, password_hash, created_at) VALUES ('u1', 'ann', 'ann@example.com', 'ann@example.com', 'x', 0)",
+            "INSERT INTO meetings (id, code, title, host_id, created_at) VALUES ('m1', 'abc-defg-hij', 'Standup', 'u1', 0)",
+            "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) VALUES ('01A', 'm1', 1, 'u1', 'Ann', 'first', 'c1', 10)",
+            "INSERT INTO messages (id, meeting_id, seq, sender_id, sender_name, body, client_msg_id, created_at) VALUES ('01B', 'm1', 2, 'u1', 'Ann', 'second', 'c2', 20)",
+        ] {
+            sqlx::query(sql).execute(&old).await.unwrap();
+        }
+        old.close().await;
+
+        let db = Db::connect(&url).await.unwrap();
+        let history = chat::after(&db.pool, "m1", 0, 10).await.unwrap();
+        let seen: Vec<(i64, &str, &str)> = history
+            .iter()
+            .map(|m| (m.seq, m.id.as_str(), m.text.as_str()))
+            .collect();
+        assert_eq!(seen, [(1, "01A", "first"), (2, "01B", "second")]);
+
+        let writer = chat::Writer::start(db.pool.clone());
+        let store = |client_msg_id: &str, text: &str| {
+            let message = chat::NewMessage {
+                meeting_id: "m1".into(),
+                sender: parley_shared::UserId("u1".into()),
+                sender_name: "Ann".into(),
+                client_msg_id: client_msg_id.into(),
+                text: text.into(),
+                now_ms: 30,
+            };
+            let writer = writer.clone();
+            async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                writer
+                    .store(message, move |outcome| {
+                        let _ = tx.send(outcome);
+                    })
+                    .await;
+                rx.await.unwrap().unwrap()
+            }
+        };
+        let (third, retried) = store("c3", "third").await;
+        assert_eq!(
+            (third.seq, third.text.as_str(), retried),
+            (3, "third", false)
+        );
+        let (again, retried) = store("c2", "second").await;
+        assert_eq!((again.seq, again.id.as_str(), retried), (2, "01B", true));
+        assert_eq!(chat::last_seq(&db.pool, "m1").await.unwrap(), 3);
+        drop(writer);
+        db.close().await;
+    }
 }

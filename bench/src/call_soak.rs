@@ -24,7 +24,7 @@ use parley_shared::MeetingCode;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-use crate::figures::{growth_table, mib, Growth};
+use crate::figures::{counted, growth_table, in_mib};
 use crate::server::{register, Process, Server};
 
 /// The TURN secret the soak's server and relay share (loopback only, made up for the run).
@@ -506,25 +506,11 @@ async fn soak(server: &Server, relay: &mut Relay, o: &Options) -> anyhow::Result
 /// and RSS, threads and descriptors at the end within `tolerance` of their value after
 /// warm-up.
 pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
-    let count = |name, f: fn(&Sample) -> u64| Growth {
-        name,
-        start: f(&r.start) as f64,
-        warm: f(&r.warm) as f64,
-        end: f(&r.end) as f64,
-        peak: f(&r.peak_after_warmup) as f64,
-        decimals: 0,
-    };
+    let at = [&r.start, &r.warm, &r.end, &r.peak_after_warmup];
     let rows = [
-        Growth {
-            name: "engine process RSS, MiB",
-            start: mib(r.start.rss_kib),
-            warm: mib(r.warm.rss_kib),
-            end: mib(r.end.rss_kib),
-            peak: mib(r.peak_after_warmup.rss_kib),
-            decimals: 1,
-        },
-        count("threads", |s| s.threads),
-        count("open file descriptors", |s| s.fds),
+        in_mib("engine process RSS, MiB", at, |s| s.rss_kib),
+        counted("threads", at, |s| s.threads),
+        counted("open file descriptors", at, |s| s.fds),
     ];
     growth_table(
         &format!(

@@ -38,6 +38,32 @@ impl Growth<'_> {
     }
 }
 
+/// A count read from four samples: at the start, after warm-up, at the end, the peak.
+pub fn counted<'a, S>(name: &'a str, samples: [&S; 4], f: impl Fn(&S) -> u64) -> Growth<'a> {
+    let [start, warm, end, peak] = samples.map(|s| f(s) as f64);
+    Growth {
+        name,
+        start,
+        warm,
+        end,
+        peak,
+        decimals: 0,
+    }
+}
+
+/// As [`counted`], for a size read in KiB and shown in MiB.
+pub fn in_mib<'a, S>(name: &'a str, samples: [&S; 4], f: impl Fn(&S) -> u64) -> Growth<'a> {
+    let [start, warm, end, peak] = samples.map(|s| mib(f(s)));
+    Growth {
+        name,
+        start,
+        warm,
+        end,
+        peak,
+        decimals: 1,
+    }
+}
+
 /// The Markdown table BENCHMARKS.md records: `title` heads the first column.
 pub fn growth_table(title: &str, warmup_secs: u64, rows: &[Growth]) {
     println!(

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::figures::{growth_table, mib, Growth};
+use crate::figures::{counted, growth_table, in_mib, Growth};
 use crate::server::Server;
 
 /// People per meeting.
@@ -502,32 +502,13 @@ pub async fn run(
 /// Prints the figures and says whether the run held: no error, and RSS, descriptors and
 /// threads at the end within `tolerance` (0.05 = 5 %) of their value after warm-up.
 pub fn verdict(r: &Report, tolerance: f64) -> anyhow::Result<()> {
-    let count = |name, f: fn(&Sample) -> u64| Growth {
-        name,
-        start: f(&r.start) as f64,
-        warm: f(&r.warm) as f64,
-        end: f(&r.end) as f64,
-        peak: f(&r.peak_after_warmup) as f64,
-        decimals: 0,
-    };
-    let rss = Growth {
-        name: "server RSS, MiB",
-        start: mib(r.start.rss_kib),
-        warm: mib(r.warm.rss_kib),
-        end: mib(r.end.rss_kib),
-        peak: mib(r.peak_after_warmup.rss_kib),
-        decimals: 1,
-    };
-    let part = |name, f: fn(&Sample) -> u64| Growth {
-        name,
-        start: mib(f(&r.start)),
-        warm: mib(f(&r.warm)),
-        end: mib(f(&r.end)),
-        peak: mib(f(&r.peak_after_warmup)),
-        decimals: 1,
-    };
-    let anon = part("of it anonymous (heap, stacks), MiB", |s| s.rss_anon_kib);
-    let file = part("of it mapped files (code, libraries), MiB", |s| {
+    let at = [&r.start, &r.warm, &r.end, &r.peak_after_warmup];
+    let count = |name, f: fn(&Sample) -> u64| counted(name, at, f);
+    let rss = in_mib("server RSS, MiB", at, |s| s.rss_kib);
+    let anon = in_mib("of it anonymous (heap, stacks), MiB", at, |s| {
+        s.rss_anon_kib
+    });
+    let file = in_mib("of it mapped files (code, libraries), MiB", at, |s| {
         s.rss_file_kib
     });
     let fds = count("open file descriptors", |s| s.fds);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, ConnectOptions as _, Connection as _};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions as _};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -27,11 +27,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection fills its own as the database grows, so the pool's share of the server's
 /// memory is this times [`SQLITE_CONNECTIONS`]; what misses is read from the OS's page cache.
 const SQLITE_CACHE_KIB: u32 = 1024;
-/// The page cache of the chat writer's own connection, KiB: room for the pages a busy
-/// server's chat lands on (the last leaf of each meeting in the table and its three
-/// indexes: 500 meetings × 4 × 4 KiB ≈ 8 MiB).
-const SQLITE_WRITER_CACHE_KIB: u32 = 8192;
-
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -142,7 +137,7 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
 }
 
 /// The file a SQLite URL names, as sqlx reads it (None: in memory, or not a SQLite URL).
-fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
     let path = options.get_filename();
     let memory =
@@ -180,14 +175,22 @@ impl WriteTx<'_> {
     }
 }
 
-/// The process's one write turn on SQLite, taken in order.
-async fn write_turn() -> tokio::sync::OwnedMutexGuard<()> {
+/// The process's one write turn on SQLite, taken in order by every writer: the pool's
+/// transactions ([`begin_write`]) and the chat writer's thread ([`write_turn_blocking`]).
+fn turn() -> std::sync::Arc<tokio::sync::Mutex<()>> {
     static TURN: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
         std::sync::OnceLock::new();
-    TURN.get_or_init(|| std::sync::Arc::new(tokio::sync::Mutex::new(())))
-        .clone()
-        .lock_owned()
-        .await
+    TURN.get_or_init(Default::default).clone()
+}
+
+async fn write_turn() -> tokio::sync::OwnedMutexGuard<()> {
+    turn().lock_owned().await
+}
+
+/// The write turn for a thread outside the runtime (the chat writer's): blocks until it is
+/// this thread's. Never call it from a task.
+pub fn write_turn_blocking() -> tokio::sync::OwnedMutexGuard<()> {
+    turn().blocking_lock_owned()
 }
 
 /// Begins a transaction that writes. SQLite allows one writer at a time: writers take turns
@@ -209,34 +212,11 @@ pub async fn begin_write(pool: &AnyPool) -> sqlx::Result<WriteTx<'static>> {
     })
 }
 
-/// [`begin_write`] on a connection of its own (the chat writer's, see [`writer_connection`]).
-pub async fn begin_write_on(conn: &mut AnyConnection) -> sqlx::Result<WriteTx<'_>> {
-    if conn.backend_name() != <sqlx::Sqlite as sqlx::Database>::NAME {
-        return Ok(WriteTx {
-            tx: conn.begin().await?,
-            _turn: None,
-        });
-    }
-    let turn = write_turn().await;
-    Ok(WriteTx {
-        tx: conn.begin_with("BEGIN IMMEDIATE").await?,
-        _turn: Some(turn),
-    })
-}
-
-/// A connection outside the pool for one task that writes all the time (the chat writer).
-/// On SQLite its page cache ([`SQLITE_WRITER_CACHE_KIB`]) holds the pages that task writes
-/// and stays valid between its transactions, where a pooled connection's would have been
-/// emptied by another connection's writes (the signaling benchmark saw 7,400 `pread`s a
-/// second from that). Not the pool's: it would wait for this one when closing.
+/// A connection outside the pool for one task that writes all the time (the chat writer's on
+/// PostgreSQL; on SQLite it has a thread and a connection of its own, `room::chat::sqlite`).
+/// Not the pool's: it would wait for this one when closing.
 pub async fn writer_connection(pool: &AnyPool) -> sqlx::Result<AnyConnection> {
-    let mut conn = pool.connect_options().connect().await?;
-    if conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
-        sqlx::query(&format!("PRAGMA cache_size = -{SQLITE_WRITER_CACHE_KIB}"))
-            .execute(&mut conn)
-            .await?;
-    }
-    Ok(conn)
+    pool.connect_options().connect().await
 }
 
 /// True if the error is a unique-constraint violation (both backends).

@@ -1,11 +1,14 @@
 //! Chat storage: a message is committed, with the next `seq` of its meeting, before anyone
 //! sees it; a retried `client_msg_id` returns the stored message instead of a second copy.
+//! On SQLite the writer is a thread of its own ([`sqlite`]); on PostgreSQL a task on sqlx.
+
+mod sqlite;
 
 use std::collections::HashMap;
 
 use parley_shared::signal::ChatMessage;
 use parley_shared::UserId;
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::{AnyConnection, AnyPool, Connection as _};
 use tokio::sync::mpsc;
 
 #[derive(sqlx::FromRow)]
@@ -62,9 +65,9 @@ struct Job {
     done: Box<dyn FnOnce(Outcome) + Send>,
 }
 
-/// Group commit: one writer task stores chat for every room. Whatever is waiting when it
-/// begins goes into one transaction, so a burst costs one commit (one fsync on SQLite)
-/// instead of one each; every message is still committed before its sender is acknowledged
+/// Group commit: one writer (a thread on SQLite, a task on PostgreSQL) stores chat for every
+/// room. Whatever is waiting when it begins goes into one transaction, so a burst costs one
+/// commit (one fsync) instead of one each; every message is still committed before its sender is acknowledged
 /// and before anyone else sees it. Before, each message was its own transaction and the
 /// signaling benchmark saturated at a few thousand messages per second on this disk.
 #[derive(Clone)]
@@ -73,10 +76,21 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current Tokio runtime.
+    /// Starts the writer: on SQLite a thread with its own connection to the pool's file, on
+    /// PostgreSQL a task on the current Tokio runtime.
     pub fn start(pool: AnyPool) -> Self {
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        tokio::spawn(write_loop(pool, rx));
+        let url = &pool.connect_options().database_url;
+        if url.scheme() == "sqlite" {
+            match crate::db::sqlite_path(url.as_str()) {
+                Some(path) => sqlite::start(path, rx),
+                // A database in memory is the pool's connection's alone: another connection
+                // would open a database of its own. The server always opens a file.
+                None => tracing::error!("chat needs a database file; messages will fail"),
+            }
+        } else {
+            tokio::spawn(write_loop(pool, rx));
+        }
         Self { tx }
     }
 
@@ -92,6 +106,7 @@ impl Writer {
     }
 }
 
+/// The writer on PostgreSQL.
 async fn write_loop(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_commit = tokio::time::Instant::now() - BUSY_WITHIN;
@@ -160,10 +175,9 @@ async fn store_on(
 /// multi-row insert with the next `seq`s, which skips a message stored before (a retry after a
 /// reconnect) and says which it stored. When it skipped one, the numbering it gave the others
 /// has a gap: the transaction is rolled back and the batch stored one statement per message
-/// ([`store_each`]). Retries within the batch are folded before anything is sent. Inside the
-/// write transaction nothing else writes (SQLite takes turns; on PostgreSQL a concurrent writer
-/// breaks a unique constraint, the batch fails and is stored again message by message), so the
-/// numbering stays gap-free.
+/// ([`store_each`]). Retries within the batch are folded before anything is sent. A
+/// concurrent writer (another Parley server on the same database) breaks a unique constraint:
+/// the batch fails and is stored again message by message, so the numbering stays gap-free.
 async fn store_batch(
     conn: &mut AnyConnection,
     messages: &[&NewMessage],
@@ -171,7 +185,7 @@ async fn store_batch(
     if messages.is_empty() {
         return Ok(Vec::new());
     }
-    let mut tx = crate::db::begin_write_on(conn).await?;
+    let mut tx = conn.begin().await?;
     let meetings = distinct(messages.iter().map(|m| m.meeting_id.as_str()));
     let sql = format!(
         "SELECT meeting_id, COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id IN ({}) GROUP BY meeting_id",
@@ -184,8 +198,7 @@ async fn store_batch(
     for m in &meetings {
         query = query.bind(*m);
     }
-    let mut last_seq: HashMap<String, i64> =
-        query.fetch_all(&mut **tx).await?.into_iter().collect();
+    let mut last_seq: HashMap<String, i64> = query.fetch_all(&mut *tx).await?.into_iter().collect();
 
     let mut outcomes = Vec::with_capacity(messages.len());
     let mut fresh = Vec::new();
@@ -238,7 +251,7 @@ async fn store_batch(
             .bind(m.client_msg_id.as_str())
             .bind(m.now_ms);
     }
-    let stored = insert.fetch_all(&mut **tx).await?;
+    let stored = insert.fetch_all(&mut *tx).await?;
     if stored.len() < fresh.len() {
         // A retry of a message stored in an earlier batch: number them one by one.
         tx.rollback().await?;
@@ -255,7 +268,7 @@ async fn store_each(
     conn: &mut AnyConnection,
     messages: &[&NewMessage],
 ) -> sqlx::Result<Vec<(ChatMessage, bool)>> {
-    let mut tx = crate::db::begin_write_on(conn).await?;
+    let mut tx = conn.begin().await?;
     let mut outcomes = Vec::with_capacity(messages.len());
     for m in messages {
         let id = ulid::Ulid::new().to_string();
@@ -274,7 +287,7 @@ async fn store_each(
         .bind(&m.text)
         .bind(&m.client_msg_id)
         .bind(m.now_ms)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         let outcome = match inserted {
             Some((seq,)) => (
@@ -295,7 +308,7 @@ async fn store_each(
                 .bind(&m.meeting_id)
                 .bind(m.sender.as_str())
                 .bind(&m.client_msg_id)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
                 (row.into(), true)
             }

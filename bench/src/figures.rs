@@ -40,27 +40,22 @@ impl Growth<'_> {
 
 /// A count read from four samples: at the start, after warm-up, at the end, the peak.
 pub fn counted<'a, S>(name: &'a str, samples: [&S; 4], f: impl Fn(&S) -> u64) -> Growth<'a> {
-    let [start, warm, end, peak] = samples.map(|s| f(s) as f64);
-    Growth {
-        name,
-        start,
-        warm,
-        end,
-        peak,
-        decimals: 0,
-    }
+    growth(name, samples.map(|s| f(s) as f64), 0)
 }
 
 /// As [`counted`], for a size read in KiB and shown in MiB.
 pub fn in_mib<'a, S>(name: &'a str, samples: [&S; 4], f: impl Fn(&S) -> u64) -> Growth<'a> {
-    let [start, warm, end, peak] = samples.map(|s| mib(f(s)));
+    growth(name, samples.map(|s| mib(f(s))), 1)
+}
+
+fn growth(name: &str, [start, warm, end, peak]: [f64; 4], decimals: usize) -> Growth<'_> {
     Growth {
         name,
         start,
         warm,
         end,
         peak,
-        decimals: 1,
+        decimals,
     }
 }
 

@@ -289,6 +289,10 @@ async fn run(
     tokio::pin!(reauth_due);
     let expiry = tokio::time::sleep_until(expires);
     tokio::pin!(expiry);
+    // Made once as well: made afresh per turn, it took the kill's lock and joined and left
+    // its waiter list for every message in and out.
+    let killed = kill.fired();
+    tokio::pin!(killed);
     loop {
         if expiry.deadline() != expires {
             expiry.as_mut().reset(expires);
@@ -397,7 +401,7 @@ async fn run(
                     break;
                 }
             },
-            (code, message) = kill.fired() => {
+            (code, message) = &mut killed => {
                 tracing::info!(reason = code.as_str(), "socket ended by the server");
                 w.goodbye(code, message).await;
                 break;

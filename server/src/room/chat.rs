@@ -54,9 +54,10 @@ pub type Outcome = Result<(ChatMessage, bool), String>;
 /// How many waiting messages one transaction takes at most.
 const MAX_BATCH: usize = 512;
 /// How long a batch may gather while the writer is busy (see `write_loop`). Each commit costs
-/// an fsync and its wake-ups whatever its size: at 2,000 messages a second 6 ms took the chat
-/// thread from about 0.11 to 0.075 cores against 2 ms (bench-signaling, issue 18), for a few
-/// milliseconds more of a message's wait, still far under what a person notices in chat.
+/// an fsync and its wake-ups whatever its size: at 2,000 messages a second on SQLite, 6 ms
+/// took the chat thread from 0.115-0.148 to 0.097-0.100 cores against 2 ms (bench-signaling,
+/// single runs, issue 18), for a few milliseconds more of a message's wait (p50 about 5 ms),
+/// far under what a person notices in chat.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(6);
 /// The writer counts as busy when it committed this recently.
 const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_millis(20);
@@ -336,59 +337,30 @@ fn placeholders(from: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// Messages with `seq > after_seq`, oldest first, at most `limit`. On SQLite the newest are
-/// still in the chat writer's inbox (`sqlite::Store`); one statement reads both tables, so a
-/// move between them is never half seen.
+/// Messages with `seq > after_seq`, oldest first, at most `limit`.
 pub async fn after(
     pool: &AnyPool,
     meeting_id: &str,
     after_seq: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<ChatMessage>> {
-    let sql = if on_sqlite(pool) {
-        format!(
-            "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND seq > $2 \
-             UNION ALL SELECT {COLUMNS} FROM chat_inbox WHERE meeting_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3"
-        )
-    } else {
-        format!(
-            "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-        )
-    };
-    let rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(meeting_id)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(meeting_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().map(ChatMessage::from).collect())
 }
 
 /// The highest `seq` in a meeting (0 when there is no chat).
 pub async fn last_seq(pool: &AnyPool, meeting_id: &str) -> sqlx::Result<i64> {
-    let sql = if on_sqlite(pool) {
-        "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id = $1), \
-                    (SELECT COALESCE(MAX(seq), 0) FROM chat_inbox WHERE meeting_id = $1))"
-    } else {
-        "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id = $1"
-    };
-    let (seq,): (i64,) = sqlx::query_as(sql).bind(meeting_id).fetch_one(pool).await?;
+    let (seq,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE meeting_id = $1")
+            .bind(meeting_id)
+            .fetch_one(pool)
+            .await?;
     Ok(seq)
-}
-
-/// How many chat messages are stored, in all meetings (for tests and tools: on SQLite the
-/// newest are in the inbox).
-pub async fn count_stored(pool: &AnyPool) -> sqlx::Result<i64> {
-    let sql = if on_sqlite(pool) {
-        "SELECT (SELECT COUNT(*) FROM messages) + (SELECT COUNT(*) FROM chat_inbox)"
-    } else {
-        "SELECT COUNT(*) FROM messages"
-    };
-    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(pool).await?;
-    Ok(n)
-}
-
-fn on_sqlite(pool: &AnyPool) -> bool {
-    pool.connect_options().database_url.scheme() == "sqlite"
 }

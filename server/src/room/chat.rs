@@ -54,10 +54,8 @@ pub type Outcome = Result<(ChatMessage, bool), String>;
 /// How many waiting messages one transaction takes at most.
 const MAX_BATCH: usize = 512;
 /// How long a batch may gather while the writer is busy (see `write_loop`). Each commit costs
-/// an fsync and its wake-ups whatever its size: at 2,000 messages a second on SQLite, 6 ms
-/// took the chat thread from 0.115-0.148 to 0.097-0.100 cores against 2 ms (bench-signaling,
-/// single runs, issue 18), for a few milliseconds more of a message's wait (p50 about 5 ms),
-/// far under what a person notices in chat.
+/// an fsync and its wake-ups whatever its size, so fewer, larger commits cost less, for a few
+/// milliseconds more of a message's wait (docs/decisions.md, issue 18).
 const LINGER: std::time::Duration = std::time::Duration::from_millis(6);
 /// The writer counts as busy when it committed this recently.
 const BUSY_WITHIN: std::time::Duration = std::time::Duration::from_millis(20);

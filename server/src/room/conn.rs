@@ -298,7 +298,24 @@ async fn run(
             expiry.as_mut().reset(expires);
             reauth_due.as_mut().reset(warn_at(expires));
         }
+        // In this order, and the first ready branch ends the turn: a turn woken to relay a
+        // message polls no timer (polling the four of them on every message in and out was a
+        // measurable share of the signaling benchmark's CPU, issue 18). Nothing starves: a
+        // socket that reads without pause is still made to yield by tokio's budget, and one
+        // that floods is closed by the message budget.
         tokio::select! {
+            biased;
+            out = out_rx.recv() => match w.write_out(out, &mut out_rx, &mut joined).await {
+                Written::All => {}
+                Written::Closed => {
+                    joined = None;
+                    break;
+                }
+                Written::Failed => {
+                    tracing::info!("client not reading: socket closed");
+                    break;
+                }
+            },
             incoming = w.socket.recv() => {
                 let frame = match incoming {
                     Some(Ok(frame)) => frame,
@@ -390,17 +407,6 @@ async fn run(
                     if !w.send(&reply).await { break; }
                 }
             }
-            out = out_rx.recv() => match w.write_out(out, &mut out_rx, &mut joined).await {
-                Written::All => {}
-                Written::Closed => {
-                    joined = None;
-                    break;
-                }
-                Written::Failed => {
-                    tracing::info!("client not reading: socket closed");
-                    break;
-                }
-            },
             (code, message) = &mut killed => {
                 tracing::info!(reason = code.as_str(), "socket ended by the server");
                 w.goodbye(code, message).await;

@@ -272,6 +272,14 @@ impl Room {
         v.into_iter().map(Peer::info).collect()
     }
 
+    /// The ids of the peers in the call (not waiting), in join order: whom a broadcast reaches.
+    /// What `participants` would list, without copying each peer's name and state.
+    pub fn in_call_ids(&self) -> Vec<PeerId> {
+        let mut v: Vec<&Peer> = self.peers.iter().filter(|p| p.in_call()).collect();
+        v.sort_by_key(|p| p.order);
+        v.into_iter().map(|p| p.id.clone()).collect()
+    }
+
     /// The earliest time a dropped peer expires, for the task's timer.
     pub fn next_deadline(&self) -> Option<i64> {
         self.peers

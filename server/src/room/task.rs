@@ -416,14 +416,10 @@ impl Task {
                     let Some(text) = self.encode(ServerMsg::Chat { message }) else {
                         return;
                     };
-                    let others: Vec<PeerId> = self
-                        .room
-                        .participants()
-                        .into_iter()
-                        .map(|p| p.peer_id)
-                        .filter(|p| p != &peer)
-                        .collect();
-                    for to in others {
+                    for to in self.room.in_call_ids() {
+                        if to == peer {
+                            continue;
+                        }
                         self.deliver(&to, Outbound::Text(text.clone()));
                     }
                 }

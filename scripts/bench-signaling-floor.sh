@@ -6,11 +6,15 @@
 # delivery to the client), reading them, waiting for events, and (Parley) committing chat
 # (fsync and the WAL's writes). Sending is the same kernel work for any server that writes one
 # WebSocket frame per delivered message; it bounds how far below Socket.IO a server can go.
-#   scripts/bench-signaling-floor.sh [RUNS] [CLIENTS] [SECS]
+#   scripts/bench-signaling-floor.sh [RUNS=3] [CLIENTS=2000] [SECS=15] [SETTLE=20]
+#   scripts/bench-signaling-floor.sh 1 200 5 8     # the CI smoke
+# SETTLE: seconds from a server's start to its sampling (its clients' join storm takes under
+# 10 s at 2,000 here; the phase begins 4 s after the storm).
 source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-3}"
 clients="${2:-2000}"
 secs="${3:-15}"
+settle="${4:-20}"
 command -v perf >/dev/null || { echo "needs perf (Debian: linux-perf)" >&2; exit 1; }
 (cd bench/socketio && npm ci --no-audit --no-fund --silent)
 cargo build --release --locked -p parley-server -p parley-bench
@@ -44,6 +48,14 @@ sample() {
   python3 -c "print(f'{$n / $hz / $secs:.3f}')"
 }
 
+# alive: fails (with the benchmark's log) once the benchmark has ended, so no wait hangs.
+alive() {
+  kill -0 "$bench" 2>/dev/null && return 0
+  echo "the benchmark ended early:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
 # report KEY LABEL CORES: a table row from $work/KEY.data.
 report() {
   local file="$work/$1.data" name="$2" cores="$3"
@@ -55,6 +67,8 @@ report() {
   python3 - "$name" "$cores" "$send" "$recv" "$wait" "$commit" "$delivered" <<'PY'
 import sys
 name, cores, send, recv, wait, commit, delivered = sys.argv[1], *map(float, sys.argv[2:])
+if cores <= 0 or send <= 0:
+    sys.exit(f"{name}: perf saw no CPU or no sends ({cores} cores, {send} % sending): not sampled in its phase")
 us = lambda share: cores * share / 100 * 1e6 / delivered
 print(f"| {name} | {cores:.3f} | {us(100):.1f} | {us(send):.1f} ({send:.0f} %) | {us(recv):.1f} | {us(wait):.1f} | {us(commit):.1f} |")
 PY
@@ -62,19 +76,19 @@ PY
 
 echo "| server | cores | µs CPU / delivered | of it: sending frames | reading | waiting (epoll, futex) | committing (fsync, WAL writes) |"
 echo "|---|---|---|---|---|---|---|"
-# Each phase lasts secs + 25 s; a server is sampled from 20 s after it starts (its clients'
-# join storm takes under 10 s here, and the phase begins 4 s after it).
+# Each phase lasts settle + secs + 5 s: a server is sampled from `settle` seconds after it
+# starts until `secs` later, inside its phase.
 for i in $(seq "$runs"); do
   log="$work/bench-$i.log"
   "$CARGO_TARGET_DIR/release/parley-bench" signaling --clients "$clients" --rates 1 \
-    --phase-secs $(( secs + 25 )) >"$log" 2>&1 &
+    --phase-secs $(( settle + secs + 5 )) >"$log" 2>&1 &
   bench=$!
-  until server=$(pgrep -n -P "$bench" -f parley-server); do sleep 1; done
-  sleep 20
+  until server=$(pgrep -n -P "$bench" -f parley-server); do alive; sleep 1; done
+  sleep "$settle"
   report parley "Parley (run $i)" "$(sample "$server" parley)"
-  until grep -q "Socket.IO" "$log"; do sleep 1; done
-  until node=$(pgrep -n -P "$bench" -f "node server.js"); do sleep 1; done
-  sleep 20
+  until grep -q "Socket.IO" "$log"; do alive; sleep 1; done
+  until node=$(pgrep -n -P "$bench" -f "node server.js"); do alive; sleep 1; done
+  sleep "$settle"
   report socketio "Socket.IO 4 (run $i)" "$(sample "$node" socketio)"
   wait "$bench" || true
   grep "msg/s per client" "$log" >&2

@@ -9,12 +9,13 @@ set -euo pipefail
 # cmake for the bundled libopus, PipeWire/Wayland/GBM/XCB-RandR for xcap's screen capture), and the tests
 # (PostgreSQL; dbus + gnome-keyring for a throwaway Secret Service; PulseAudio with null sinks
 # standing in for sound hardware; Xvfb as a screen to share and a display for the app;
-# WebKitWebDriver, trayer and xdotool to drive the app; ImageMagick for screenshots).
+# WebKitWebDriver, trayer and xdotool to drive the app; ImageMagick for screenshots; perf for
+# scripts/bench-signaling-floor.sh).
 PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev libdbus-1-dev libvpx-dev libasound2-dev
   libwebrtc-audio-processing-dev libpipewire-0.3-dev libwayland-dev libgbm-dev libxcb-randr0-dev
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
   postgresql dbus gnome-keyring pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth x11-utils
-  webkit2gtk-driver dbus-x11 trayer xdotool imagemagick
+  webkit2gtk-driver dbus-x11 trayer xdotool imagemagick linux-perf
   fonts-noto-color-emoji)
 
 missing=()

@@ -127,6 +127,7 @@ PARLEY_FUZZ_DEV=1 scripts/fuzz.sh all 20
 
 step "benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
+scripts/bench-signaling-floor.sh 1 200 5 8   # perf on both servers; fails if it saw no sends
 scripts/bench-join.sh 1 2
 scripts/bench-browser-join.sh 1 2
 scripts/bench-abuse.sh 1 100 8 8 --secs 5

@@ -697,3 +697,23 @@ fn presence_broadcasts_and_limits() {
     let p = r.participants();
     assert!(p[1].hand_raised);
 }
+
+/// Whom a chat relay reaches: the peers in the call in join order, never one in the waiting
+/// room, the same peers `participants` lists.
+#[test]
+fn a_broadcast_reaches_the_peers_in_the_call_and_no_waiting_one() {
+    let mut r = room(true);
+    join(&mut r, "host", Role::Host);
+    join(&mut r, "ann", Role::Participant);
+    join(&mut r, "bob", Role::Participant);
+    r.handle(
+        Input::Admit {
+            by: pid("host"),
+            peer: pid("bob"),
+        },
+        0,
+    );
+    assert_eq!(r.in_call_ids(), vec![pid("host"), pid("bob")]);
+    let listed: Vec<PeerId> = r.participants().into_iter().map(|p| p.peer_id).collect();
+    assert_eq!(r.in_call_ids(), listed);
+}

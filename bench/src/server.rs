@@ -59,9 +59,18 @@ impl Server {
     /// (the benchmark steps the chat rate up past the per-connection default of 5/s).
     /// The data directory is made under `data_under` (default: the system's temp dir).
     pub async fn parley(bin: &Path, data_under: Option<&Path>) -> anyhow::Result<Self> {
+        Self::parley_lifted(bin, data_under, &[]).await
+    }
+
+    /// As [`Server::parley`], with `extra` settings besides.
+    pub async fn parley_lifted(
+        bin: &Path,
+        data_under: Option<&Path>,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         // The load generator is one process on one address with a few accounts: the
         // per-connection, per-user and per-address abuse limits are lifted.
-        let lifts = [
+        let mut env = vec![
             ("PARLEY_LIMITS__CHAT_PER_SEC", "100000"),
             ("PARLEY_LIMITS__WS_MESSAGES_PER_SEC", "100000"),
             ("PARLEY_LIMITS__WS_MESSAGE_BURST", "100000"),
@@ -69,7 +78,8 @@ impl Server {
             ("PARLEY_LIMITS__WS_PER_USER", "100000"),
             ("PARLEY_LIMITS__TCP_PER_IP", "100000"),
         ];
-        Self::parley_with(bin, data_under, &lifts).await
+        env.extend_from_slice(extra);
+        Self::parley_with(bin, data_under, &env).await
     }
 
     /// `parley-server` with its default limits except `env` (sign-ups per address are

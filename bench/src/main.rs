@@ -210,7 +210,9 @@ async fn main() -> anyhow::Result<()> {
             // The soak's clients keep the sign-in they start with (renewing it is not what
             // the soak is about): a run longer than the default 15 minutes gives it a life
             // that outlasts the run, or every client is turned away when it expires.
-            let ttl = (options.secs + options.warmup_secs + 600).max(15 * 60).to_string();
+            let ttl = (options.secs + options.warmup_secs + 600)
+                .max(15 * 60)
+                .to_string();
             let s = Server::parley_lifted(&bin, None, &[("PARLEY_ACCESS_TOKEN_TTL_SECS", &ttl)])
                 .await?;
             let signaling::Target::Parley { tokens, codes, .. } =

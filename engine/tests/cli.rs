@@ -716,8 +716,11 @@ async fn echo_cancellation_keeps_the_speaker_out_of_the_microphone() {
         db(echo_raw, echo_aec),
         db(voice_aec, voice_raw)
     );
+    // The echo's raw level depends on how soon PulseAudio's loopback carries it (0.028 in a
+    // loaded CI run on 2026-12-06, more when quiet); a level ten times the noise floor (about
+    // 1e-4 here) is an echo, and the cancellation is judged by the ratio below.
     assert!(
-        echo_raw > 0.05,
+        echo_raw > 0.01,
         "without cancellation the echo really comes back ({echo_raw})"
     );
     assert!(voice_raw > 0.02, "Bob's voice reaches Ann ({voice_raw})");

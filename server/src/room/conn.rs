@@ -299,8 +299,8 @@ async fn run(
             reauth_due.as_mut().reset(warn_at(expires));
         }
         // In this order, and the first ready branch ends the turn: a turn woken to relay a
-        // message polls no timer (polling the four of them on every message in and out was a
-        // measurable share of the signaling benchmark's CPU, issue 18). Nothing starves: a
+        // message polls no timer (their polls showed in the signaling benchmark's profile, a
+        // few per cent at most; issue 18). Nothing starves: a
         // socket that reads without pause is still made to yield by tokio's budget, and one
         // that floods is closed by the message budget.
         tokio::select! {

@@ -267,17 +267,20 @@ impl Room {
 
     /// Peers in the call, oldest first.
     pub fn participants(&self) -> Vec<Participant> {
+        self.in_call().into_iter().map(Peer::info).collect()
+    }
+
+    /// The peers in the call (not waiting), in join order.
+    fn in_call(&self) -> Vec<&Peer> {
         let mut v: Vec<&Peer> = self.peers.iter().filter(|p| p.in_call()).collect();
         v.sort_by_key(|p| p.order);
-        v.into_iter().map(Peer::info).collect()
+        v
     }
 
     /// The ids of the peers in the call (not waiting), in join order: whom a broadcast reaches.
     /// What `participants` would list, without copying each peer's name and state.
     pub fn in_call_ids(&self) -> Vec<PeerId> {
-        let mut v: Vec<&Peer> = self.peers.iter().filter(|p| p.in_call()).collect();
-        v.sort_by_key(|p| p.order);
-        v.into_iter().map(|p| p.id.clone()).collect()
+        self.in_call().into_iter().map(|p| p.id.clone()).collect()
     }
 
     /// The earliest time a dropped peer expires, for the task's timer.

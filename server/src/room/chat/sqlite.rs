@@ -40,6 +40,10 @@ pub(super) fn start(path: PathBuf, rx: mpsc::Receiver<Job>) {
 }
 
 fn write_loop(path: &Path, mut rx: mpsc::Receiver<Job>) {
+    #[cfg(feature = "bench-unstored-chat")]
+    tracing::warn!(
+        "built with the bench-unstored-chat feature: chat messages are numbered but NOT STORED"
+    );
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut last_commit = Instant::now() - BUSY_WITHIN;
     // Opened when first needed and again after an error (it may be what failed).
@@ -59,7 +63,10 @@ fn write_loop(path: &Path, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let messages: Vec<&NewMessage> = batch.iter().map(|j| &j.message).collect();
+        #[cfg(not(feature = "bench-unstored-chat"))]
         let stored = store_on(path, &mut conn, &messages);
+        #[cfg(feature = "bench-unstored-chat")]
+        let stored = unstored::number(&mut conn, &messages);
         drop(messages);
         last_commit = Instant::now();
         match stored {
@@ -189,4 +196,43 @@ fn store_batch(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// The `bench-unstored-chat` build's writer: every step of [`write_loop`] but the SQL. Each
+/// message gets its meeting's next number (counted from 0 in this process, not read from the
+/// database) and a fresh id, so the rooms relay and acknowledge exactly what they would after
+/// a commit. For measuring what storage costs (scripts/bench-signaling-unstored.sh) and
+/// nothing else.
+#[cfg(feature = "bench-unstored-chat")]
+mod unstored {
+    use super::*;
+
+    std::thread_local! {
+        static LAST_SEQ: std::cell::RefCell<HashMap<String, i64>> = Default::default();
+    }
+
+    pub(super) fn number(
+        _conn: &mut Option<Connection>,
+        messages: &[&NewMessage],
+    ) -> rusqlite::Result<Vec<(ChatMessage, bool)>> {
+        LAST_SEQ.with(|last| {
+            let mut last = last.borrow_mut();
+            Ok(messages
+                .iter()
+                .map(|m| {
+                    let seq = last.entry(m.meeting_id.clone()).or_insert(0);
+                    *seq += 1;
+                    let message = ChatMessage {
+                        id: ulid::Ulid::new().to_string(),
+                        seq: *seq,
+                        sender: m.sender.clone(),
+                        sender_name: m.sender_name.clone(),
+                        text: m.text.clone(),
+                        at_ms: m.now_ms,
+                    };
+                    (message, false)
+                })
+                .collect())
+        })
+    }
 }

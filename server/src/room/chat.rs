@@ -47,6 +47,20 @@ pub struct NewMessage {
     pub now_ms: i64,
 }
 
+impl NewMessage {
+    /// This message as stored: under `id`, number `seq` in its meeting.
+    fn stored_as(&self, id: String, seq: i64) -> ChatMessage {
+        ChatMessage {
+            id,
+            seq,
+            sender: self.sender.clone(),
+            sender_name: self.sender_name.clone(),
+            text: self.text.clone(),
+            at_ms: self.now_ms,
+        }
+    }
+}
+
 /// What became of a [`NewMessage`]: the stored message and whether it was already stored
 /// (a retry), or the error that kept it out.
 pub type Outcome = Result<(ChatMessage, bool), String>;
@@ -219,14 +233,7 @@ async fn store_batch(
         }
         let seq = last_seq.entry(m.meeting_id.clone()).or_insert(0);
         *seq += 1;
-        let message = ChatMessage {
-            id: ulid::Ulid::new().to_string(),
-            seq: *seq,
-            sender: m.sender.clone(),
-            sender_name: m.sender_name.clone(),
-            text: m.text.clone(),
-            at_ms: m.now_ms,
-        };
+        let message = m.stored_as(ulid::Ulid::new().to_string(), *seq);
         in_batch.insert(key, outcomes.len());
         fresh.push((message.clone(), *m));
         outcomes.push((message, false));
@@ -292,17 +299,7 @@ async fn store_each(
         .fetch_optional(&mut *tx)
         .await?;
         let outcome = match inserted {
-            Some((seq,)) => (
-                ChatMessage {
-                    id,
-                    seq,
-                    sender: m.sender.clone(),
-                    sender_name: m.sender_name.clone(),
-                    text: m.text.clone(),
-                    at_ms: m.now_ms,
-                },
-                false,
-            ),
+            Some((seq,)) => (m.stored_as(id, seq), false),
             None => {
                 let row: Row = sqlx::query_as(&format!(
                     "SELECT {COLUMNS} FROM messages WHERE meeting_id = $1 AND sender_id = $2 AND client_msg_id = $3"

@@ -44,6 +44,8 @@ fn write_loop(path: &Path, mut rx: mpsc::Receiver<Job>) {
     tracing::warn!(
         "built with the bench-unstored-chat feature: chat messages are numbered but NOT STORED"
     );
+    #[cfg(feature = "bench-unstored-chat")]
+    let mut unstored_seq = HashMap::new();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut last_commit = Instant::now() - BUSY_WITHIN;
     // Opened when first needed and again after an error (it may be what failed).
@@ -66,7 +68,7 @@ fn write_loop(path: &Path, mut rx: mpsc::Receiver<Job>) {
         #[cfg(not(feature = "bench-unstored-chat"))]
         let stored = store_on(path, &mut conn, &messages);
         #[cfg(feature = "bench-unstored-chat")]
-        let stored = unstored::number(&mut conn, &messages);
+        let stored = number_unstored(&mut unstored_seq, &messages);
         drop(messages);
         last_commit = Instant::now();
         match stored {
@@ -153,14 +155,7 @@ fn store_batch(
                 Some(&seq) => seq,
                 None => last_seq_of.query_row([&m.meeting_id], |r| r.get(0))?,
             };
-            let message = ChatMessage {
-                id: ulid::Ulid::new().to_string(),
-                seq: last + 1,
-                sender: m.sender.clone(),
-                sender_name: m.sender_name.clone(),
-                text: m.text.clone(),
-                at_ms: m.now_ms,
-            };
+            let message = m.stored_as(ulid::Ulid::new().to_string(), last + 1);
             let inserted = insert.execute(params![
                 message.id,
                 m.meeting_id,
@@ -199,40 +194,21 @@ fn store_batch(
 }
 
 /// The `bench-unstored-chat` build's writer: every step of [`write_loop`] but the SQL. Each
-/// message gets its meeting's next number (counted from 0 in this process, not read from the
-/// database) and a fresh id, so the rooms relay and acknowledge exactly what they would after
-/// a commit. For measuring what storage costs (scripts/bench-signaling-unstored.sh) and
-/// nothing else.
+/// message gets its meeting's next number (counted from 0 in this process in `last_seq`, not
+/// read from the database) and a fresh id, so the rooms relay and acknowledge exactly what they
+/// would after a commit. For measuring what storage costs (scripts/bench-signaling-unstored.sh)
+/// and nothing else.
 #[cfg(feature = "bench-unstored-chat")]
-mod unstored {
-    use super::*;
-
-    std::thread_local! {
-        static LAST_SEQ: std::cell::RefCell<HashMap<String, i64>> = Default::default();
-    }
-
-    pub(super) fn number(
-        _conn: &mut Option<Connection>,
-        messages: &[&NewMessage],
-    ) -> rusqlite::Result<Vec<(ChatMessage, bool)>> {
-        LAST_SEQ.with(|last| {
-            let mut last = last.borrow_mut();
-            Ok(messages
-                .iter()
-                .map(|m| {
-                    let seq = last.entry(m.meeting_id.clone()).or_insert(0);
-                    *seq += 1;
-                    let message = ChatMessage {
-                        id: ulid::Ulid::new().to_string(),
-                        seq: *seq,
-                        sender: m.sender.clone(),
-                        sender_name: m.sender_name.clone(),
-                        text: m.text.clone(),
-                        at_ms: m.now_ms,
-                    };
-                    (message, false)
-                })
-                .collect())
+fn number_unstored(
+    last_seq: &mut HashMap<String, i64>,
+    messages: &[&NewMessage],
+) -> rusqlite::Result<Vec<(ChatMessage, bool)>> {
+    Ok(messages
+        .iter()
+        .map(|m| {
+            let seq = last_seq.entry(m.meeting_id.clone()).or_insert(0);
+            *seq += 1;
+            (m.stored_as(ulid::Ulid::new().to_string(), *seq), false)
         })
-    }
+        .collect())
 }

@@ -69,6 +69,9 @@ pub struct Config {
     pub turn_secret: Option<String>,
     /// Lifetime of the TURN credentials in a `welcome`.
     pub turn_credential_ttl_secs: u64,
+    /// Lifetime of a guest's TURN credentials (at most `turn_credential_ttl_secs`); renewed
+    /// over the socket each time it re-authenticates, while the guest is in the call.
+    pub guest_turn_credential_ttl_secs: u64,
     pub limits: Limits,
 }
 
@@ -150,12 +153,27 @@ pub struct Limits {
     /// Guest entries (each makes a guest and a session) per client address, and per meeting
     /// from everyone together, in each window.
     pub guest_entries_per_ip: u32,
+    /// Open-link entries per meeting (a personal link has its own budget, so strangers
+    /// spending this never lock out the people the host invited by name).
     pub guest_entries_per_meeting: u32,
+    /// Entries per personal link (each link its own budget).
+    pub guest_entries_per_link: u32,
     pub guest_entries_window_secs: u64,
+    /// Guests' wrong passcodes per meeting from all sources together. A budget of the guests'
+    /// own: spending it never blocks a signed-in user's passcode.
+    pub guest_passcode_failures_per_meeting: u32,
+    /// Unexpired guest sign-ins per source (IPv4 address or IPv6 /56) per meeting: entering
+    /// again signs out the older ones not in the call, and past this with all of them in the
+    /// call the entry is refused. Tokens cannot be stocked up ahead of a removal.
+    pub guest_sessions_per_source: u32,
+    /// Requests to the invite page (`/j/{code}`) per client address per minute.
+    pub invite_page_per_ip: u32,
     /// Participants in one call (a mesh: each pair has a peer connection).
     pub max_participants: usize,
     /// Users in one meeting's waiting room at once.
     pub max_waiting: usize,
+    /// Guests among them (the other seats stay for signed-in people).
+    pub max_waiting_guests: usize,
     /// Chat messages per second per connection (bursts up to twice this).
     pub chat_per_sec: u32,
     /// Messages of any type per second per socket, with bursts up to `ws_message_burst`;
@@ -200,9 +218,14 @@ impl Default for Limits {
             passcode_window_secs: 10 * 60,
             guest_entries_per_ip: 10,
             guest_entries_per_meeting: 100,
+            guest_entries_per_link: 10,
             guest_entries_window_secs: 10 * 60,
+            guest_passcode_failures_per_meeting: 50,
+            guest_sessions_per_source: 2,
+            invite_page_per_ip: 60,
             max_participants: 8,
             max_waiting: 50,
+            max_waiting_guests: 10,
             chat_per_sec: 5,
             ws_messages_per_sec: 50,
             ws_message_burst: 200,
@@ -243,6 +266,7 @@ impl Default for Config {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_credential_ttl_secs: 12 * 60 * 60,
+            guest_turn_credential_ttl_secs: 60 * 60,
             limits: Limits::default(),
         }
     }

@@ -343,6 +343,7 @@ mod tests {
                 meeting_id: "m1".into(),
                 sender: parley_shared::UserId("u1".into()),
                 sender_name: "Ann".into(),
+                guest: false,
                 client_msg_id: client_msg_id.into(),
                 text: text.into(),
                 now_ms: 30,

@@ -232,6 +232,25 @@ impl ClientIp {
     pub fn bucket(&self) -> String {
         bucket(self.0)
     }
+
+    /// The address as a key for guest limits: an IPv4 address, or the /56 an IPv6 address is
+    /// in. Guests need no account, so a source is all there is to count them by, and a home
+    /// or small office is commonly delegated a /56 (RIPE-690): keyed per /64, one such
+    /// customer would be 256 sources.
+    pub fn guest_bucket(&self) -> String {
+        guest_bucket(self.0)
+    }
+}
+
+/// See [`ClientIp::guest_bucket`].
+pub fn guest_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
+        }
+        ip => bucket(ip),
+    }
 }
 
 /// See [`ClientIp::bucket`].
@@ -309,6 +328,17 @@ mod tests {
         assert_ne!(bucket(a), bucket(c));
         assert_eq!(bucket("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
         assert_eq!(bucket("192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
+
+    #[test]
+    fn guests_are_counted_per_ipv6_56() {
+        let a: IpAddr = "2001:db8:1:200::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2ff:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:300::1".parse().unwrap();
+        assert_eq!(guest_bucket(a), guest_bucket(b), "one /56, 256 /64s");
+        assert_ne!(guest_bucket(a), guest_bucket(c));
+        assert_eq!(guest_bucket("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(guest_bucket("192.0.2.7".parse().unwrap()), "192.0.2.7");
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //!
 //! One small response: the style and the script are inline, allowed by their hashes in a
 //! strict Content-Security-Policy (nothing else may load, no frames, no forms); no cookies,
-//! no referrer. A personal guest link's token (`?g=`) is taken out of the address bar by the
-//! script at once (history.replaceState) and never written into the page by the server.
+//! no referrer. A personal guest link carries its token in the fragment (`#g=`), which the
+//! browser never sends (links made before carried it as `?g=`, still read); the script takes
+//! it out of the address bar at once (history.replaceState), and the server never writes it
+//! into the page. Requests are limited per address (`invite_page_per_ip`), an unknown and an
+//! ended code costing the same: the page is no free oracle of which meetings exist.
 
 use std::sync::OnceLock;
 
@@ -58,9 +61,9 @@ ul{padding-left:1.2rem;margin:.25rem 0 0}li{margin:.2rem 0}a{color:var(--accent)
 const SCRIPT: &str = "\
 (function(){var w=document.getElementById('web'),o=document.getElementById('open'),\
 t=document.getElementById('trying');\
-var g=new URLSearchParams(location.search).get('g');\
+var g=new URLSearchParams(location.hash.slice(1)).get('g')||new URLSearchParams(location.search).get('g');\
 if(w&&g){w.href=w.getAttribute('href')+'&g='+encodeURIComponent(g);}\
-if(location.search){history.replaceState(null,'',location.pathname);}\
+if(location.search||location.hash){history.replaceState(null,'',location.pathname);}\
 var has=false;try{has=localStorage.getItem('parley.app')==='1';}catch(e){}\
 if(o){o.addEventListener('click',function(){try{localStorage.setItem('parley.app','1');}catch(e){}});\
 if(has&&t){t.hidden=false;setTimeout(function(){location.href=o.href;},300);}}})();";
@@ -136,7 +139,27 @@ fn problem(status: StatusCode, heading: &str, text: &str) -> Response {
 }
 
 /// `GET /j/{code}`
-pub async fn landing(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+pub async fn landing(
+    State(state): State<AppState>,
+    ip: crate::extract::ClientIp,
+    Path(raw): Path<String>,
+) -> Response {
+    // Charged before anything is looked up, whatever the code: the answer costs the same.
+    if let Err(wait_ms) = state
+        .limits
+        .invite_page_per_ip
+        .take(&ip.bucket(), state.now_ms())
+    {
+        let mut r = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many meeting links opened",
+            "This address opened too many meeting links at once. Wait a minute and try again.",
+        );
+        if let Ok(v) = wait_ms.div_ceil(1000).max(1).to_string().parse() {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let Ok(code) = MeetingCode::parse(&raw) else {
         return problem(
             StatusCode::BAD_REQUEST,

@@ -118,20 +118,39 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// What the log may show of libraries that would print secrets at their most verbose, whatever
+/// `RUST_LOG` asks: at `trace` the WebSocket library logs each frame (a `reauth` carries an
+/// access token, the browser's handshake one in its subprotocol), the HTTP server each header
+/// it reads, the mail client the SMTP conversation (one-time codes). Parley's own spans name
+/// the path of a request, never its query or headers.
+pub fn log_safety() -> tracing_subscriber::filter::Targets {
+    use tracing::level_filters::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tungstenite", LevelFilter::INFO)
+        .with_target("tokio_tungstenite", LevelFilter::INFO)
+        .with_target("hyper", LevelFilter::INFO)
+        .with_target("hyper_util", LevelFilter::INFO)
+        .with_target("h2", LevelFilter::INFO)
+        .with_target("lettre", LevelFilter::INFO)
+}
+
 /// The whole HTTP application for `state`.
 pub fn app(state: AppState) -> Router {
     let (router, openapi) = api();
-    let openapi = Arc::new(openapi::complete(openapi));
-    let protocol = Arc::new(protocol::description());
+    // Both descriptions are serialised once, at start: they never change while the server
+    // runs, and rebuilding 190 KB for every anonymous request was a cheap way to load it.
+    let openapi = Described::new(&openapi::complete(openapi));
+    let protocol = Described::new(&protocol::description());
     let max_body = state.config.limits.max_body_bytes;
     router
         .route(
             "/api/openapi.json",
-            get(move || async move { Json(openapi.as_ref().clone()) }),
+            get(move |headers: axum::http::HeaderMap| async move { openapi.serve(&headers) }),
         )
         .route(
             "/api/asyncapi.json",
-            get(move || async move { Json(protocol.as_ref().clone()) }),
+            get(move |headers: axum::http::HeaderMap| async move { protocol.serve(&headers) }),
         )
         .route("/api/ws", get(room::conn::upgrade))
         .route("/j/{code}", get(invite::landing))
@@ -156,7 +175,13 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(state.config.limits.http_request_timeout_secs.max(1)),
             guard_response,
         ))
-        .layer(TraceLayer::new_for_http())
+        // A span per request with its method and path only: a query string may hold a secret
+        // (old personal links), headers hold tokens.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .with_state(state)
 }
 
@@ -181,7 +206,65 @@ async fn guard_response(
     res.headers_mut()
         .entry(axum::http::header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    // No response is ever to be read as another type than it says (JSON as HTML).
+    res.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
     res
+}
+
+/// A JSON description served as it was serialised at start, with an `ETag` so a client that
+/// has it gets `304 Not Modified`.
+#[derive(Clone)]
+struct Described {
+    json: axum::body::Bytes,
+    etag: axum::http::HeaderValue,
+}
+
+impl Described {
+    fn new(doc: &impl serde::Serialize) -> Self {
+        use sha2::Digest as _;
+        let json = serde_json::to_vec(doc).unwrap_or_default();
+        let digest = sha2::Sha256::digest(&json);
+        let tag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            etag: axum::http::HeaderValue::from_str(&format!("\"{tag}\""))
+                .unwrap_or(axum::http::HeaderValue::from_static("\"0\"")),
+            json: json.into(),
+        }
+    }
+
+    fn serve(&self, headers: &axum::http::HeaderMap) -> axum::response::Response {
+        use axum::http::header;
+        let fresh = headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim() == self.etag.to_str().unwrap_or_default() || t.trim() == "*");
+        // Described once per server version: a client may keep it, but asks again each time.
+        let cache = header::HeaderValue::from_static("no-cache");
+        if fresh {
+            return (
+                StatusCode::NOT_MODIFIED,
+                [(header::ETAG, self.etag.clone()), (header::CACHE_CONTROL, cache)],
+            )
+                .into_response();
+        }
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                ),
+                (header::ETAG, self.etag.clone()),
+                (header::CACHE_CONTROL, cache),
+            ],
+            self.json.clone(),
+        )
+            .into_response()
+    }
 }
 
 /// Failure to start the server.

@@ -9,6 +9,7 @@ use parley_server::config::Config;
 use parley_server::Server;
 use tracing_subscriber::EnvFilter;
 
+
 fn main() -> anyhow::Result<()> {
     parley_server::alloc::tune();
     parley_server::alloc::start_trimming();
@@ -19,12 +20,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        // Colours only on a terminal: a log file or journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    tracing_subscriber::registry()
+        .with(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                // Colours only on a terminal: a log file or journal gets plain text.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(parley_server::log_safety()),
         )
         .init();
     let mut args = std::env::args().skip(1);

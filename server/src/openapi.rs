@@ -53,7 +53,7 @@ fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
         (
             "CreateMeetingRequest",
             "title",
-            text(pattern::TEXT_LINE, Some(*validate::TITLE_CHARS.end())),
+            text(pattern::DISPLAY_NAME, Some(*validate::TITLE_CHARS.end())),
         ),
         (
             "CreateMeetingRequest",

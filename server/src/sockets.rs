@@ -148,6 +148,11 @@ impl Sockets {
         self.kill_where(|e| e.session == session)
     }
 
+    /// Whether any socket of `session` is open.
+    pub fn has_session(&self, session: &str) -> bool {
+        self.lock().by_id.values().any(|e| e.session == session)
+    }
+
     /// Ends every socket of `user` except those of session `keep`; returns how many.
     pub fn revoke_user(&self, user: &str, keep: Option<&str>) -> usize {
         self.kill_where(|e| e.user == user && Some(e.session.as_str()) != keep)

@@ -51,7 +51,12 @@ pub struct Limiters {
     pub passcode_failures_per_user: SharedLimiter,
     pub passcode_failures_per_meeting: SharedLimiter,
     pub guest_entries_per_ip: SharedLimiter,
+    /// Open-link entries only.
     pub guest_entries_per_meeting: SharedLimiter,
+    pub guest_entries_per_link: SharedLimiter,
+    /// Guests' wrong passcodes, apart from signed-in users'.
+    pub guest_passcode_failures_per_meeting: SharedLimiter,
+    pub invite_page_per_ip: SharedLimiter,
     /// One code per address and purpose per cool-down.
     pub email_send: SharedLimiter,
 }
@@ -102,6 +107,15 @@ impl AppState {
                 l.guest_entries_per_meeting,
                 l.guest_entries_window_secs,
             ),
+            guest_entries_per_link: SharedLimiter::new(
+                l.guest_entries_per_link,
+                l.guest_entries_window_secs,
+            ),
+            guest_passcode_failures_per_meeting: SharedLimiter::new(
+                l.guest_passcode_failures_per_meeting,
+                l.passcode_window_secs,
+            ),
+            invite_page_per_ip: SharedLimiter::new(l.invite_page_per_ip, 60),
             email_send: SharedLimiter::new(1, config.email_resend_cooldown_secs),
         };
         let hasher = PasswordHasher::new(
@@ -151,15 +165,18 @@ impl AppState {
                     .unwrap_or(i64::MAX / 2),
                 max_peers: c.limits.max_participants,
                 max_waiting: c.limits.max_waiting,
+                max_waiting_guests: c.limits.max_waiting_guests,
             },
             ice: IceConfig {
                 stun_urls: c.stun_urls.clone(),
                 turn_urls: c.turn_urls.clone(),
                 turn_secret: c.turn_secret.clone(),
                 turn_ttl_secs: c.turn_credential_ttl_secs,
+                guest_turn_ttl_secs: c.guest_turn_credential_ttl_secs,
             },
             chat: self.chat_writer().clone(),
             rooms: self.rooms.clone(),
+            sockets: self.sockets.clone(),
         }
     }
 }

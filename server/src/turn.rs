@@ -10,12 +10,16 @@ pub struct IceConfig {
     pub turn_urls: Vec<String>,
     pub turn_secret: Option<String>,
     pub turn_ttl_secs: u64,
+    /// A guest's credentials live this long (at most), and are renewed over the socket while
+    /// the guest is in the call: relay capacity nobody can take away from a removed guest
+    /// would otherwise outlive the removal by up to `turn_ttl_secs`.
+    pub guest_turn_ttl_secs: u64,
 }
 
 impl IceConfig {
-    /// ICE servers for `user` at `now_ms`: TURN's `username = "<expiry>:<user>"`,
-    /// `credential = base64(HMAC-SHA1(secret, username))`.
-    pub fn servers(&self, user: &UserId, now_ms: i64) -> Vec<IceServer> {
+    /// ICE servers for `user` (a `guest` or not) at `now_ms`: TURN's
+    /// `username = "<expiry>:<user>"`, `credential = base64(HMAC-SHA1(secret, username))`.
+    pub fn servers(&self, user: &UserId, now_ms: i64, guest: bool) -> Vec<IceServer> {
         use base64::Engine as _;
         use hmac::Mac as _;
         let mut out = Vec::new();
@@ -27,7 +31,12 @@ impl IceConfig {
             });
         }
         if let (false, Some(secret)) = (self.turn_urls.is_empty(), &self.turn_secret) {
-            let ttl = i64::try_from(self.turn_ttl_secs).unwrap_or(i64::MAX / 2);
+            let ttl = if guest {
+                self.turn_ttl_secs.min(self.guest_turn_ttl_secs)
+            } else {
+                self.turn_ttl_secs
+            };
+            let ttl = i64::try_from(ttl).unwrap_or(i64::MAX / 2);
             let username = format!("{}:{}", now_ms / 1000 + ttl, user);
             // HMAC accepts keys of any length.
             #[allow(clippy::expect_used)]
@@ -58,8 +67,11 @@ mod tests {
             turn_urls: vec!["turn:turn.example.org".into()],
             turn_secret: Some("s3cret".into()),
             turn_ttl_secs: 600,
+            guest_turn_ttl_secs: 60,
         };
-        let servers = c.servers(&UserId("u1".into()), 1_000_000);
+        let guest = c.servers(&UserId("g1".into()), 1_000_000, true);
+        assert_eq!(guest[1].username.as_deref(), Some("1060:g1"), "a guest's live shorter");
+        let servers = c.servers(&UserId("u1".into()), 1_000_000, false);
         assert_eq!(servers.len(), 2);
         assert_eq!(servers[0].username, None);
         let turn = &servers[1];
@@ -75,6 +87,6 @@ mod tests {
             turn_secret: None,
             ..c
         };
-        assert_eq!(no_turn.servers(&UserId("u1".into()), 0).len(), 1);
+        assert_eq!(no_turn.servers(&UserId("u1".into()), 0, false).len(), 1);
     }
 }

@@ -319,6 +319,9 @@ pub struct CreateGuestLinkRequest {
     /// ends).
     #[serde(default, deserialize_with = "crate::serde_util::integral_u32")]
     pub expires_in_hours: Option<u32>,
+    /// The link lets one person in, once; after that it answers `guest_link_used`.
+    #[serde(default)]
+    pub single_use: bool,
 }
 
 /// A personal guest link, as its meeting's host sees it.
@@ -330,6 +333,12 @@ pub struct GuestLink {
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
     pub revoked_at_ms: Option<i64>,
+    /// Lets one person in, once.
+    #[serde(default)]
+    pub single_use: bool,
+    /// How many people have entered with it.
+    #[serde(default)]
+    pub uses: u32,
 }
 
 /// The answer to creating a personal guest link: the only time its token is shown.
@@ -337,7 +346,8 @@ pub struct GuestLink {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct CreatedGuestLink {
     pub link: GuestLink,
-    /// The secret part of the link (`/j/{code}?g={token}`).
+    /// The secret part of the link (`/j/{code}#g={token}`: in the fragment, which browsers
+    /// never send to a server or in a `Referer`).
     pub token: String,
 }
 

@@ -89,6 +89,13 @@ pub enum ErrorCode {
     /// A host removed or turned away a guest from this address: the open link lets no new
     /// guest in from it (a personal link of theirs is revoked).
     GuestRemoved,
+    /// A single-use personal guest link was used already.
+    GuestLinkUsed,
+    /// This many guests from one address are in the meeting already.
+    TooManyGuests,
+    /// The display name looks like that of someone already in the meeting (case, spaces and
+    /// look-alike letters aside): choose another.
+    NameTaken,
 
     // Live meetings (WebSocket)
     /// The addressed peer is not in this meeting.
@@ -167,6 +174,9 @@ impl ErrorCode {
             GuestLinkRevoked => "guest_link_revoked",
             GuestLinkExpired => "guest_link_expired",
             GuestRemoved => "guest_removed",
+            GuestLinkUsed => "guest_link_used",
+            TooManyGuests => "too_many_guests",
+            NameTaken => "name_taken",
             PeerNotFound => "peer_not_found",
             OutOfState => "out_of_state",
             UnknownMessageType => "unknown_message_type",
@@ -226,6 +236,9 @@ mod tests {
             ErrorCode::Flooding,
             ErrorCode::JoinTimeout,
             ErrorCode::TooManyConnections,
+            ErrorCode::GuestLinkUsed,
+            ErrorCode::TooManyGuests,
+            ErrorCode::NameTaken,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -84,6 +84,9 @@ pub struct ChatMessage {
     pub seq: i64,
     pub sender: UserId,
     pub sender_name: String,
+    /// Sent by a guest from the invite link (the name is their own word, not an account's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
     pub text: String,
     pub at_ms: i64,
 }
@@ -258,6 +261,11 @@ pub enum ServerMsg {
         message: String,
     },
     Pong,
+    /// Fresh ICE servers (TURN credentials) replacing those of `welcome`: a guest's TURN
+    /// credentials live an hour and are renewed this way while the guest stays in the call.
+    IceServers {
+        ice_servers: Vec<IceServer>,
+    },
 }
 
 impl ServerMsg {

@@ -120,19 +120,38 @@ pub fn is_common_password(input: &str) -> bool {
 }
 
 /// Checks a meeting title and returns it trimmed. The length limit counts what was sent.
+/// The invite page shows it to anyone with the link, so it refuses what a display name
+/// refuses: direction overrides and invisible characters would disguise it.
 pub fn title(input: &str) -> Result<String, Invalid> {
     let t = input.trim();
     if TITLE_CHARS.contains(&t.chars().count())
         && input.chars().count() <= *TITLE_CHARS.end()
-        && !t.chars().any(char::is_control)
+        && !t
+            .chars()
+            .any(|c| c.is_control() || is_deceptive_format_char(c))
     {
         Ok(t.to_string())
     } else {
         Err(invalid(
             ErrorCode::InvalidTitle,
-            "title must be 1-120 characters",
+            "title must be 1-120 characters, without control or direction-changing characters",
         ))
     }
+}
+
+/// Whether two display names would pass for each other in a participant list: the same once
+/// case, white space and look-alike letters (Unicode's confusables, UTS #39 skeletons) are
+/// set aside. "Dana", "DANA", "D ana" and "Dаna" with a Cyrillic "а" are all one name.
+pub fn names_confusable(a: &str, b: &str) -> bool {
+    fn skeleton(s: &str) -> String {
+        unicode_security::skeleton(s)
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    }
+    // Folding case before the skeleton catches "DANA"; after it, letters whose capitals
+    // look like another letter ("I" and "l") still meet.
+    skeleton(&a.to_lowercase()) == skeleton(&b.to_lowercase())
+        || skeleton(a).to_lowercase() == skeleton(b).to_lowercase()
 }
 
 /// Checks a meeting passcode chosen by a host.
@@ -267,8 +286,8 @@ pub mod pattern {
         ws!(),
         "]*$"
     );
-    /// [`super::title`] and guest link labels, with `maxLength`: something besides white
-    /// space, no control character.
+    /// Guest link labels, with `maxLength`: something besides white space, no control
+    /// character.
     pub const TEXT_LINE: &str = concat!(
         "^[",
         ws!(),
@@ -283,7 +302,8 @@ pub mod pattern {
         ws!(),
         "]*$"
     );
-    /// [`super::display_name`], with `maxLength` [`super::DISPLAY_NAME_CHARS`].
+    /// [`super::display_name`] with `maxLength` [`super::DISPLAY_NAME_CHARS`], and
+    /// [`super::title`] with [`super::TITLE_CHARS`].
     pub const DISPLAY_NAME: &str = concat!(
         "^[",
         ws!(),
@@ -457,8 +477,31 @@ mod tests {
     }
 
     #[test]
+    fn names_that_pass_for_each_other() {
+        for (a, b) in [
+            ("Dana", "dana"),
+            ("Dana", "DANA"),
+            ("Dana", " D ana "),
+            ("Dana", "D\u{0430}na"), // Cyrillic a
+            ("Ian", "lan"),
+            ("Paypal", "PayPaI"),
+            ("0liver", "Oliver"),
+        ] {
+            assert!(names_confusable(a, b), "{a} ~ {b}");
+        }
+        for (a, b) in [("Dana", "Dan"), ("Dana", "Dana (host)"), ("Ann", "Anna")] {
+            assert!(!names_confusable(a, b), "{a} !~ {b}");
+        }
+    }
+
+    #[test]
     fn titles_names_codes() {
         assert_eq!(title("  Standup ").unwrap(), "Standup");
+        assert_eq!(
+            title("Pay \u{202E}gpj.exe").unwrap_err().code,
+            ErrorCode::InvalidTitle,
+            "a direction override in a title"
+        );
         assert_eq!(title("   ").unwrap_err().code, ErrorCode::InvalidTitle);
         assert_eq!(
             title(&"t".repeat(121)).unwrap_err().code,
@@ -495,7 +538,7 @@ mod tests {
             ("email", pattern::EMAIL, Some(MAX_EMAIL_CHARS), |s| {
                 email(s).is_ok()
             }),
-            ("title", pattern::TEXT_LINE, Some(120), |s| title(s).is_ok()),
+            ("title", pattern::DISPLAY_NAME, Some(120), |s| title(s).is_ok()),
             ("display name", pattern::DISPLAY_NAME, Some(64), |s| {
                 display_name(s).is_ok()
             }),

@@ -19,7 +19,7 @@ use parley_shared::{validate, ErrorBody, ErrorCode, UserId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{check_passcode, load, not_found, parse_code, require_admitted};
+use super::routes::{load, not_found, parse_code, require_admitted};
 use super::store::{self, MeetingRow};
 use crate::auth::crypto;
 use crate::auth::store as auth_store;
@@ -68,6 +68,8 @@ struct LinkRow {
     created_at: i64,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
+    single_use: i64,
+    uses: i64,
 }
 
 impl LinkRow {
@@ -78,6 +80,8 @@ impl LinkRow {
             created_at_ms: self.created_at,
             expires_at_ms: self.expires_at,
             revoked_at_ms: self.revoked_at,
+            single_use: self.single_use != 0,
+            uses: u32::try_from(self.uses).unwrap_or(u32::MAX),
         }
     }
 
@@ -87,6 +91,12 @@ impl LinkRow {
             return Err(AppError::forbidden(
                 ErrorCode::GuestLinkRevoked,
                 "the host has withdrawn this guest link",
+            ));
+        }
+        if self.single_use != 0 && self.uses > 0 {
+            return Err(AppError::forbidden(
+                ErrorCode::GuestLinkUsed,
+                "this guest link was for one entry and has been used; ask the host for another",
             ));
         }
         if self.expires_at.is_some_and(|at| at <= now) {
@@ -99,8 +109,8 @@ impl LinkRow {
     }
 }
 
-const SELECT_LINK: &str =
-    "SELECT id, label, created_at, expires_at, revoked_at FROM guest_links WHERE meeting_id = $1";
+const SELECT_LINK: &str = "SELECT id, label, created_at, expires_at, revoked_at, single_use, uses \
+     FROM guest_links WHERE meeting_id = $1";
 
 /// Enter a meeting as a guest: a display name (and the passcode, or a personal link's
 /// token) for tokens that open this one meeting's room. No account, no other meeting, no
@@ -118,7 +128,7 @@ async fn enter_as_guest(
     let now = state.now_ms();
     let code = parse_code(&req.code)?;
     let name = validate::display_name(&req.display_name)?;
-    let source = ip.bucket();
+    let source = ip.guest_bucket();
     state
         .limits
         .guest_entries_per_ip
@@ -162,42 +172,40 @@ async fn enter_as_guest(
             "the host has locked this meeting",
         ));
     }
-    state
-        .limits
-        .guest_entries_per_meeting
-        .take(&m.id, now)
-        .map_err(AppError::rate_limited)?;
-    // A personal link stands for the passcode; the open link needs it (its tries counted
-    // per source address, as a guest has no account to count them on).
+    // Each way in has a budget of its own: strangers spending the open link's never keep
+    // out the people a host invited by name, and one leaked personal link spends only its own.
+    match &link {
+        Some(l) => state.limits.guest_entries_per_link.take(&l.id, now),
+        None => state.limits.guest_entries_per_meeting.take(&m.id, now),
+    }
+    .map_err(AppError::rate_limited)?;
+    // A personal link stands for the passcode; the open link needs it.
     if link.is_none() {
         if let Some(hash) = &m.passcode_hash {
-            check_passcode(
-                &state,
-                &m.id,
-                &format!("guest:{source}"),
-                hash,
-                req.passcode,
-            )
-            .await?;
+            check_guest_passcode(&state, &m.id, &source, hash, req.passcode).await?;
         }
     }
     // A guest a host removed or turned away does not come back through the open link as a
     // new guest from the same address (a personal link of theirs was revoked with the bar).
     let source_key = crypto::hash_guest_source(&state.code_secret, &m.id, &source);
-    if link.is_none() {
-        let barred: Option<(i64,)> = sqlx::query_as(
-            "SELECT COUNT(*) FROM users u JOIN participants p \
-               ON p.user_id = u.id AND p.meeting_id = u.guest_of \
-             WHERE u.guest_of = $1 AND u.guest_source = $2 AND p.barred_at IS NOT NULL",
+    if link.is_none() && source_barred(&state, &m.id, &source_key).await? {
+        return Err(source_removed());
+    }
+    make_room_for_guest(&state, &m.id, &source_key, now).await?;
+    if let Some(l) = &link {
+        // Counted, and a single-use link spent, in one statement: two people racing with
+        // the same single-use link cannot both get in.
+        let counted = sqlx::query(
+            "UPDATE guest_links SET uses = uses + 1 WHERE id = $1 AND (single_use = 0 OR uses = 0)",
         )
-        .bind(&m.id)
-        .bind(&source_key)
-        .fetch_optional(&state.db.pool)
-        .await?;
-        if barred.is_some_and(|(n,)| n > 0) {
+        .bind(&l.id)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected();
+        if counted == 0 {
             return Err(AppError::forbidden(
-                ErrorCode::GuestRemoved,
-                "a host removed a guest from this meeting who came from here; ask the host, or sign in",
+                ErrorCode::GuestLinkUsed,
+                "this guest link was for one entry and has been used; ask the host for another",
             ));
         }
     }
@@ -241,6 +249,158 @@ async fn enter_as_guest(
     ))
 }
 
+fn source_removed() -> AppError {
+    AppError::forbidden(
+        ErrorCode::GuestRemoved,
+        "a host removed a guest from this meeting who came from here; ask the host, or sign in",
+    )
+}
+
+/// Whether a guest from `source_key` (a keyed hash of the address bucket) was removed from or
+/// turned away at this meeting.
+async fn source_barred(state: &AppState, meeting_id: &str, source_key: &str) -> ApiResult<bool> {
+    let barred: Option<(i64,)> = sqlx::query_as(
+        "SELECT COUNT(*) FROM users u JOIN participants p \
+           ON p.user_id = u.id AND p.meeting_id = u.guest_of \
+         WHERE u.guest_of = $1 AND u.guest_source = $2 AND p.barred_at IS NOT NULL",
+    )
+    .bind(meeting_id)
+    .bind(source_key)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    Ok(barred.is_some_and(|(n,)| n > 0))
+}
+
+/// Keeps a source's unexpired guest sign-ins for this meeting under
+/// `guest_sessions_per_source` with the one about to be made: the oldest ones without a socket
+/// open are signed out (a reloaded browser tab leaves one behind); when every one of them is
+/// in the meeting, the entry is refused. So nobody stocks up tokens to come back with.
+async fn make_room_for_guest(
+    state: &AppState,
+    meeting_id: &str,
+    source_key: &str,
+    now: i64,
+) -> ApiResult<()> {
+    let cap = state.config.limits.guest_sessions_per_source.max(1) as usize;
+    let ttl_ms =
+        i64::try_from(state.config.guest_session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let live: Vec<(String,)> = sqlx::query_as(
+        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.guest_of = $1 AND u.guest_source = $2 AND s.revoked_at IS NULL AND s.created_at > $3 \
+         ORDER BY s.created_at, s.id",
+    )
+    .bind(meeting_id)
+    .bind(source_key)
+    .bind(now.saturating_sub(ttl_ms))
+    .fetch_all(&state.db.pool)
+    .await?;
+    if live.len() < cap {
+        return Ok(());
+    }
+    let excess = live.len() + 1 - cap;
+    let idle: Vec<&str> = live
+        .iter()
+        .map(|(id,)| id.as_str())
+        .filter(|id| !state.sockets.has_session(id))
+        .take(excess)
+        .collect();
+    if idle.len() < excess {
+        return Err(AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyGuests,
+            "as many guests from this address as allowed are in this meeting already; sign in to join",
+        ));
+    }
+    for id in idle {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = 'guest_replaced' \
+             WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&state.db.pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Checks the open link's passcode for a guest. Its tries are counted per source address (a
+/// guest has no account to count them on) and against a budget of the guests' own per
+/// meeting, so a crowd of wrong guesses never blocks a signed-in user with the right passcode.
+async fn check_guest_passcode(
+    state: &AppState,
+    meeting_id: &str,
+    source: &str,
+    hash: &str,
+    given: Option<String>,
+) -> ApiResult<()> {
+    let Some(given) = given.filter(|p| !p.is_empty()) else {
+        return Err(AppError::forbidden(
+            ErrorCode::PasscodeRequired,
+            "this meeting needs a passcode",
+        ));
+    };
+    let now = state.now_ms();
+    let source_key = format!("{meeting_id}:guest:{source}");
+    let limits = &state.limits;
+    // Reserved before the slow check and given back on success (see `check_passcode`).
+    limits
+        .passcode_failures_per_user
+        .take(&source_key, now)
+        .map_err(AppError::rate_limited)?;
+    if let Err(wait) = limits
+        .guest_passcode_failures_per_meeting
+        .take(meeting_id, now)
+    {
+        limits.passcode_failures_per_user.refund(&source_key, now);
+        return Err(AppError::rate_limited(wait));
+    }
+    if state.hasher.verify(given, hash.to_string()).await? {
+        limits.passcode_failures_per_user.refund(&source_key, now);
+        limits
+            .guest_passcode_failures_per_meeting
+            .refund(meeting_id, now);
+        return Ok(());
+    }
+    Err(AppError::forbidden(
+        ErrorCode::WrongPasscode,
+        "wrong passcode",
+    ))
+}
+
+/// Signs out every guest of the meeting who came from the same source as `guest` (a removed
+/// or denied guest): tokens minted before the removal, from the same address, stop working
+/// at once, and their sockets close.
+pub(crate) async fn sign_out_source(
+    pool: &sqlx::AnyPool,
+    sockets: &crate::sockets::Sockets,
+    meeting_id: &str,
+    guest: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    let sessions: Vec<(String,)> = sqlx::query_as(
+        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE u.guest_of = $1 AND s.revoked_at IS NULL \
+           AND u.guest_source = (SELECT guest_source FROM users WHERE id = $2 AND guest_of = $1)",
+    )
+    .bind(meeting_id)
+    .bind(guest)
+    .fetch_all(pool)
+    .await?;
+    for (session,) in &sessions {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = 'guest_removed' \
+             WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(session)
+        .execute(pool)
+        .await?;
+        sockets.revoke_session(session);
+    }
+    Ok(())
+}
+
 /// Called when a guest joins the room (again): the open link must still be open, a
 /// personal link still valid.
 pub(crate) async fn may_enter_again(
@@ -268,11 +428,23 @@ pub(crate) async fn may_enter_again(
                 )),
             }
         }
-        None if m.allow_guests != 0 => Ok(()),
-        None => Err(AppError::forbidden(
+        None if m.allow_guests == 0 => Err(AppError::forbidden(
             ErrorCode::GuestsNotAllowed,
             "the host no longer lets guests into this meeting",
         )),
+        // Held at every join, not only at entry: a token minted before a guest from the same
+        // source was removed does not walk back in.
+        None => {
+            let source: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT guest_source FROM users WHERE id = $1")
+                    .bind(guest_id)
+                    .fetch_optional(&state.db.pool)
+                    .await?;
+            match source.and_then(|(s,)| s) {
+                Some(key) if source_barred(state, &m.id, &key).await? => Err(source_removed()),
+                _ => Ok(()),
+            }
+        }
     }
 }
 
@@ -307,11 +479,19 @@ async fn set_guest_access(
         "guests_disallow"
     };
     auth_store::audit(&state, Some(user_id), action, Some(&m.id)).await;
+    // Turning guests off also sends away the guests still in the waiting room: one action
+    // clears a crowd from the open link (those in the call stay).
+    if !req.allowed {
+        if let Some(room) = state.rooms.get(&m.id) {
+            let _ = room.send(crate::room::task::RoomCmd::CloseGuestEntry).await;
+        }
+    }
     Ok(ApiJson(load(&state, &code, user_id).await?.to_api()))
 }
 
 /// Make a personal guest link for one person (host and co-hosts). The token is shown once;
-/// the link is `/j/{code}?g={token}`.
+/// the link is `/j/{code}#g={token}` (in the fragment: never sent to a server, never in
+/// an access log or a `Referer`).
 #[utoipa::path(post, path = "/api/meetings/{code}/guest-links", tag = "guests", security(("bearer" = [])),
     params(("code" = String, Path, description = "meeting code")),
     request_body = CreateGuestLinkRequest,
@@ -356,11 +536,13 @@ async fn create_guest_link(
         created_at: now,
         expires_at: hours.map(|h| now + i64::from(h) * 3_600_000),
         revoked_at: None,
+        single_use: i64::from(req.single_use),
+        uses: 0,
     };
     let token = crypto::new_refresh_token();
     sqlx::query(
-        "INSERT INTO guest_links (id, meeting_id, token_hash, label, created_by, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO guest_links (id, meeting_id, token_hash, label, created_by, created_at, expires_at, single_use) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.id)
     .bind(&m.id)
@@ -369,6 +551,7 @@ async fn create_guest_link(
     .bind(user_id)
     .bind(now)
     .bind(row.expires_at)
+    .bind(row.single_use)
     .execute(&state.db.pool)
     .await?;
     auth_store::audit(&state, Some(user_id), "guest_link_create", Some(&row.id)).await;
@@ -468,12 +651,18 @@ mod tests {
             created_at: 0,
             expires_at: Some(1_000),
             revoked_at: None,
+            single_use: 0,
+            uses: 3,
         };
         assert!(row.check(999).is_ok());
         assert_eq!(
             row.check(1_000).unwrap_err().code,
             ErrorCode::GuestLinkExpired
         );
+        row.single_use = 1;
+        assert_eq!(row.check(10).unwrap_err().code, ErrorCode::GuestLinkUsed);
+        row.uses = 0;
+        assert!(row.check(10).is_ok());
         row.revoked_at = Some(500);
         assert_eq!(row.check(10).unwrap_err().code, ErrorCode::GuestLinkRevoked);
     }

@@ -19,6 +19,7 @@ struct Row {
     sender_name: String,
     body: String,
     created_at: i64,
+    guest: i64,
 }
 
 impl From<Row> for ChatMessage {
@@ -28,13 +29,18 @@ impl From<Row> for ChatMessage {
             seq: r.seq,
             sender: UserId(r.sender_id),
             sender_name: r.sender_name,
+            guest: r.guest != 0,
             text: r.body,
             at_ms: r.created_at,
         }
     }
 }
 
-const COLUMNS: &str = "id, seq, sender_id, sender_name, body, created_at";
+/// A message's columns, and whether its sender is a guest (read from the sender's row, so
+/// history marks guests as the live relay does).
+const COLUMNS: &str = "id, seq, sender_id, sender_name, body, created_at, \
+    CAST(CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.id = messages.sender_id AND u.guest_of IS NOT NULL) \
+    THEN 1 ELSE 0 END AS BIGINT) AS guest";
 
 /// A message to store, as the room hands it over.
 #[derive(Debug, Clone)]
@@ -42,6 +48,8 @@ pub struct NewMessage {
     pub meeting_id: String,
     pub sender: UserId,
     pub sender_name: String,
+    /// The sender is a guest (shown as one to everybody).
+    pub guest: bool,
     pub client_msg_id: String,
     pub text: String,
     pub now_ms: i64,
@@ -55,6 +63,7 @@ impl NewMessage {
             seq,
             sender: self.sender.clone(),
             sender_name: self.sender_name.clone(),
+            guest: self.guest,
             text: self.text.clone(),
             at_ms: self.now_ms,
         }

@@ -376,6 +376,11 @@ async fn run(
                                 warned = false;
                                 let left = expires.saturating_duration_since(Instant::now()).as_secs();
                                 auth = fresh;
+                                // A guest's TURN credentials are renewed with the sign-in,
+                                // for as long as the guest stays in the call.
+                                if let Some(j) = joined.as_ref().filter(|_| auth.guest_of.is_some()) {
+                                    let _ = j.room.send(RoomCmd::RenewIce { peer: j.peer.clone() }).await;
+                                }
                                 Some(ServerMsg::Reauthed { expires_in_secs: left })
                             }
                             Err(e) => Some(e),

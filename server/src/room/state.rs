@@ -21,6 +21,8 @@ pub struct RoomConfig {
     pub max_peers: usize,
     /// Users in the waiting room at once; more are turned away until someone is let in.
     pub max_waiting: usize,
+    /// Guests among them: the rest of the seats stay for signed-in people.
+    pub max_waiting_guests: usize,
 }
 
 impl Default for RoomConfig {
@@ -29,6 +31,7 @@ impl Default for RoomConfig {
             grace_ms: 30_000,
             max_peers: 8,
             max_waiting: 50,
+            max_waiting_guests: 10,
         }
     }
 }
@@ -165,6 +168,9 @@ pub enum Input {
     Readmit {
         user: UserId,
     },
+    /// A host turned guest entry off (REST): the guests still waiting are sent away in the
+    /// same action (not barred: a host who turns it on again lets them try again).
+    CloseGuestEntry,
     /// Time passes: expire dropped peers.
     Tick,
 }
@@ -473,9 +479,21 @@ impl Room {
             Input::Remove { by, peer } => {
                 if self.require_moderator(&by, &mut fx) {
                     let me = self.peer(&by).map(|p| p.user.clone());
+                    // A stand-in removes participants and guests, not the people the owner
+                    // chose to run the meeting.
+                    let stand_in = self
+                        .peer(&by)
+                        .is_some_and(|p| !p.base_role.can_moderate());
                     match self.peer(&peer) {
                         Some(p) if p.user == self.owner || Some(&p.user) == me.as_ref() => {
                             fx.push(err(&by, ErrorCode::NotHost, "the host cannot be removed"));
+                        }
+                        Some(p) if stand_in && p.base_role.can_moderate() => {
+                            fx.push(err(
+                                &by,
+                                ErrorCode::NotHost,
+                                "only the host can remove a co-host",
+                            ));
                         }
                         Some(p) => {
                             let user = p.user.clone();
@@ -490,8 +508,13 @@ impl Room {
                 }
             }
             Input::Promote { by, peer } => {
-                if self.require_role(&by, Role::Host, &mut fx) {
+                if self.require_owner(&by, &mut fx) {
                     match self.peer_mut(&peer) {
+                        Some(p) if p.in_call() && p.guest => fx.push(err(
+                            &by,
+                            ErrorCode::GuestNotAllowed,
+                            "a guest cannot be made co-host; ask them to sign in",
+                        )),
                         Some(p) if p.in_call() && p.role == Role::Participant => {
                             p.role = Role::Cohost;
                             p.base_role = Role::Cohost;
@@ -526,13 +549,30 @@ impl Room {
                 }
             }
             Input::End { by } => {
-                if self.require_moderator(&by, &mut fx) {
+                if self.require_owner(&by, &mut fx) {
                     self.audit(&by, "end", None, &mut fx);
                     self.end(&mut fx);
                 }
             }
             Input::Readmit { user } => {
                 self.barred.remove(&user);
+            }
+            Input::CloseGuestEntry => {
+                let waiting: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|p| p.guest && p.state == PeerState::Waiting)
+                    .map(|p| p.id.clone())
+                    .collect();
+                for peer in waiting {
+                    fx.push(err(
+                        &peer,
+                        ErrorCode::GuestsNotAllowed,
+                        "the host has turned guest entry off",
+                    ));
+                    self.depart(&peer, &mut fx);
+                    fx.push(Effect::Close(peer));
+                }
             }
             Input::Tick => {
                 let expired: Vec<PeerId> = self

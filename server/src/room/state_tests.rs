@@ -22,6 +22,7 @@ fn room(waiting_room: bool) -> Room {
             grace_ms: GRACE,
             max_peers: 4,
             max_waiting: 3,
+            max_waiting_guests: 2,
         },
         uid("host"),
         false,
@@ -62,6 +63,23 @@ fn join_as(
             guest: false,
             resume_token: format!("tok-{peer}"),
             resume: resume.map(String::from),
+        },
+        0,
+    )
+}
+
+/// Joins a guest (no account) named `name` as peer and user `who`.
+fn join_guest(r: &mut Room, who: &str, name: &str) -> Vec<Effect> {
+    r.handle(
+        Input::Join {
+            peer: pid(who),
+            user: uid(who),
+            name: name.into(),
+            role: Role::Participant,
+            admitted: false,
+            guest: true,
+            resume_token: format!("tok-{who}"),
+            resume: None,
         },
         0,
     )
@@ -515,6 +533,13 @@ fn mute_remove_promote_end() {
     );
 
     let fx = r.handle(Input::End { by: pid("ann") }, 0);
+    assert_eq!(
+        error_to(&fx, "ann"),
+        Some(ErrorCode::NotHost),
+        "a co-host does not end the meeting"
+    );
+    assert!(!r.has_ended());
+    let fx = r.handle(Input::End { by: pid("host") }, 0);
     for who in ["host", "ann"] {
         assert!(sent_to(&fx, who).contains(&&ServerMsg::MeetingEnded));
         assert!(closed(&fx, who));
@@ -716,4 +741,173 @@ fn a_broadcast_reaches_the_peers_in_the_call_and_no_waiting_one() {
     assert_eq!(r.in_call_ids(), vec![pid("host"), pid("bob")]);
     let listed: Vec<PeerId> = r.participants().into_iter().map(|p| p.peer_id).collect();
     assert_eq!(r.in_call_ids(), listed);
+}
+
+#[test]
+fn a_guest_is_never_heir_and_a_hostless_meeting_goes_on() {
+    let mut r = room(false);
+    join(&mut r, "host", Role::Host);
+    join_guest(&mut r, "gus", "Gus");
+    join(&mut r, "ann", Role::Participant);
+    let fx = r.handle(Input::Leave { peer: pid("host") }, 0);
+    assert_eq!(r.peer(&pid("gus")).unwrap().role, Role::Participant);
+    assert_eq!(
+        r.peer(&pid("ann")).unwrap().role,
+        Role::Host,
+        "the longest-present signed-in person stands in, not the earlier guest"
+    );
+    assert!(sent_to(&fx, "gus").contains(&&ServerMsg::RoleChanged {
+        peer_id: pid("ann"),
+        role: Role::Host
+    }));
+
+    // Only guests left: nobody stands in, and the call goes on (hands, chat).
+    r.handle(Input::Leave { peer: pid("ann") }, 0);
+    assert_eq!(r.peer(&pid("gus")).unwrap().role, Role::Participant);
+    join_guest(&mut r, "gia", "Gia");
+    assert_eq!(r.peer(&pid("gia")).unwrap().role, Role::Participant);
+    let fx = r.handle(
+        Input::Hand {
+            peer: pid("gus"),
+            raised: true,
+        },
+        0,
+    );
+    assert!(error_to(&fx, "gus").is_none());
+    let fx = r.handle(Input::Lock { by: pid("gus"), locked: true }, 0);
+    assert_eq!(error_to(&fx, "gus"), Some(ErrorCode::NotHost));
+    let fx = r.handle(Input::End { by: pid("gus") }, 0);
+    assert_eq!(error_to(&fx, "gus"), Some(ErrorCode::NotHost));
+    assert!(!r.has_ended());
+}
+
+#[test]
+fn a_co_host_is_heir_before_longer_present_participants() {
+    let mut r = room(false);
+    join(&mut r, "host", Role::Host);
+    join(&mut r, "ann", Role::Participant);
+    join(&mut r, "cy", Role::Cohost);
+    r.handle(Input::Leave { peer: pid("host") }, 0);
+    assert_eq!(r.peer(&pid("cy")).unwrap().role, Role::Host);
+    assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Participant);
+}
+
+#[test]
+fn a_stand_in_runs_the_call_but_cannot_promote_end_or_remove_co_hosts() {
+    let mut r = room(true);
+    join(&mut r, "host", Role::Host);
+    join_with(&mut r, "ann", Role::Participant, true, None);
+    join_with(&mut r, "cy", Role::Cohost, true, None);
+    join_with(&mut r, "bob", Role::Participant, true, None);
+    r.handle(Input::Leave { peer: pid("host") }, 0);
+    assert_eq!(r.peer(&pid("cy")).unwrap().role, Role::Host, "co-host first");
+    r.handle(Input::Leave { peer: pid("cy") }, 0);
+    // Cy comes back and is a co-host again; Ann stood in meanwhile.
+    assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Host);
+    join_with(&mut r, "cy", Role::Cohost, true, None);
+
+    let fx = r.handle(
+        Input::Promote {
+            by: pid("ann"),
+            peer: pid("bob"),
+        },
+        0,
+    );
+    assert_eq!(error_to(&fx, "ann"), Some(ErrorCode::NotHost));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Store(_))), "{fx:?}");
+    let fx = r.handle(Input::End { by: pid("ann") }, 0);
+    assert_eq!(error_to(&fx, "ann"), Some(ErrorCode::NotHost));
+    assert!(!r.has_ended() && !fx.contains(&Effect::Store(Stored::Ended)));
+    let fx = r.handle(
+        Input::Remove {
+            by: pid("ann"),
+            peer: pid("cy"),
+        },
+        0,
+    );
+    assert_eq!(error_to(&fx, "ann"), Some(ErrorCode::NotHost));
+    assert!(r.peer(&pid("cy")).is_some());
+
+    // What a stand-in may do: lock, mute, admit, remove a participant.
+    let fx = r.handle(Input::Lock { by: pid("ann"), locked: true }, 0);
+    assert!(error_to(&fx, "ann").is_none());
+    let fx = join(&mut r, "wes", Role::Participant);
+    assert_eq!(error_to(&fx, "wes"), Some(ErrorCode::MeetingLocked));
+    let fx = r.handle(
+        Input::Remove {
+            by: pid("ann"),
+            peer: pid("bob"),
+        },
+        0,
+    );
+    assert_eq!(sent_to(&fx, "bob"), vec![&ServerMsg::Removed]);
+
+    // The owner returns: host again, the stand-in back to participant.
+    let fx = join_with(&mut r, "host", Role::Host, true, None);
+    assert_eq!(welcomed(&fx, "host").unwrap().0, Role::Host);
+    assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Participant);
+}
+
+#[test]
+fn the_owner_cannot_promote_a_guest() {
+    let mut r = room(false);
+    join(&mut r, "host", Role::Host);
+    join_guest(&mut r, "gus", "Gus");
+    let fx = r.handle(
+        Input::Promote {
+            by: pid("host"),
+            peer: pid("gus"),
+        },
+        0,
+    );
+    assert_eq!(error_to(&fx, "host"), Some(ErrorCode::GuestNotAllowed));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Store(_))));
+}
+
+#[test]
+fn guests_have_seats_of_their_own_in_the_waiting_room() {
+    let mut r = room(true);
+    join(&mut r, "host", Role::Host);
+    join_guest(&mut r, "g1", "G1");
+    join_guest(&mut r, "g2", "G2");
+    let fx = join_guest(&mut r, "g3", "G3");
+    assert_eq!(error_to(&fx, "g3"), Some(ErrorCode::MeetingFull));
+    // A signed-in invitee still finds a seat.
+    let fx = join(&mut r, "ann", Role::Participant);
+    assert_eq!(sent_to(&fx, "ann"), vec![&ServerMsg::Waiting]);
+
+    // Turning guest entry off sends the waiting guests away, and nobody else.
+    let fx = r.handle(Input::CloseGuestEntry, 0);
+    for g in ["g1", "g2"] {
+        assert_eq!(error_to(&fx, g), Some(ErrorCode::GuestsNotAllowed));
+        assert!(closed(&fx, g));
+        assert!(r.peer(&pid(g)).is_none());
+    }
+    assert!(r.peer(&pid("ann")).is_some());
+    assert!(sent_to(&fx, "host").contains(&&ServerMsg::WaitingDone { peer_id: pid("g1") }));
+}
+
+#[test]
+fn a_guest_cannot_take_a_name_that_passes_for_someone_present() {
+    let mut r = room(false);
+    r.handle(
+        Input::Join {
+            peer: pid("host"),
+            user: uid("host"),
+            name: "Dana".into(),
+            role: Role::Host,
+            admitted: true,
+            guest: false,
+            resume_token: "t".into(),
+            resume: None,
+        },
+        0,
+    );
+    for name in ["dana", "DANA", "Da na", "D\u{0430}na"] {
+        let fx = join_guest(&mut r, "eve", name);
+        assert_eq!(error_to(&fx, "eve"), Some(ErrorCode::NameTaken), "{name}");
+        assert!(closed(&fx, "eve"));
+    }
+    let fx = join_guest(&mut r, "eve", "Eve");
+    assert!(welcomed(&fx, "eve").is_some());
 }

@@ -82,6 +82,12 @@ pub enum RoomCmd {
     End,
     /// A host lifted this user's bar (REST).
     Readmit(UserId),
+    /// The peer's socket re-authenticated: a guest in the call gets fresh TURN credentials.
+    RenewIce {
+        peer: PeerId,
+    },
+    /// Guest entry was turned off (REST): guests still waiting are sent away.
+    CloseGuestEntry,
     /// The server is stopping.
     Shutdown,
 }
@@ -95,6 +101,8 @@ pub struct RoomContext {
     pub ice: IceConfig,
     pub chat: chat::Writer,
     pub rooms: Rooms,
+    /// Live sockets: removing a guest signs out the other guests from its source.
+    pub sockets: Arc<crate::sockets::Sockets>,
 }
 
 impl RoomContext {
@@ -329,6 +337,23 @@ impl Task {
                     self.apply(fx).await;
                 }
             }
+            RoomCmd::RenewIce { peer } => {
+                let guest = self
+                    .room
+                    .peer(&peer)
+                    .filter(|p| p.guest && self.room.is_joined(&peer))
+                    .map(|p| p.user.clone());
+                if let Some(user) = guest {
+                    let ice_servers = self.ctx.ice.servers(&user, now, true);
+                    if !ice_servers.is_empty() {
+                        self.send(&peer, ServerMsg::IceServers { ice_servers });
+                    }
+                }
+            }
+            RoomCmd::CloseGuestEntry => {
+                let fx = self.room.handle(Input::CloseGuestEntry, now);
+                self.apply(fx).await;
+            }
             RoomCmd::Readmit(user) => {
                 let fx = self.room.handle(Input::Readmit { user }, now);
                 self.apply(fx).await;
@@ -378,6 +403,7 @@ impl Task {
             meeting_id: self.meeting_id.clone(),
             sender: sender.user.clone(),
             sender_name: sender.name.clone(),
+            guest: sender.guest,
             client_msg_id: client_msg_id.clone(),
             text,
             now_ms: now,
@@ -499,6 +525,10 @@ impl Task {
                 batches.push_back(self.room.handle(Input::Dropped { peer }, now));
             }
         }
+        // A chat position is kept only for a peer the room still holds (waiting to be
+        // welcomed): a refused, abandoned or departed join leaves nothing behind.
+        let room = &self.room;
+        self.after_seq.retain(|peer, _| room.peer(peer).is_some());
     }
 
     async fn apply_batch(&mut self, effects: Vec<Effect>) {
@@ -547,8 +577,9 @@ impl Task {
         let last_seq = chat::last_seq(&pool, &self.meeting_id).await.unwrap_or(0);
         let user = self.room.peer(&peer).map(|p| p.user.clone());
         let now = self.ctx.now_ms();
+        let guest = self.room.peer(&peer).is_some_and(|p| p.guest);
         let ice_servers = user
-            .map(|u| self.ctx.ice.servers(&u, now))
+            .map(|u| self.ctx.ice.servers(&u, now, guest))
             .unwrap_or_default();
         self.send(
             &peer,
@@ -610,6 +641,16 @@ impl Task {
                     &self.meeting_id,
                     u.as_str(),
                     bar,
+                    now,
+                )
+                .await?;
+                // A guest: every guest sign-in from the same source ends with it (nothing
+                // happens for a signed-in user, who has no source).
+                crate::meetings::guests::sign_out_source(
+                    pool,
+                    &self.ctx.sockets,
+                    &self.meeting_id,
+                    u.as_str(),
                     now,
                 )
                 .await?;

@@ -224,6 +224,26 @@ impl TestServer {
             .await
     }
 
+    /// POSTs from another loopback address (`127.0.0.x`): how a test stands in for many
+    /// clients (the whole 127/8 reaches the server on 127.0.0.1).
+    pub async fn post_from(&self, ip: &str, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send(Self::auth(Self::client_from(ip).post(self.url(path)), token).json(&body))
+            .await
+    }
+
+    /// GETs from another loopback address (see [`Self::post_from`]).
+    pub async fn get_from(&self, ip: &str, path: &str) -> Resp {
+        self.send(Self::client_from(ip).get(self.url(path))).await
+    }
+
+    /// An HTTP client whose connections come from `ip`.
+    pub fn client_from(ip: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(Some(ip.parse().expect("an IP address")))
+            .build()
+            .expect("client")
+    }
+
     pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
         self.send(Self::auth(self.http.put(self.url(path)), token).json(&body))
             .await

@@ -181,6 +181,7 @@ fn store_batch(
                         seq: r.get(1)?,
                         sender: m.sender.clone(),
                         sender_name: r.get(2)?,
+                        guest: m.guest,
                         text: r.get(3)?,
                         at_ms: r.get(4)?,
                     })

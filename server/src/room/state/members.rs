@@ -58,8 +58,28 @@ impl Room {
                 return;
             }
         }
-        let moderator = role.can_moderate() || user == self.owner;
-        let role = if user == self.owner { Role::Host } else { role };
+        // A guest names themselves: a name that passes for someone present's is refused, so a
+        // guest cannot pose as the host or another participant in the list and in chat.
+        if guest
+            && self.peers.iter().any(|p| {
+                p.user != user && parley_shared::validate::names_confusable(&p.name, &name)
+            })
+        {
+            return refuse(
+                fx,
+                ErrorCode::NameTaken,
+                "someone in this meeting already has a name like that; choose another",
+            );
+        }
+        // A guest's stored role is never more than participant, whatever was recorded.
+        let role = if user == self.owner {
+            Role::Host
+        } else if guest {
+            Role::Participant
+        } else {
+            role
+        };
+        let moderator = role.can_moderate();
         if !moderator && !admitted && self.locked {
             return refuse(
                 fx,
@@ -71,14 +91,22 @@ impl Room {
             return refuse(fx, ErrorCode::MeetingFull, "this meeting is full");
         }
         let waiting = self.waiting_room && !moderator && !admitted;
-        if waiting
-            && self
-                .peers
+        let waiters = |guests: bool| {
+            self.peers
                 .iter()
-                .filter(|p| p.state == PeerState::Waiting)
+                .filter(|p| p.state == PeerState::Waiting && (!guests || p.guest))
                 .count()
-                >= self.cfg.max_waiting
-        {
+        };
+        // Guests have seats of their own in the waiting room: a crowd of them from an open
+        // link never takes the seats of members and invitees.
+        if waiting && guest && waiters(true) >= self.cfg.max_waiting_guests {
+            return refuse(
+                fx,
+                ErrorCode::MeetingFull,
+                "too many guests are waiting; try again later",
+            );
+        }
+        if waiting && waiters(false) >= self.cfg.max_waiting {
             return refuse(
                 fx,
                 ErrorCode::MeetingFull,
@@ -229,11 +257,14 @@ impl Room {
                 .iter()
                 .any(|q| q.role == Role::Host && q.in_call())
         {
+            // The heir is a signed-in person, never a guest (anyone can become one from an
+            // open link): a co-host first, then whoever has been in longest. With nobody
+            // eligible the meeting goes on without a host until its owner or a co-host returns.
             let heir = self
                 .peers
                 .iter()
-                .filter(|q| q.in_call())
-                .min_by_key(|q| q.order)
+                .filter(|q| q.in_call() && !q.guest)
+                .min_by_key(|q| (q.base_role != Role::Cohost, q.order))
                 .map(|q| q.id.clone());
             // A stand-in: not stored, so it ends with the room or when the owner returns.
             if let Some(heir) = heir {
@@ -346,9 +377,11 @@ impl Room {
         }
     }
 
-    pub(super) fn require_role(&self, by: &PeerId, role: Role, fx: &mut Vec<Effect>) -> bool {
+    /// Only the meeting's own host (its owner) passes: a stand-in host may run the call
+    /// (admit, mute, remove, lock) but not change who runs it or end it.
+    pub(super) fn require_owner(&self, by: &PeerId, fx: &mut Vec<Effect>) -> bool {
         match self.peer(by) {
-            Some(p) if p.state == PeerState::Joined && p.role == role => true,
+            Some(p) if p.state == PeerState::Joined && p.base_role == Role::Host => true,
             Some(p) if p.state == PeerState::Joined => {
                 fx.push(err(by, ErrorCode::NotHost, "only the host can do this"));
                 false

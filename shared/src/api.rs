@@ -291,6 +291,9 @@ pub struct ChatEntry {
     pub seq: i64,
     pub sender: UserId,
     pub sender_name: String,
+    /// Sent by a guest from the invite link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
     pub text: String,
     pub at_ms: i64,
 }

@@ -378,8 +378,8 @@ pub(crate) async fn sign_out_source(
     guest: &str,
     now: i64,
 ) -> sqlx::Result<()> {
-    let sessions: Vec<(String,)> = sqlx::query_as(
-        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id \
+    let sessions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.id, s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE u.guest_of = $1 AND s.revoked_at IS NULL \
            AND u.guest_source = (SELECT guest_source FROM users WHERE id = $2 AND guest_of = $1)",
     )
@@ -387,7 +387,7 @@ pub(crate) async fn sign_out_source(
     .bind(guest)
     .fetch_all(pool)
     .await?;
-    for (session,) in &sessions {
+    for (session, user) in &sessions {
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = 'guest_removed' \
              WHERE id = $2 AND revoked_at IS NULL",
@@ -396,7 +396,10 @@ pub(crate) async fn sign_out_source(
         .bind(session)
         .execute(pool)
         .await?;
-        sockets.revoke_session(session);
+        // The removed guest's own sockets are closed by the room, with `removed`.
+        if user != guest {
+            sockets.revoke_session(session);
+        }
     }
     Ok(())
 }

@@ -628,6 +628,7 @@ async fn chat_history(
             seq: c.seq,
             sender: c.sender,
             sender_name: c.sender_name,
+            guest: c.guest,
             text: c.text,
             at_ms: c.at_ms,
         })

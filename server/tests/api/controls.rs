@@ -148,8 +148,11 @@ async fn host_mutes_promotes_locks_removes_and_ends() {
         r.body
     );
 
-    // End by the co-host: everyone is told, every socket closes, the meeting is over.
+    // A co-host cannot end it (the meeting's own host only, as over REST).
     b.send(json!({"type": "end"})).await;
+    assert_eq!(code_of(&b.recv_type("error").await), "not_host");
+    // End by the host: everyone is told, every socket closes, the meeting is over.
+    h.send(json!({"type": "end"})).await;
     for ws in [&mut h, &mut b, &mut c] {
         assert_eq!(ws.recv_type("meeting_ended").await["type"], "meeting_ended");
         assert!(ws.closed().await);

@@ -19,12 +19,19 @@ use crate::fixture::{fresh_postgres_db, POSTGRES_ENV};
 const BURST: usize = 1000;
 
 /// A `parley-server` child process and the address it listens on.
-struct Proc {
-    child: Child,
-    base: String,
+pub(crate) struct Proc {
+    pub child: Child,
+    pub base: String,
+    /// Every line the server logged so far (its standard output).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 async fn spawn(dir: &Path, database_url: Option<&str>) -> Proc {
+    spawn_logging(dir, database_url, "info").await
+}
+
+/// Starts the real server on `dir` with `RUST_LOG=rust_log`, keeping its log lines.
+pub(crate) async fn spawn_logging(dir: &Path, database_url: Option<&str>, rust_log: &str) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley-server"));
     cmd.current_dir(dir)
         .env_clear()
@@ -35,7 +42,7 @@ async fn spawn(dir: &Path, database_url: Option<&str>) -> Proc {
         .env("PARLEY_LIMITS__WS_MESSAGES_PER_SEC", "100000")
         .env("PARLEY_LIMITS__WS_MESSAGE_BURST", "100000")
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", rust_log)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -45,8 +52,10 @@ async fn spawn(dir: &Path, database_url: Option<&str>) -> Proc {
     }
     let mut child = cmd.spawn().expect("spawn parley-server");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.expect("read server log") {
+            log.lock().unwrap().push(line.clone());
             if let Some(at) = line.find("addr=") {
                 if line.contains("listening") {
                     let rest = &line[at + 5..];
@@ -60,10 +69,16 @@ async fn spawn(dir: &Path, database_url: Option<&str>) -> Proc {
     .await
     .expect("server listens within 30 s");
     // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let kept = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().unwrap().push(line);
+        }
+    });
     Proc {
         child,
         base: format!("http://{addr}"),
+        log,
     }
 }
 

@@ -315,6 +315,7 @@ impl Server {
         };
         let state = AppState::new(db, config, &secrets, clock, mailer);
         let (shutdown, rx) = watch::channel(false);
+        meetings::guests::start_purging(state.clone(), rx.clone());
         let task = tokio::spawn(serve::serve(listener, app(state.clone()), limits, rx));
         tracing::info!(%addr, backend = ?state.db.backend, "listening");
         Ok(Self {

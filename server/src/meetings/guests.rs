@@ -642,6 +642,78 @@ async fn revoke_guest_link(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How long after a guest's sign-in ends (or its meeting ends) its rows are kept: the audit
+/// trail of a fresh removal stays readable for a while, and nothing of a guest still in the
+/// call (its access token outlives a revoked session by minutes) is pulled from under it.
+pub const GUEST_ROWS_KEPT_MS: i64 = 60 * 60 * 1000;
+/// How often the server purges ended guests.
+pub const GUEST_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes what each guest entry stored — the user row, its sessions and refresh tokens, its
+/// audit rows — once its sign-in or its meeting has ended (more than [`GUEST_ROWS_KEPT_MS`]
+/// ago). Kept: a guest who chatted (history names the sender; only its sessions go), and a
+/// barred guest of a meeting still running (the bar keeps its source out). Without it every
+/// entry stayed until the meeting was deleted: unbounded growth from many addresses. Returns
+/// how many guests were deleted.
+pub async fn purge(pool: &sqlx::AnyPool, now_ms: i64, session_ttl_ms: i64) -> sqlx::Result<u64> {
+    let cut = now_ms.saturating_sub(GUEST_ROWS_KEPT_MS);
+    let live_after = cut.saturating_sub(session_ttl_ms);
+    // A guest whose sign-ins are all over: revoked before `cut`, or made before `live_after`.
+    const SIGNED_OUT: &str = "NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id \
+           AND ((s.revoked_at IS NULL AND s.created_at > $2) OR s.revoked_at > $1))";
+    let purgeable = format!(
+        "SELECT u.id FROM users u WHERE u.guest_of IS NOT NULL AND u.created_at < $1 \
+           AND NOT EXISTS (SELECT 1 FROM messages g WHERE g.meeting_id = u.guest_of AND g.sender_id = u.id) \
+           AND (EXISTS (SELECT 1 FROM meetings m WHERE m.id = u.guest_of AND m.ended_at < $1) \
+                OR ({SIGNED_OUT} AND NOT EXISTS (SELECT 1 FROM participants p \
+                      WHERE p.user_id = u.id AND p.meeting_id = u.guest_of AND p.barred_at IS NOT NULL)))"
+    );
+    sqlx::query(&format!(
+        "DELETE FROM audit_log WHERE actor_id IN ({purgeable})"
+    ))
+    .bind(cut)
+    .bind(live_after)
+    .execute(pool)
+    .await?;
+    let deleted = sqlx::query(&format!("DELETE FROM users WHERE id IN ({purgeable})"))
+        .bind(cut)
+        .bind(live_after)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    // Guests kept for their chat keep no sign-in that is over.
+    sqlx::query(
+        "DELETE FROM sessions WHERE (revoked_at < $1 OR (revoked_at IS NULL AND created_at < $2)) \
+           AND user_id IN (SELECT id FROM users WHERE guest_of IS NOT NULL)",
+    )
+    .bind(cut)
+    .bind(live_after)
+    .execute(pool)
+    .await?;
+    Ok(deleted)
+}
+
+/// Purges ended guests every [`GUEST_SWEEP`] until the server stops.
+pub fn start_purging(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let ttl_ms =
+        i64::try_from(state.config.guest_session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(GUEST_SWEEP);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.changed() => return,
+            }
+            match purge(&state.db.pool, state.now_ms(), ttl_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(guests = n, "ended guests purged"),
+                Err(e) => tracing::warn!(error = %e, "guest purge failed"),
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -611,3 +611,97 @@ async fn a_guests_turn_credentials_last_an_hour_and_are_renewed_while_in_the_cal
         .await
         .expect_err(401, "invalid_refresh_token");
 }
+
+#[tokio::test]
+async fn guest_rows_are_purged_once_their_sign_in_or_meeting_is_over() {
+    let s = TestServer::start().await;
+    let owner = s.register("owner").await;
+    let code = s.create_meeting(&owner, json!({"title": "Passing"})).await;
+    allow_guests(&s, &owner, &code).await;
+    let (mut host, _) = s.join_ws(&owner, &code).await;
+    // Three guests: one only enters, one chats, one is removed.
+    enter_from(&s, "127.0.7.1", &code, "Quiet").await.expect(201);
+    let chatty = enter_from(&s, "127.0.7.2", &code, "Chatty").await.expect(201);
+    let (mut c, _) = join(&s, &access(&chatty), &code, "Chatty").await;
+    c.send(json!({"type": "chat", "client_msg_id": "c1", "text": "hi"}))
+        .await;
+    c.recv_type("chat_ack").await;
+    let troll = enter_from(&s, "127.0.7.3", &code, "Troll").await.expect(201);
+    let (mut t, _) = join(&s, &access(&troll), &code, "Troll").await;
+    let joined = loop {
+        let m = host.recv_type("peer_joined").await;
+        if m["participant"]["display_name"] == "Troll" {
+            break m;
+        }
+    };
+    host.send(json!({"type": "remove", "peer": joined["participant"]["peer_id"]}))
+        .await;
+    t.recv_type("removed").await;
+    drop(c);
+
+    let pool = s.pool();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64,)>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let guests = "SELECT COUNT(*) FROM users WHERE guest_of IS NOT NULL";
+    let guest_sessions =
+        "SELECT COUNT(*) FROM sessions WHERE user_id IN (SELECT id FROM users WHERE guest_of IS NOT NULL)";
+    let guest_audit =
+        "SELECT COUNT(*) FROM audit_log WHERE actor_id IN (SELECT id FROM users WHERE guest_of IS NOT NULL)";
+    assert_eq!(count(guests).await, 3);
+    let ttl_ms = 12 * 3600 * 1000;
+    let purge = |now: i64| {
+        let pool = pool.clone();
+        async move {
+            parley_server::meetings::guests::purge(&pool, now, ttl_ms)
+                .await
+                .unwrap()
+        }
+    };
+    let now = || parley_server::clock::Clock::now_ms(&s.clock);
+    assert_eq!(purge(now()).await, 0, "nothing goes while sign-ins last");
+
+    // A day later every sign-in is over: the quiet guest goes with its session and audit row;
+    // the chatty one stays (history names it) without sessions; the removed one stays while
+    // the meeting runs (its bar keeps its address out).
+    s.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(purge(now()).await, 1);
+    assert_eq!(count(guests).await, 2);
+    assert_eq!(count(guest_sessions).await, 0);
+    enter_from(&s, "127.0.7.3", &code, "Troll again")
+        .await
+        .expect_err(403, "guest_removed");
+    let signed_in = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"login": "owner", "password": owner.password}),
+        )
+        .await
+        .expect(200);
+    let token = signed_in.body["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = s
+        .get(&format!("/api/meetings/{code}/messages"), Some(&token))
+        .await
+        .expect(200);
+    assert_eq!(history.body["messages"][0]["guest"], true);
+
+    // The meeting ends; an hour on, the removed guest goes too.
+    s.post(&format!("/api/meetings/{code}/end"), Some(&token), json!({}))
+        .await
+        .expect(200);
+    s.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(purge(now()).await, 1);
+    assert_eq!(count(guests).await, 1, "the guest who chatted stays");
+    assert_eq!(count(guest_audit).await, 1, "its entry's audit row stays with it");
+}

@@ -496,6 +496,7 @@ impl Room {
                         .clone()
                         .unwrap_or_else(|| UserId(String::new())),
                     sender_name: self.my_name.clone(),
+                    guest: false,
                     text,
                     at_ms: crate::clock::unix_ms(),
                 };

@@ -42,6 +42,7 @@ fn chat(seq: i64, text: &str) -> ChatMessage {
         seq,
         sender: UserId("u-bob".into()),
         sender_name: "Bob".into(),
+        guest: false,
         text: text.into(),
         at_ms: 0,
     }

@@ -248,7 +248,10 @@ impl Described {
         if fresh {
             return (
                 StatusCode::NOT_MODIFIED,
-                [(header::ETAG, self.etag.clone()), (header::CACHE_CONTROL, cache)],
+                [
+                    (header::ETAG, self.etag.clone()),
+                    (header::CACHE_CONTROL, cache),
+                ],
             )
                 .into_response();
         }

@@ -9,7 +9,6 @@ use parley_server::config::Config;
 use parley_server::Server;
 use tracing_subscriber::EnvFilter;
 
-
 fn main() -> anyhow::Result<()> {
     parley_server::alloc::tune();
     parley_server::alloc::start_trimming();

@@ -22,8 +22,14 @@ struct Schemas;
 const STATES: &str = "Before `join`: `join`, `ping` and `reauth`; anything else gets \
 `out_of_state` (and `join` again, once joined). In the waiting room: `leave`, `ping`, `reauth`; \
 the rest gets `out_of_state`. In the meeting: everything; `admit`, `deny`, `mute`, `remove`, \
-`promote`, `lock` and `unlock` from someone neither host nor co-host, and `end` from anyone but \
-the host, get `not_host`. An unknown `type` gets `unknown_message_type`, a message that breaks \
+`lock` and `unlock` from someone neither host nor co-host, `close_guest_entry` from anyone but \
+the host or a stored co-host (a participant standing in for an absent host may not change guest \
+access), and `promote` and `end` from anyone but the meeting's own host (not a stand-in), get \
+`not_host`. A guest is never made host: when the host leaves, a co-host (else the longest-present \
+signed-in participant) stands in until the owner returns; with nobody eligible the meeting goes \
+on without one. A guest's `join` with a display name that passes for a present participant's \
+(case, white space and look-alike letters aside) gets `name_taken`. A guest's TURN credentials \
+last an hour and come anew (`ice_servers`) after each accepted `reauth` while in the meeting. An unknown `type` gets `unknown_message_type`, a message that breaks \
 its schema `malformed_request`, a field over its size `payload_too_large`, a binary frame \
 `malformed_request`. More than the per-socket message budget gets `rate_limited` (the excess \
 is dropped); a socket that keeps flooding is closed (`flooding`). A message over the size limit gets \

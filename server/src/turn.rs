@@ -70,7 +70,11 @@ mod tests {
             guest_turn_ttl_secs: 60,
         };
         let guest = c.servers(&UserId("g1".into()), 1_000_000, true);
-        assert_eq!(guest[1].username.as_deref(), Some("1060:g1"), "a guest's live shorter");
+        assert_eq!(
+            guest[1].username.as_deref(),
+            Some("1060:g1"),
+            "a guest's live shorter"
+        );
         let servers = c.servers(&UserId("u1".into()), 1_000_000, false);
         assert_eq!(servers.len(), 2);
         assert_eq!(servers[0].username, None);

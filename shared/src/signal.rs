@@ -150,6 +150,9 @@ pub enum ClientMsg {
     },
     Lock,
     Unlock,
+    /// Turn guest entry off and send away the guests still waiting (the host or a co-host; a
+    /// stand-in host cannot change guest access).
+    CloseGuestEntry,
     End,
     Ping,
     /// A fresh access token for this socket (answer to [`ServerMsg::ReauthRequired`]): the

@@ -538,7 +538,9 @@ mod tests {
             ("email", pattern::EMAIL, Some(MAX_EMAIL_CHARS), |s| {
                 email(s).is_ok()
             }),
-            ("title", pattern::DISPLAY_NAME, Some(120), |s| title(s).is_ok()),
+            ("title", pattern::DISPLAY_NAME, Some(120), |s| {
+                title(s).is_ok()
+            }),
             ("display name", pattern::DISPLAY_NAME, Some(64), |s| {
                 display_name(s).is_ok()
             }),

@@ -134,6 +134,8 @@ pub struct ChatView {
     pub seq: f64,
     pub sender_id: String,
     pub sender: String,
+    /// Sent by a guest (shown with a "Guest" tag: the name is their own word).
+    pub guest: bool,
     pub text: String,
     pub at_ms: f64,
 }
@@ -148,6 +150,7 @@ macro_rules! chat_view_from {
                     seq: m.seq as f64,
                     sender_id: m.sender.to_string(),
                     sender: m.sender_name,
+                    guest: m.guest,
                     text: m.text,
                     at_ms: m.at_ms as f64,
                 }
@@ -240,6 +243,9 @@ pub enum HostActionArg {
     Promote,
     Lock,
     Unlock,
+    /// Turn guest entry off, sending away the guests still waiting.
+    #[serde(rename = "close_guest_entry")]
+    CloseGuestEntry,
     End,
 }
 

@@ -362,7 +362,11 @@ pending: boolean;
  * Ours: the id we sent it under (the acknowledged copy replaces the pending one).
  */
 client_msg_id: string | null }
-export type ChatView = { id: string; seq: number; sender_id: string; sender: string; text: string; at_ms: number }
+export type ChatView = { id: string; seq: number; sender_id: string; sender: string; 
+/**
+ * Sent by a guest (shown with a "Guest" tag: the name is their own word).
+ */
+guest: boolean; text: string; at_ms: number }
 /**
  * What `select_device` chooses.
  */
@@ -388,7 +392,11 @@ echo_cancellation: boolean }
 /**
  * What a host or co-host can do.
  */
-export type HostActionArg = "admit" | "deny" | "mute" | "remove" | "promote" | "lock" | "unlock" | "end"
+export type HostActionArg = "admit" | "deny" | "mute" | "remove" | "promote" | "lock" | "unlock" | 
+/**
+ * Turn guest entry off, sending away the guests still waiting.
+ */
+"close_guest_entry" | "end"
 /**
  * Audio levels, about ten times a second while in a call.
  */

@@ -285,6 +285,9 @@ impl Actor {
                 }
             }
             ServerMsg::MutedByHost => self.apply(io, Input::MutedByHost).await,
+            // Renewed credentials (a guest's TURN lives an hour): for the connections made
+            // from now on.
+            ServerMsg::IceServers { ice_servers } => io.ice_servers = ice_servers.clone(),
             ServerMsg::PeerLeft { peer_id } => {
                 self.apply(io, Input::PeerLeft(peer_id.clone())).await;
             }

@@ -240,6 +240,7 @@ mod tests {
                 seq,
                 sender: UserId("u2".into()),
                 sender_name: "Bob".into(),
+                guest: false,
                 text: format!("#{seq}"),
                 at_ms: 0,
             },

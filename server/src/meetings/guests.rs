@@ -695,8 +695,8 @@ pub async fn purge(pool: &sqlx::AnyPool, now_ms: i64, session_ttl_ms: i64) -> sq
 
 /// Purges ended guests every [`GUEST_SWEEP`] until the server stops.
 pub fn start_purging(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let ttl_ms =
-        i64::try_from(state.config.guest_session_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    let ttl_ms = i64::try_from(state.config.guest_session_ttl_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX / 4);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(GUEST_SWEEP);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

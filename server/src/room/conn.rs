@@ -543,6 +543,7 @@ pub fn to_room(me: &PeerId, msg: ClientMsg) -> Result<Option<RoomCmd>, ServerMsg
             locked: false,
         },
         ClientMsg::End => Input::End { by: from },
+        ClientMsg::CloseGuestEntry => Input::CloseGuestEntry { by: Some(from) },
         _ => return Ok(None),
     };
     Ok(Some(RoomCmd::Input(input)))

@@ -168,9 +168,12 @@ pub enum Input {
     Readmit {
         user: UserId,
     },
-    /// A host turned guest entry off (REST): the guests still waiting are sent away in the
-    /// same action (not barred: a host who turns it on again lets them try again).
-    CloseGuestEntry,
+    /// Guest entry turned off: the guests still waiting are sent away in the same action (not
+    /// barred: a host who turns it on again lets them try again). `by` a peer over the socket
+    /// (the host or a co-host, and it is stored), or `None` when it was done over REST.
+    CloseGuestEntry {
+        by: Option<PeerId>,
+    },
     /// Time passes: expire dropped peers.
     Tick,
 }
@@ -206,6 +209,8 @@ pub enum Stored {
     Barred(UserId, Bar),
     Role(UserId, Role),
     Locked(bool),
+    /// Guest entry turned off.
+    GuestsOff,
     Ended,
     /// A host action, for the audit log.
     Audit {
@@ -481,9 +486,7 @@ impl Room {
                     let me = self.peer(&by).map(|p| p.user.clone());
                     // A stand-in removes participants and guests, not the people the owner
                     // chose to run the meeting.
-                    let stand_in = self
-                        .peer(&by)
-                        .is_some_and(|p| !p.base_role.can_moderate());
+                    let stand_in = self.peer(&by).is_some_and(|p| !p.base_role.can_moderate());
                     match self.peer(&peer) {
                         Some(p) if p.user == self.owner || Some(&p.user) == me.as_ref() => {
                             fx.push(err(&by, ErrorCode::NotHost, "the host cannot be removed"));
@@ -557,7 +560,26 @@ impl Room {
             Input::Readmit { user } => {
                 self.barred.remove(&user);
             }
-            Input::CloseGuestEntry => {
+            Input::CloseGuestEntry { by } => {
+                if let Some(by) = &by {
+                    let stored_moderator =
+                        self.peer(by).is_some_and(|p| p.base_role.can_moderate());
+                    if !stored_moderator {
+                        if self.require_joined(by, &mut fx) {
+                            fx.push(err(
+                                by,
+                                ErrorCode::NotHost,
+                                "only the host or a co-host can change guest access",
+                            ));
+                        }
+                        return fx;
+                    }
+                    if !self.require_moderator(by, &mut fx) {
+                        return fx;
+                    }
+                    fx.push(Effect::Store(Stored::GuestsOff));
+                    self.audit(by, "guests_disallow", None, &mut fx);
+                }
                 let waiting: Vec<PeerId> = self
                     .peers
                     .iter()

@@ -774,7 +774,13 @@ fn a_guest_is_never_heir_and_a_hostless_meeting_goes_on() {
         0,
     );
     assert!(error_to(&fx, "gus").is_none());
-    let fx = r.handle(Input::Lock { by: pid("gus"), locked: true }, 0);
+    let fx = r.handle(
+        Input::Lock {
+            by: pid("gus"),
+            locked: true,
+        },
+        0,
+    );
     assert_eq!(error_to(&fx, "gus"), Some(ErrorCode::NotHost));
     let fx = r.handle(Input::End { by: pid("gus") }, 0);
     assert_eq!(error_to(&fx, "gus"), Some(ErrorCode::NotHost));
@@ -800,7 +806,11 @@ fn a_stand_in_runs_the_call_but_cannot_promote_end_or_remove_co_hosts() {
     join_with(&mut r, "cy", Role::Cohost, true, None);
     join_with(&mut r, "bob", Role::Participant, true, None);
     r.handle(Input::Leave { peer: pid("host") }, 0);
-    assert_eq!(r.peer(&pid("cy")).unwrap().role, Role::Host, "co-host first");
+    assert_eq!(
+        r.peer(&pid("cy")).unwrap().role,
+        Role::Host,
+        "co-host first"
+    );
     r.handle(Input::Leave { peer: pid("cy") }, 0);
     // Cy comes back and is a co-host again; Ann stood in meanwhile.
     assert_eq!(r.peer(&pid("ann")).unwrap().role, Role::Host);
@@ -829,7 +839,13 @@ fn a_stand_in_runs_the_call_but_cannot_promote_end_or_remove_co_hosts() {
     assert!(r.peer(&pid("cy")).is_some());
 
     // What a stand-in may do: lock, mute, admit, remove a participant.
-    let fx = r.handle(Input::Lock { by: pid("ann"), locked: true }, 0);
+    let fx = r.handle(
+        Input::Lock {
+            by: pid("ann"),
+            locked: true,
+        },
+        0,
+    );
     assert!(error_to(&fx, "ann").is_none());
     let fx = join(&mut r, "wes", Role::Participant);
     assert_eq!(error_to(&fx, "wes"), Some(ErrorCode::MeetingLocked));
@@ -877,7 +893,23 @@ fn guests_have_seats_of_their_own_in_the_waiting_room() {
     assert_eq!(sent_to(&fx, "ann"), vec![&ServerMsg::Waiting]);
 
     // Turning guest entry off sends the waiting guests away, and nobody else.
-    let fx = r.handle(Input::CloseGuestEntry, 0);
+    // Not by a participant, and only the owner or a stored co-host over the socket.
+    join_with(&mut r, "bob", Role::Participant, true, None);
+    let fx = r.handle(
+        Input::CloseGuestEntry {
+            by: Some(pid("bob")),
+        },
+        0,
+    );
+    assert_eq!(error_to(&fx, "bob"), Some(ErrorCode::NotHost));
+    assert!(r.peer(&pid("g1")).is_some());
+    let fx = r.handle(
+        Input::CloseGuestEntry {
+            by: Some(pid("host")),
+        },
+        0,
+    );
+    assert!(fx.contains(&Effect::Store(Stored::GuestsOff)));
     for g in ["g1", "g2"] {
         assert_eq!(error_to(&fx, g), Some(ErrorCode::GuestsNotAllowed));
         assert!(closed(&fx, g));

@@ -351,7 +351,7 @@ impl Task {
                 }
             }
             RoomCmd::CloseGuestEntry => {
-                let fx = self.room.handle(Input::CloseGuestEntry, now);
+                let fx = self.room.handle(Input::CloseGuestEntry { by: None }, now);
                 self.apply(fx).await;
             }
             RoomCmd::Readmit(user) => {
@@ -688,6 +688,12 @@ impl Task {
             Stored::Locked(locked) => {
                 sqlx::query("UPDATE meetings SET locked = $1 WHERE id = $2")
                     .bind(i64::from(locked))
+                    .bind(&self.meeting_id)
+                    .execute(pool)
+                    .await?
+            }
+            Stored::GuestsOff => {
+                sqlx::query("UPDATE meetings SET allow_guests = 0 WHERE id = $1")
                     .bind(&self.meeting_id)
                     .execute(pool)
                     .await?

@@ -31,7 +31,10 @@ async fn enter_from(s: &TestServer, ip: &str, code: &str, name: &str) -> crate::
 }
 
 fn access(r: &crate::fixture::Resp) -> String {
-    r.body["tokens"]["access_token"].as_str().unwrap().to_owned()
+    r.body["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Joins with `token` as `name`, and the first answer.
@@ -72,7 +75,10 @@ async fn no_guest_becomes_host_and_a_stand_in_cannot_promote_or_end() {
     // The owner leaves: the longest-present signed-in person stands in, never the guest.
     host.send(json!({"type": "leave"})).await;
     let changed = guest.recv_type("role_changed").await;
-    assert_ne!(changed["peer_id"], w["peer_id"], "a guest became host: {changed}");
+    assert_ne!(
+        changed["peer_id"], w["peer_id"],
+        "a guest became host: {changed}"
+    );
     let mal_peer = changed["peer_id"].clone();
     assert_eq!(changed["role"], "host");
 
@@ -122,7 +128,10 @@ async fn no_guest_becomes_host_and_a_stand_in_cannot_promote_or_end() {
             break m;
         }
     };
-    assert_eq!((&back["peer_id"], &back["role"]), (&mal_peer, &json!("participant")));
+    assert_eq!(
+        (&back["peer_id"], &back["role"]),
+        (&mal_peer, &json!("participant"))
+    );
     let m = s
         .get(&format!("/api/meetings/{code}"), Some(&owner.access))
         .await
@@ -168,11 +177,18 @@ async fn a_removed_guests_pre_minted_tokens_are_refused() {
     let ip = "127.0.0.41";
     let mut tokens = Vec::new();
     for i in 0..3 {
-        tokens.push(access(&enter_from(&s, ip, &code, &format!("Eve{i}")).await.expect(201)));
+        tokens.push(access(
+            &enter_from(&s, ip, &code, &format!("Eve{i}"))
+                .await
+                .expect(201),
+        ));
     }
     // Only two sign-ins per source live at once: the oldest unused one is gone already.
     let first = s.try_ws(Some(&tokens[0]), Some("parley.v1")).await;
-    assert!(first.is_err(), "the oldest stocked-up token still opens a socket");
+    assert!(
+        first.is_err(),
+        "the oldest stocked-up token still opens a socket"
+    );
 
     let (mut eve, w) = join(&s, &tokens[1], &code, "Eve").await;
     assert_eq!(w["type"], "welcome", "{w}");
@@ -280,8 +296,14 @@ async fn a_crowd_of_guests_leaves_seats_for_invitees_and_the_hosts_link_works() 
     assert!(waiting <= 10, "{waiting} guests hold waiting-room seats");
     for (o, _) in &results {
         assert!(
-            ["waiting", "meeting_full", "too_many_guests", "signed_out", "session_revoked"]
-                .contains(&o.as_str()),
+            [
+                "waiting",
+                "meeting_full",
+                "too_many_guests",
+                "signed_out",
+                "session_revoked"
+            ]
+            .contains(&o.as_str()),
             "unexpected outcome {o}"
         );
     }
@@ -370,7 +392,9 @@ async fn guests_are_marked_in_chat_live_and_in_history() {
     let code = s.create_meeting(&owner, json!({"title": "Chat"})).await;
     allow_guests(&s, &owner, &code).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
-    let g = enter_from(&s, "127.0.0.61", &code, "Dana (host)").await.expect(201);
+    let g = enter_from(&s, "127.0.0.61", &code, "Dana (host)")
+        .await
+        .expect(201);
     let (mut guest, _) = join(&s, &access(&g), &code, "Dana (host)").await;
     guest
         .send(json!({"type": "chat", "client_msg_id": "g1", "text": "please re-send the passcode"}))
@@ -382,7 +406,10 @@ async fn guests_are_marked_in_chat_live_and_in_history() {
     let from_host = guest.recv_type("chat").await;
     assert!(from_host["message"].get("guest").is_none(), "{from_host}");
     let history = s
-        .get(&format!("/api/meetings/{code}/messages"), Some(&owner.access))
+        .get(
+            &format!("/api/meetings/{code}/messages"),
+            Some(&owner.access),
+        )
         .await
         .expect(200);
     let msgs = history.body["messages"].as_array().unwrap();
@@ -404,7 +431,10 @@ async fn a_guest_cannot_take_a_name_that_passes_for_someone_present() {
     let code = s.create_meeting(&owner, json!({"title": "Names"})).await;
     allow_guests(&s, &owner, &code).await;
     let (_host, _) = s.join_ws(&owner, &code).await;
-    for (i, name) in ["Dana", "DANA", " d a n a ", "D\u{0430}na"].iter().enumerate() {
+    for (i, name) in ["Dana", "DANA", " d a n a ", "D\u{0430}na"]
+        .iter()
+        .enumerate()
+    {
         let g = enter_from(&s, &format!("127.0.0.{}", 70 + i), &code, name)
             .await
             .expect(201);
@@ -448,7 +478,10 @@ async fn turning_guests_off_sends_the_waiting_ones_away_at_once() {
     .await
     .expect(200);
     for ws in &mut waiting {
-        let (got, _) = ws.until_closed(Duration::from_secs(5)).await.expect("closed");
+        let (got, _) = ws
+            .until_closed(Duration::from_secs(5))
+            .await
+            .expect("closed");
         assert!(
             got.iter().any(|m| m["code"] == "guests_not_allowed"),
             "{got:?}"
@@ -465,7 +498,9 @@ async fn turning_guests_off_sends_the_waiting_ones_away_at_once() {
 async fn a_single_use_link_lets_one_person_in_and_the_host_sees_the_count() {
     let s = TestServer::start().await;
     let owner = s.register("owner").await;
-    let code = s.create_meeting(&owner, json!({"title": "Interview"})).await;
+    let code = s
+        .create_meeting(&owner, json!({"title": "Interview"}))
+        .await;
     let made = |single: bool| {
         let s = &s;
         let owner = &owner;
@@ -510,7 +545,10 @@ async fn a_single_use_link_lets_one_person_in_and_the_host_sees_the_count() {
         use_link(ip, token(&many)).await.expect(201);
     }
     let list = s
-        .get(&format!("/api/meetings/{code}/guest-links"), Some(&owner.access))
+        .get(
+            &format!("/api/meetings/{code}/guest-links"),
+            Some(&owner.access),
+        )
         .await
         .expect(200);
     let links = list.body["links"].as_array().unwrap();
@@ -542,7 +580,10 @@ async fn the_invite_page_is_no_free_oracle() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    assert!(statuses[..60].iter().all(|&c| c == 200 || c == 404), "{statuses:?}");
+    assert!(
+        statuses[..60].iter().all(|&c| c == 200 || c == 404),
+        "{statuses:?}"
+    );
     assert_eq!(statuses[60], 429);
     // Another address is not affected.
     let r = TestServer::client_from("127.0.5.2")
@@ -580,11 +621,22 @@ async fn a_guests_turn_credentials_last_an_hour_and_are_renewed_while_in_the_cal
             .unwrap()
     };
     let now_s = |s: &TestServer| parley_server::clock::Clock::now_ms(&s.clock) / 1000;
-    assert_eq!(expiry(&hw["ice_servers"]) - now_s(&s), 12 * 3600, "members keep 12 h");
+    assert_eq!(
+        expiry(&hw["ice_servers"]) - now_s(&s),
+        12 * 3600,
+        "members keep 12 h"
+    );
     let g = enter_from(&s, "127.0.6.1", &code, "Gia").await.expect(201);
-    let mut refresh = g.body["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+    let mut refresh = g.body["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (mut guest, gw) = join(&s, &access(&g), &code, "Gia").await;
-    assert_eq!(expiry(&gw["ice_servers"]) - now_s(&s), 3600, "a guest's last an hour");
+    assert_eq!(
+        expiry(&gw["ice_servers"]) - now_s(&s),
+        3600,
+        "a guest's last an hour"
+    );
 
     // Later the socket asks for a fresh token; with it come fresh credentials, an hour from
     // then (the server's clock moved on meanwhile).
@@ -596,11 +648,20 @@ async fn a_guests_turn_credentials_last_an_hour_and_are_renewed_while_in_the_cal
         .post("/api/auth/refresh", None, json!({"refresh_token": refresh}))
         .await
         .expect(200);
-    refresh = r.body["refresh_token"].as_str().unwrap_or_default().to_owned();
+    refresh = r.body["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let fresh = r.body["access_token"].as_str().unwrap().to_owned();
-    guest.send(json!({"type": "reauth", "access_token": fresh})).await;
+    guest
+        .send(json!({"type": "reauth", "access_token": fresh}))
+        .await;
     let renewed = guest.recv_type("ice_servers").await;
-    assert_eq!(expiry(&renewed["ice_servers"]) - now_s(&s), 3600, "{renewed}");
+    assert_eq!(
+        expiry(&renewed["ice_servers"]) - now_s(&s),
+        3600,
+        "{renewed}"
+    );
 
     // Removed: the socket closes and nothing renews it; the refresh token is dead too.
     let joined = host.recv_type("peer_joined").await;
@@ -620,13 +681,19 @@ async fn guest_rows_are_purged_once_their_sign_in_or_meeting_is_over() {
     allow_guests(&s, &owner, &code).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
     // Three guests: one only enters, one chats, one is removed.
-    enter_from(&s, "127.0.7.1", &code, "Quiet").await.expect(201);
-    let chatty = enter_from(&s, "127.0.7.2", &code, "Chatty").await.expect(201);
+    enter_from(&s, "127.0.7.1", &code, "Quiet")
+        .await
+        .expect(201);
+    let chatty = enter_from(&s, "127.0.7.2", &code, "Chatty")
+        .await
+        .expect(201);
     let (mut c, _) = join(&s, &access(&chatty), &code, "Chatty").await;
     c.send(json!({"type": "chat", "client_msg_id": "c1", "text": "hi"}))
         .await;
     c.recv_type("chat_ack").await;
-    let troll = enter_from(&s, "127.0.7.3", &code, "Troll").await.expect(201);
+    let troll = enter_from(&s, "127.0.7.3", &code, "Troll")
+        .await
+        .expect(201);
     let (mut t, _) = join(&s, &access(&troll), &code, "Troll").await;
     let joined = loop {
         let m = host.recv_type("peer_joined").await;
@@ -697,11 +764,19 @@ async fn guest_rows_are_purged_once_their_sign_in_or_meeting_is_over() {
     assert_eq!(history.body["messages"][0]["guest"], true);
 
     // The meeting ends; an hour on, the removed guest goes too.
-    s.post(&format!("/api/meetings/{code}/end"), Some(&token), json!({}))
-        .await
-        .expect(200);
+    s.post(
+        &format!("/api/meetings/{code}/end"),
+        Some(&token),
+        json!({}),
+    )
+    .await
+    .expect(200);
     s.advance(Duration::from_secs(2 * 3600));
     assert_eq!(purge(now()).await, 1);
     assert_eq!(count(guests).await, 1, "the guest who chatted stays");
-    assert_eq!(count(guest_audit).await, 1, "its entry's audit row stays with it");
+    assert_eq!(
+        count(guest_audit).await,
+        1,
+        "its entry's audit row stays with it"
+    );
 }

@@ -491,7 +491,10 @@ async fn a_removed_guest_cannot_come_back_as_a_new_guest_or_by_their_link() {
     r.expect_err(403, "guest_removed");
     // Their sign-in ended with the removal.
     let again = s.try_ws(Some(&token), Some("parley.v1")).await;
-    assert!(again.is_err(), "the removed guest's token still opens a socket");
+    assert!(
+        again.is_err(),
+        "the removed guest's token still opens a socket"
+    );
 
     // A personal link's guest is removed: the link is revoked with the bar.
     let link = s

@@ -15,7 +15,13 @@ use crate::crash::spawn_logging;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn post(http: &reqwest::Client, base: &str, path: &str, token: Option<&str>, body: Value) -> Value {
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
     let mut req = http.post(format!("{base}{path}")).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -44,7 +50,11 @@ async fn join(base: &str, token: &str, code: &str, name: &str, browser: bool) ->
             .insert("sec-websocket-protocol", "parley.v1".parse().unwrap());
     }
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    send(&mut ws, json!({"type": "join", "code": code, "display_name": name})).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "code": code, "display_name": name}),
+    )
+    .await;
     recv(&mut ws, "welcome").await;
     ws
 }
@@ -99,7 +109,10 @@ async fn no_secret_reaches_the_log_at_trace_level() {
     )
     .await;
     let access = login["tokens"]["access_token"].as_str().unwrap().to_owned();
-    let refresh = login["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = login["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     secrets.extend([access.clone(), refresh.clone()]);
 
     let passcode = "sesame-Passcode-77";
@@ -124,7 +137,10 @@ async fn no_secret_reaches_the_log_at_trace_level() {
     let link_token = link["token"].as_str().unwrap().to_owned();
     secrets.push(link_token.clone());
     // The invite page, opened with the token in the fragment and in the old query form.
-    for path in [format!("/j/{code}#g={link_token}"), format!("/j/{code}?g={link_token}")] {
+    for path in [
+        format!("/j/{code}#g={link_token}"),
+        format!("/j/{code}?g={link_token}"),
+    ] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200);
     }
@@ -167,7 +183,11 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         false,
     )
     .await;
-    send(&mut dana, json!({"type": "chat", "client_msg_id": "d1", "text": "hello"})).await;
+    send(
+        &mut dana,
+        json!({"type": "chat", "client_msg_id": "d1", "text": "hello"}),
+    )
+    .await;
     recv(&mut host, "chat").await;
 
     let fresh = post(
@@ -181,7 +201,11 @@ async fn no_secret_reaches_the_log_at_trace_level() {
     let fresh_access = fresh["access_token"].as_str().unwrap().to_owned();
     let fresh_refresh = fresh["refresh_token"].as_str().unwrap().to_owned();
     secrets.extend([fresh_access.clone(), fresh_refresh.clone()]);
-    send(&mut host, json!({"type": "reauth", "access_token": fresh_access})).await;
+    send(
+        &mut host,
+        json!({"type": "reauth", "access_token": fresh_access}),
+    )
+    .await;
     recv(&mut host, "reauthed").await;
     post(
         &http,

@@ -457,6 +457,7 @@ impl Meetings {
                 seq: 0.0,
                 sender_id,
                 sender,
+                guest: false,
                 text,
                 at_ms: parley_engine::clock::unix_ms() as f64,
             },
@@ -484,6 +485,7 @@ impl Meetings {
             HostActionArg::Promote => on(HostAction::Promote)?,
             HostActionArg::Lock => ClientMsg::Lock,
             HostActionArg::Unlock => ClientMsg::Unlock,
+            HostActionArg::CloseGuestEntry => ClientMsg::CloseGuestEntry,
             HostActionArg::End => ClientMsg::End,
         };
         call.send(msg).await;

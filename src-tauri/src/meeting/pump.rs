@@ -213,6 +213,7 @@ async fn load_history(app: AppHandle, generation: u64) {
                 seq: entry.seq,
                 sender: entry.sender,
                 sender_name: entry.sender_name,
+                guest: entry.guest,
                 text: entry.text,
                 at_ms: entry.at_ms,
             };

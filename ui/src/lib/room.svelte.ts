@@ -7,6 +7,8 @@ export interface ChatItem {
   key: string;
   id: string;
   sender: string;
+  /** Sent by a guest from the invite link: their name is their own word. */
+  guest: boolean;
   text: string;
   at_ms: number;
   mine: boolean;
@@ -84,6 +86,7 @@ class RoomStore {
       key: e.client_msg_id ?? m.id,
       id: m.id,
       sender: m.sender,
+      guest: m.guest,
       text: m.text,
       at_ms: m.at_ms,
       mine: e.mine,

@@ -46,6 +46,10 @@ export const FRIENDLY: Record<string, string> = {
   guest_link_invalid: "This personal link is not one of this meeting's. Check the link you were sent.",
   guest_link_revoked: "The host has withdrawn this personal link.",
   guest_link_expired: "This personal link has expired. Ask the host for a new one.",
+  guest_link_used: "This personal link was for one entry and has been used. Ask the host for a new one.",
+  too_many_guests:
+    "As many guests from this network as allowed are in this meeting already. Sign in with your account, or ask the host for a personal link.",
+  name_taken: "Someone in this meeting already has a name like that. Choose another name so nobody mistakes you for them.",
   meeting_not_found: "No meeting has this code. Check the link you were sent.",
   meeting_ended: "This meeting has ended.",
   meeting_locked: "The host has locked this meeting: nobody new can join.",

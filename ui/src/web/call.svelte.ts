@@ -215,6 +215,19 @@ export class BrowserCall implements Backend {
 
   private async onMessage(m: Record<string, any>) {
     switch (m.type) {
+      case "ice_servers": {
+        // Renewed TURN credentials (a guest's last an hour): new connections and ICE
+        // restarts of the ones we have use them.
+        this.ice = (m.ice_servers ?? []).map((s: any) => ({ urls: s.urls, username: s.username, credential: s.credential }));
+        for (const l of this.links.values()) {
+          try {
+            l.pc.setConfiguration({ ...l.pc.getConfiguration(), iceServers: this.ice });
+          } catch {
+            // A closing connection: nothing to renew.
+          }
+        }
+        break;
+      }
       case "welcome": {
         this.attempt = 0;
         this.me = m.peer_id;
@@ -355,7 +368,7 @@ export class BrowserCall implements Backend {
   }
 
   private addChat(
-    msg: { id: string; seq: number; sender: string; sender_name: string; text: string; at_ms: number },
+    msg: { id: string; seq: number; sender: string; sender_name: string; guest?: boolean; text: string; at_ms: number },
     pending: boolean,
     clientId: string | null,
     mine = false,
@@ -366,6 +379,7 @@ export class BrowserCall implements Backend {
       key: clientId ?? msg.id,
       id: msg.id,
       sender: msg.sender_name,
+      guest: msg.guest === true,
       text: msg.text,
       at_ms: msg.at_ms,
       mine: own,

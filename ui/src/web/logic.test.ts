@@ -65,6 +65,7 @@ const line = (key: string, id: string, at: number, pending = false, text = key):
   key,
   id,
   sender: "Gia",
+  guest: true,
   text,
   at_ms: at,
   mine: false,

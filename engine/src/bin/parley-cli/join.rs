@@ -219,6 +219,7 @@ async fn act(conn: &Conn, room: &Room, line: Line) {
         Line::React(emoji) => ClientMsg::Reaction { emoji },
         Line::Lock => ClientMsg::Lock,
         Line::Unlock => ClientMsg::Unlock,
+        Line::NoGuests => ClientMsg::CloseGuestEntry,
         Line::End => ClientMsg::End,
         Line::Host(action, name) => match room.find(&name) {
             Some(peer) => action.message(peer),

@@ -5,7 +5,7 @@ use parley_engine::room::HostAction;
 
 pub const HELP: &str = "type to chat; commands: /who /hand /lower /react EMOJI /camera on|off /mic on|off \
 /camera|/mic|/speaker DEVICE /share [monitor|monitor:ID|window:ID] /unshare /mute NAME /remove NAME \
-/promote NAME /admit NAME /deny NAME /lock /unlock /end /leave (start a chat line with // to send a literal /)";
+/promote NAME /admit NAME /deny NAME /lock /unlock /noguests /end /leave (start a chat line with // to send a literal /)";
 
 /// A device switch: on, off, or another device by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub enum Line {
     Unshare,
     Lock,
     Unlock,
+    /// Turn guest entry off, sending away the guests still waiting.
+    NoGuests,
     End,
     /// A host action on the participant of this name.
     Host(HostAction, String),
@@ -87,6 +89,7 @@ pub fn parse(line: &str) -> Line {
         "unshare" => Line::Unshare,
         "lock" => Line::Lock,
         "unlock" => Line::Unlock,
+        "noguests" => Line::NoGuests,
         "end" => Line::End,
         verb => match HostAction::parse(verb) {
             Some(_) if arg.is_empty() => Line::Invalid(format!("/{verb} whom? /{verb} NAME")),
@@ -140,6 +143,7 @@ mod tests {
             ("/unshare", Line::Unshare),
             ("/lock", Line::Lock),
             ("/unlock", Line::Unlock),
+            ("/noguests", Line::NoGuests),
             ("/end", Line::End),
             ("/admit Wes", Line::Host(HostAction::Admit, "Wes".into())),
             ("/deny  Wes ", Line::Host(HostAction::Deny, "Wes".into())),

@@ -5,6 +5,12 @@
 //! who join and chat at 1 message per second each. Reports how many honest joins and chat
 //! deliveries succeeded and how fast, what the attackers got, and the server's memory.
 //!
+//! With `guests`, a guest flood besides (issue 33): the honest meetings have a waiting room
+//! and guest access on, their hosts admit their members and leave guests waiting, and
+//! `guests` clients, each from a loopback address of its own, enter as guests and knock again
+//! and again for as long as the run lasts. The honest side must not notice; the guests'
+//! seats in each waiting room, the guest rows stored and the server's memory stay bounded.
+//!
 //! Attackers and honest people come from different loopback addresses (127.0.0.0/8 is all
 //! loopback), as they would from different hosts, so the per-address caps apply to each.
 
@@ -29,6 +35,11 @@ const PER_USER: usize = 10;
 const PER_ADDRESS: usize = 100;
 /// People per honest meeting.
 const GROUP: usize = 4;
+/// The server's default open-link guest entries per meeting in ten minutes
+/// (`guest_entries_per_meeting`): what a run shorter than that may store per meeting.
+pub const GUEST_ENTRIES_PER_MEETING: u64 = 100;
+/// The server's default guest seats in one waiting room (`max_waiting_guests`).
+pub const GUEST_WAITING_SEATS: u64 = 10;
 
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
@@ -51,6 +62,18 @@ pub struct Report {
     pub chat_delivered: u64,
     pub chat_p50_ms: f64,
     pub chat_p99_ms: f64,
+    /// Guest clients flooding (0: none), the honest meetings they flood.
+    pub guests: usize,
+    pub meetings: usize,
+    pub guest_entry_attempts: u64,
+    /// Entries the server answered with tokens (each stores a guest).
+    pub guest_entries: u64,
+    pub guest_joins_waiting: u64,
+    pub guest_joins_refused: u64,
+    /// Most guests waiting at once, all meetings together.
+    pub guest_waiting_peak: u64,
+    /// Guest user rows in the database at the end.
+    pub guest_rows_stored: u64,
     pub server_rss_start_mib: f64,
     pub server_rss_peak_mib: f64,
     pub server_rss_end_mib: f64,
@@ -107,6 +130,96 @@ struct Counters {
     idle_connects: AtomicU64,
     idle_refused: AtomicU64,
     delivered: AtomicU64,
+    /// Honest people welcomed so far: the chat starts when all are.
+    honest_in: AtomicU64,
+    guest_attempts: AtomicU64,
+    guest_entries: AtomicU64,
+    guest_waiting: AtomicU64,
+    guest_waiting_now: AtomicU64,
+    guest_refused: AtomicU64,
+}
+
+/// One flooding guest from address `from`: enters `code` and knocks, again and again, until
+/// `stop`; holds each waiting socket until the server closes it.
+async fn flood_as_guest(
+    base: String,
+    ws_url: String,
+    port: u16,
+    code: String,
+    from: [u8; 4],
+    stop: Arc<AtomicBool>,
+    c: Arc<Counters>,
+) {
+    let Ok(http) = reqwest::Client::builder()
+        .local_address(Some(std::net::IpAddr::from(from)))
+        .build()
+    else {
+        return;
+    };
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        c.guest_attempts.fetch_add(1, Ordering::Relaxed);
+        let name = format!("Guest {}.{} #{n}", from[2], from[3]);
+        let entry = http
+            .post(format!("{base}/api/guests"))
+            .json(&json!({"code": code, "display_name": name}))
+            .send()
+            .await;
+        let token = match entry {
+            Ok(r) if r.status().as_u16() == 201 => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["tokens"]["access_token"].as_str().map(String::from)),
+            _ => None,
+        };
+        let Some(token) = token else {
+            // Refused (a budget, a bar): try again shortly, as a bot would.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        };
+        c.guest_entries.fetch_add(1, Ordering::Relaxed);
+        let Ok(mut ws) = connect(&ws_url, port, &token, from).await else {
+            continue;
+        };
+        let join = json!({"type": "join", "code": code, "display_name": name});
+        if ws.send(Message::text(join.to_string())).await.is_err() {
+            continue;
+        }
+        match next_json(&mut ws).await {
+            Some(m) if m["type"] == "waiting" => {
+                c.guest_waiting.fetch_add(1, Ordering::Relaxed);
+                c.guest_waiting_now.fetch_add(1, Ordering::Relaxed);
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+                        Ok(Some(Ok(_))) | Err(_) => {}
+                        Ok(_) => break,
+                    }
+                }
+                c.guest_waiting_now.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {
+                c.guest_refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Guest user rows in the server's SQLite database.
+fn guest_rows(server: &Server) -> anyhow::Result<u64> {
+    let file = server.sqlite_file().context("the server's database file")?;
+    let db = rusqlite::Connection::open_with_flags(
+        file,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let n: i64 = db.query_row(
+        "SELECT COUNT(*) FROM users WHERE guest_of IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 pub async fn run(
@@ -114,6 +227,7 @@ pub async fn run(
     idle: usize,
     slow: usize,
     honest: usize,
+    guests: usize,
     chat_secs: u64,
 ) -> anyhow::Result<Report> {
     let base = server.base_url.clone();
@@ -144,7 +258,7 @@ pub async fn run(
         let r: Value = http
             .post(format!("{base}/api/meetings"))
             .bearer_auth(&honest_tokens[m * GROUP])
-            .json(&json!({"title": format!("abuse {m}")}))
+            .json(&json!({"title": format!("abuse {m}"), "waiting_room": guests > 0, "allow_guests": guests > 0}))
             .send()
             .await?
             .error_for_status()?
@@ -158,6 +272,7 @@ pub async fn run(
     let counters = Arc::new(Counters::default());
     let rss_peak = Arc::new(AtomicU64::new(rss_start));
     let idle_peak = Arc::new(AtomicU64::new(0));
+    let guest_peak = Arc::new(AtomicU64::new(0));
 
     // Idle sockets: 127.0.0.10 and up, PER_ADDRESS each; reconnect when closed.
     let mut tasks = Vec::new();
@@ -193,6 +308,25 @@ pub async fn run(
         }));
     }
 
+    // Guests: 127.0.10.1 and up, one address each, spread over the honest meetings.
+    for k in 0..guests {
+        let from = [
+            127,
+            0,
+            10 + u8::try_from(k / 250).unwrap_or(200),
+            1 + u8::try_from(k % 250).unwrap_or(0),
+        ];
+        tasks.push(tokio::spawn(flood_as_guest(
+            base.clone(),
+            ws_url.clone(),
+            port,
+            codes[k % meetings].clone(),
+            from,
+            stop.clone(),
+            counters.clone(),
+        )));
+    }
+
     // Slow readers: 127.0.0.2, join a meeting, then never read again.
     let mut slow_socks = Vec::new();
     for (i, token) in slow_tokens.iter().enumerate() {
@@ -204,6 +338,9 @@ pub async fn run(
         .await?;
         match next_json(&mut ws).await {
             Some(m) if m["type"] == "welcome" => slow_socks.push(ws),
+            // With guests, the meetings have a waiting room: a slow reader stops reading
+            // there, and its host admits it like any member.
+            Some(m) if m["type"] == "waiting" && guests > 0 => slow_socks.push(ws),
             other => bail!("slow reader {i} was not let in: {other:?}"),
         }
     }
@@ -217,21 +354,27 @@ pub async fn run(
             counters.clone(),
         );
         let pid_rss = server.rss_probe();
+        let guest_peak = guest_peak.clone();
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(kib) = pid_rss() {
                     rss_peak.fetch_max(kib, Ordering::Relaxed);
                 }
                 idle_peak.fetch_max(c.idle_open.load(Ordering::Relaxed), Ordering::Relaxed);
+                guest_peak.fetch_max(
+                    c.guest_waiting_now.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
     eprintln!(
-        "attack running: {} idle sockets open, {} slow readers in the rooms",
+        "attack running: {} idle sockets open, {} slow readers in the rooms, {} guests waiting",
         counters.idle_open.load(Ordering::Relaxed),
-        slow_socks.len()
+        slow_socks.len(),
+        counters.guest_waiting_now.load(Ordering::Relaxed),
     );
 
     // Honest participants: 127.0.0.3 and up, half a cap each; join, then chat.
@@ -254,6 +397,13 @@ pub async fn run(
                 json!({"type": "join", "code": code, "display_name": format!("honest{i}")}).to_string(),
             ))
             .await?;
+            // A member may wait for its host to admit it (with guests, the meetings have a
+            // waiting room); a host admits its members and leaves guests waiting.
+            let admit = |m: &Value| {
+                (m["type"] == "waiting_peer" && m["guest"] != true).then(|| {
+                    Message::text(json!({"type": "admit", "peer": m["peer_id"]}).to_string())
+                })
+            };
             loop {
                 match next_json(&mut ws).await {
                     Some(m) if m["type"] == "welcome" => break,
@@ -265,8 +415,18 @@ pub async fn run(
             if let Ok(mut v) = join_ms.lock() {
                 v.push(t0.elapsed().as_secs_f64() * 1000.0);
             }
-            // Everyone is in before the chat starts.
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            c.honest_in.fetch_add(1, Ordering::Relaxed);
+            // Everyone is in before the chat starts (30 s at most); hosts admit meanwhile.
+            let all_in = Instant::now() + Duration::from_secs(30);
+            while c.honest_in.load(Ordering::Relaxed) < honest as u64 && Instant::now() < all_in {
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(100), next_json(&mut ws)).await
+                {
+                    if let Some(a) = admit(&m) {
+                        ws.send(a).await?;
+                    }
+                }
+            }
             let end = Instant::now() + Duration::from_secs(chat_secs);
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut n = 0u64;
@@ -278,6 +438,11 @@ pub async fn run(
                         ws.send(Message::text(json!({"type": "chat", "client_msg_id": format!("{i}-{n}"), "text": text}).to_string())).await?;
                     }
                     m = tokio::time::timeout(Duration::from_secs(3), next_json(&mut ws)) => match m {
+                        Ok(Some(m)) if admit(&m).is_some() => {
+                            if let Some(a) = admit(&m) {
+                                ws.send(a).await?;
+                            }
+                        }
                         Ok(Some(m)) if m["type"] == "chat" => {
                             if let Some(sent) = m["message"]["text"].as_str().and_then(|t| t.parse::<f64>().ok()) {
                                 c.delivered.fetch_add(1, Ordering::Relaxed);
@@ -329,6 +494,7 @@ pub async fn run(
         t.abort();
     }
     let rss_end = server.rss_kib()?;
+    let guest_rows_stored = if guests > 0 { guest_rows(server)? } else { 0 };
 
     let mut joins = join_ms.lock().map(|v| v.clone()).unwrap_or_default();
     joins.sort_by(f64::total_cmp);
@@ -350,6 +516,14 @@ pub async fn run(
         chat_delivered: counters.delivered.load(Ordering::Relaxed),
         chat_p50_ms: percentile(&lat, 0.5),
         chat_p99_ms: percentile(&lat, 0.99),
+        guests,
+        meetings,
+        guest_entry_attempts: counters.guest_attempts.load(Ordering::Relaxed),
+        guest_entries: counters.guest_entries.load(Ordering::Relaxed),
+        guest_joins_waiting: counters.guest_waiting.load(Ordering::Relaxed),
+        guest_joins_refused: counters.guest_refused.load(Ordering::Relaxed),
+        guest_waiting_peak: guest_peak.load(Ordering::Relaxed),
+        guest_rows_stored,
         server_rss_start_mib: mib(rss_start),
         server_rss_peak_mib: mib(rss_peak.load(Ordering::Relaxed)),
         server_rss_end_mib: mib(rss_end),
@@ -384,6 +558,24 @@ pub fn print_table(r: &Report) {
         "| honest chat latency p50 / p99, ms | {:.1} / {:.1} |",
         r.chat_p50_ms, r.chat_p99_ms
     );
+    if r.guests > 0 {
+        println!(
+            "| guest flood: clients (one address each) / meetings | {} / {} |",
+            r.guests, r.meetings
+        );
+        println!(
+            "| guest entries: tried / let in (stored a guest) | {} / {} |",
+            r.guest_entry_attempts, r.guest_entries
+        );
+        println!(
+            "| guest knocks: waiting / refused; most waiting at once (seats: {} per meeting) | {} / {}; {} |",
+            GUEST_WAITING_SEATS, r.guest_joins_waiting, r.guest_joins_refused, r.guest_waiting_peak
+        );
+        println!(
+            "| guest rows stored at the end (budget {} per meeting) | {} |",
+            GUEST_ENTRIES_PER_MEETING, r.guest_rows_stored
+        );
+    }
     println!(
         "| server RSS start / peak / end, MiB | {:.1} / {:.1} / {:.1} |",
         r.server_rss_start_mib, r.server_rss_peak_mib, r.server_rss_end_mib

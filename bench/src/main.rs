@@ -64,6 +64,11 @@ enum Cmd {
         slow: usize,
         #[arg(long, default_value_t = 100)]
         honest: usize,
+        /// Guests flooding the honest meetings from as many loopback addresses (issue 33):
+        /// the meetings then have a waiting room and guest access on, their hosts admit
+        /// their members and ignore the guests; 0 leaves guests out.
+        #[arg(long, default_value_t = 0)]
+        guests: usize,
         /// Seconds of chat (1 message per second per honest participant); past the server's
         /// 45 s idle timeout, so the slow readers are seen cut off.
         #[arg(long, default_value_t = 60)]
@@ -244,13 +249,14 @@ async fn main() -> anyhow::Result<()> {
             idle,
             slow,
             honest,
+            guests,
             secs,
             max_rss_mib,
             server_bin,
             json,
         } => {
             let s = Server::parley_with(&self::server_bin(server_bin)?, None, &[]).await?;
-            let report = abuse::run(&s, idle, slow, honest, secs).await;
+            let report = abuse::run(&s, idle, slow, honest, guests, secs).await;
             s.stop().await;
             let report = report?;
             abuse::print_table(&report);
@@ -267,6 +273,22 @@ async fn main() -> anyhow::Result<()> {
                     report.chat_expected - report.chat_delivered,
                     report.chat_expected
                 );
+            }
+            if report.guests > 0 {
+                let bound = report.meetings as u64 * abuse::GUEST_ENTRIES_PER_MEETING;
+                if report.guest_rows_stored > bound {
+                    anyhow::bail!(
+                        "{} guest rows stored, over the entry budget's {bound}",
+                        report.guest_rows_stored
+                    );
+                }
+                let seats = report.meetings as u64 * abuse::GUEST_WAITING_SEATS;
+                if report.guest_waiting_peak > seats {
+                    anyhow::bail!(
+                        "{} guests waited at once, over the {seats} guest seats",
+                        report.guest_waiting_peak
+                    );
+                }
             }
             if report.server_rss_peak_mib > max_rss_mib {
                 anyhow::bail!(

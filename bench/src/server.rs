@@ -163,6 +163,11 @@ impl Server {
     }
 
     /// Resident memory, KiB.
+    /// The server's embedded SQLite database file (while it runs on the default).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._data.as_ref().map(|d| d.path().join("parley.db"))
+    }
+
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_of(self.pid)
     }

@@ -943,3 +943,22 @@ fn a_guest_cannot_take_a_name_that_passes_for_someone_present() {
     let fx = join_guest(&mut r, "eve", "Eve");
     assert!(welcomed(&fx, "eve").is_some());
 }
+
+#[test]
+fn a_host_who_arrives_or_stands_in_hears_who_is_waiting() {
+    let mut r = room(true);
+    join_with(&mut r, "ann", Role::Participant, true, None);
+    join(&mut r, "wes", Role::Participant);
+    let fx = join(&mut r, "host", Role::Host);
+    assert!(
+        sent_to(&fx, "host").iter().any(
+            |m| matches!(m, ServerMsg::WaitingPeer { peer_id, .. } if peer_id == &pid("wes"))
+        ),
+        "{fx:?}"
+    );
+    // The host leaves; Ann stands in and is told too.
+    let fx = r.handle(Input::Leave { peer: pid("host") }, 0);
+    assert!(sent_to(&fx, "ann").iter().any(
+        |m| matches!(m, ServerMsg::WaitingPeer { peer_id, .. } if peer_id == &pid("wes"))
+    ));
+}

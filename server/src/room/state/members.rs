@@ -178,6 +178,25 @@ impl Room {
         if p.role == Role::Host {
             self.demote_other_hosts(peer, fx);
         }
+        if p.role.can_moderate() {
+            self.tell_who_waits(peer, fx);
+        }
+    }
+
+    /// A host or co-host who arrives (or stands in) hears who is already waiting: the
+    /// waiting room's knocks were sent only to the moderators present at the time.
+    pub(super) fn tell_who_waits(&self, to: &PeerId, fx: &mut Vec<Effect>) {
+        for w in self.peers.iter().filter(|p| p.state == PeerState::Waiting) {
+            fx.push(Effect::Send(
+                to.clone(),
+                ServerMsg::WaitingPeer {
+                    peer_id: w.id.clone(),
+                    user_id: w.user.clone(),
+                    display_name: w.name.clone(),
+                    guest: w.guest,
+                },
+            ));
+        }
     }
 
     /// When the owner returns, whoever stood in as host steps back to their own role.
@@ -269,15 +288,19 @@ impl Room {
             // A stand-in: not stored, so it ends with the room or when the owner returns.
             if let Some(heir) = heir {
                 if let Some(h) = self.peer_mut(&heir) {
+                    let was_moderator = h.role.can_moderate();
                     h.role = Role::Host;
                     self.broadcast(
                         &PeerId(String::new()),
                         &ServerMsg::RoleChanged {
-                            peer_id: heir,
+                            peer_id: heir.clone(),
                             role: Role::Host,
                         },
                         fx,
                     );
+                    if !was_moderator {
+                        self.tell_who_waits(&heir, fx);
+                    }
                 }
             }
         }

@@ -132,7 +132,7 @@ scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-signaling-floor.sh 1 200 5 8   # perf on both servers; fails if it saw no sends
 scripts/bench-join.sh 1 2
 scripts/bench-browser-join.sh 1 2
-scripts/bench-abuse.sh 1 100 8 8 --secs 5
+scripts/bench-abuse.sh 1 100 8 8 --secs 5 --guests 20
 scripts/bench-soak.sh 1 40 20 --warmup-secs 5 --sample-secs 2 --stay-secs 3,8 --tolerance 1
 scripts/bench-call-soak.sh 1 75 --warmup-secs 20 --outage-every-secs 30 --outage-secs 5 \
   --toggle-every-secs 10 --share-every-secs 40 --share-secs 15 --tolerance 1

@@ -2,9 +2,10 @@
 //! code kept as the error's identity.
 
 use parley_shared::api::{
-    ChatHistory, CreateMeetingRequest, EmailRequest, JoinMeetingRequest, JoinMeetingResponse,
-    LoginRequest, LoginResponse, LogoutRequest, Meeting, MeetingList, RefreshRequest,
-    RegisterRequest, RegisterResponse, ResetPasswordRequest, TokenPair, User, VerifyEmailRequest,
+    ChatHistory, CreateGuestLinkRequest, CreateMeetingRequest, CreatedGuestLink, EmailRequest,
+    GuestAccessRequest, GuestLinkList, JoinMeetingRequest, JoinMeetingResponse, LoginRequest,
+    LoginResponse, LogoutRequest, Meeting, MeetingList, RefreshRequest, RegisterRequest,
+    RegisterResponse, ResetPasswordRequest, TokenPair, User, VerifyEmailRequest,
 };
 use parley_shared::{ErrorCode, MeetingCode};
 use reqwest::{Method, StatusCode};
@@ -306,6 +307,54 @@ impl Api {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Lets guests in through the invite link, or stops it (host and co-hosts; turning it off
+    /// also sends away the guests waiting).
+    pub async fn set_guest_access(
+        &self,
+        token: &str,
+        code: &MeetingCode,
+        allowed: bool,
+    ) -> Result<Meeting, ApiError> {
+        self.call(
+            Method::PUT,
+            &format!("/api/meetings/{code}/guest-access"),
+            Some(token),
+            Some(&GuestAccessRequest { allowed }),
+        )
+        .await
+    }
+
+    /// Makes a personal guest link; its token is shown this once.
+    pub async fn create_guest_link(
+        &self,
+        token: &str,
+        code: &MeetingCode,
+        req: &CreateGuestLinkRequest,
+    ) -> Result<CreatedGuestLink, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/meetings/{code}/guest-links"),
+            Some(token),
+            Some(req),
+        )
+        .await
+    }
+
+    /// A meeting's personal guest links, newest first, with how many entered by each.
+    pub async fn guest_links(
+        &self,
+        token: &str,
+        code: &MeetingCode,
+    ) -> Result<GuestLinkList, ApiError> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/api/meetings/{code}/guest-links"),
+            Some(token),
+            None,
+        )
+        .await
     }
 
     /// One page of a meeting's chat, oldest first, after `after_seq`.

@@ -86,8 +86,10 @@ fuzz_target!(|data: &[u8]| match input(data) {
                 turn_urls: vec!["turn:127.0.0.1:3478".into()],
                 turn_secret: Some(secret.into()),
                 turn_ttl_secs: u64::from(ttl),
+                // At least the member's lifetime: a guest's is the shorter of the two.
+                guest_turn_ttl_secs: u64::MAX,
             };
-            let servers = config.servers(&UserId(user.into()), i64::from(now_s) * 1000);
+            let servers = config.servers(&UserId(user.into()), i64::from(now_s) * 1000, true);
             let [turn] = servers.as_slice() else {
                 panic!("one TURN server expected: {servers:?}");
             };

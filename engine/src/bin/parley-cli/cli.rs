@@ -134,4 +134,25 @@ pub enum MeetingsCmd {
     Show { code: String },
     /// End a meeting for everyone (host only).
     End { code: String },
+    /// Let guests in through the invite link (`on`), or stop it (`off`: the guests waiting
+    /// are sent away).
+    Guests {
+        code: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Make a personal guest link for one person; prints the link (its secret is shown once).
+    Link {
+        code: String,
+        /// Who it is for, as you will recognise it in `meetings links`.
+        label: String,
+        /// The link lets one person in, once.
+        #[arg(long)]
+        single_use: bool,
+        /// Hours until it stops working (1-168; default: until revoked or the meeting ends).
+        #[arg(long)]
+        hours: Option<u32>,
+    },
+    /// A meeting's personal guest links and how many people entered with each.
+    Links { code: String },
 }

@@ -2,7 +2,7 @@
 
 use parley_engine::credentials::Store;
 use parley_engine::rest::Api;
-use parley_shared::api::{CreateMeetingRequest, Meeting, Role};
+use parley_shared::api::{CreateGuestLinkRequest, CreateMeetingRequest, Meeting, Role};
 
 use crate::auth::{parse_code, Auth};
 use crate::cli::MeetingsCmd;
@@ -79,6 +79,68 @@ pub async fn meetings(api: &Api, store: &Store, json: bool, cmd: MeetingsCmd) ->
                 );
                 println!("locked:       {}", if m.locked { "yes" } else { "no" });
                 println!("your role:    {}", role(m.my_role));
+            }
+        }
+        MeetingsCmd::Guests { code, state } => {
+            let code = parse_code(&code)?;
+            let allowed = state == "on";
+            let m = auth
+                .call(async |t| api.set_guest_access(&t, &code, allowed).await)
+                .await?;
+            if json {
+                out_json(&m);
+            } else {
+                println!(
+                    "guests {} for {code}",
+                    if m.allow_guests { "allowed" } else { "not allowed" }
+                );
+            }
+        }
+        MeetingsCmd::Link {
+            code,
+            label,
+            single_use,
+            hours,
+        } => {
+            let code = parse_code(&code)?;
+            let req = CreateGuestLinkRequest {
+                label,
+                expires_in_hours: hours,
+                single_use,
+            };
+            let made = auth
+                .call(async |t| api.create_guest_link(&t, &code, &req).await)
+                .await?;
+            if json {
+                out_json(&made);
+            } else {
+                // The secret goes in the fragment: browsers never send it to a server.
+                let base = api.base().trim_end_matches('/');
+                println!("{base}/j/{code}#g={}", made.token);
+            }
+        }
+        MeetingsCmd::Links { code } => {
+            let code = parse_code(&code)?;
+            let list = auth
+                .call(async |t| api.guest_links(&t, &code).await)
+                .await?;
+            for l in &list.links {
+                if json {
+                    out_json(l);
+                } else {
+                    let state = if l.revoked_at_ms.is_some() {
+                        "revoked"
+                    } else if l.single_use && l.uses > 0 {
+                        "used"
+                    } else {
+                        "open"
+                    };
+                    let kind = if l.single_use { "single-use" } else { "reusable" };
+                    println!(
+                        "{}  {state:<7} {kind:<10} entered {:>3}  {}",
+                        l.id, l.uses, l.label
+                    );
+                }
             }
         }
         MeetingsCmd::End { code } => {

@@ -381,7 +381,22 @@ pub async fn run(
     let join_ms = Arc::new(Mutex::new(Vec::new()));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let mut people = Vec::new();
-    for (i, token) in honest_tokens.iter().enumerate() {
+    // Hosts first (each meeting's first person), then the members: a member who knocks finds
+    // its host in, whatever server version is measured.
+    let order: Vec<usize> = (0..honest)
+        .filter(|i| i % GROUP == 0)
+        .chain((0..honest).filter(|i| i % GROUP != 0))
+        .collect();
+    for (n, i) in order.into_iter().enumerate() {
+        if n == meetings {
+            let hosts_in = Instant::now() + Duration::from_secs(30);
+            while counters.honest_in.load(Ordering::Relaxed) < meetings as u64
+                && Instant::now() < hosts_in
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let token = &honest_tokens[i];
         let (ws_url, token, code) = (ws_url.clone(), token.clone(), codes[i / GROUP].clone());
         let from = [
             127,

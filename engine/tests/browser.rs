@@ -189,7 +189,8 @@ async fn guest_meets_cli_host(browser: &'static str) {
     b.click("Chat").await;
     b.run(json!({"op": "type", "selector": "#chat-input", "text": "hello from the browser\n"}))
         .await;
-    cli.expect_line(|l| l == "Gia: hello from the browser")
+    // Marked as a guest's: the name is hers to choose.
+    cli.expect_line(|l| l == "Gia (guest): hello from the browser")
         .await;
     cli.type_line("hello from the terminal").await;
     b.wait_text("hello from the terminal").await;

@@ -87,6 +87,50 @@ async fn two_cli_processes_meet_and_chat() {
 }
 
 #[tokio::test]
+async fn a_host_hands_out_personal_links_and_sees_who_used_them() {
+    let mut w = world().await;
+    let ann = user(&w.base);
+    ann.register("ann").await;
+    let code = ann.ok(&["meetings", "create", "Interviews"], "").await;
+    let code = code.trim().to_string();
+    let link = ann
+        .ok(&["meetings", "link", &code, "Dana", "--single-use"], "")
+        .await;
+    // The secret is in the fragment, which a browser never sends.
+    let prefix = format!("{}/j/{code}#g=", w.base);
+    let token = link
+        .trim()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{link:?} is not a {prefix}… link"));
+    let http = reqwest::Client::new();
+    let enter = || {
+        http.post(format!("{}/api/guests", w.base))
+            .json(&serde_json::json!({"code": code, "display_name": "Dana", "link_token": token}))
+            .send()
+    };
+    assert_eq!(enter().await.unwrap().status().as_u16(), 201);
+    let again = enter().await.unwrap();
+    assert_eq!(again.status().as_u16(), 403);
+    assert!(again.text().await.unwrap().contains("guest_link_used"));
+    let links = ann.ok(&["meetings", "links", &code], "").await;
+    let line = links
+        .lines()
+        .find(|l| l.ends_with("Dana"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("used") && line.contains("single-use") && line.contains("entered   1"),
+        "{links}"
+    );
+    assert_eq!(
+        ann.ok(&["meetings", "guests", &code, "on"], "")
+            .await
+            .trim(),
+        format!("guests allowed for {code}")
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn a_meeting_outlives_its_access_tokens() {
     // The server ends a socket when its access token expires unless the client
     // re-authenticates on it; the engine does so when asked, without reconnecting.

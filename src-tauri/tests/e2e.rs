@@ -1113,6 +1113,21 @@ async fn a_meeting_of_the_app_a_cli_and_a_browser_guest() {
         "return document.querySelector('figure[data-name=\"Gia\"]')?.getAttribute('aria-label')?.includes('guest') === true;",
     )
     .await;
+    // She chats: the app shows her message with a "Guest" tag, the CLI marks it too.
+    g.click("Chat").await;
+    g.run(serde_json::json!({"op": "type", "selector": "#chat-input", "text": "hello from a guest\n"}))
+        .await;
+    b.expect_seen(|l| l == "Gia (guest): hello from a guest")
+        .await;
+    app.click("button[title^='Chat']").await;
+    app.until(
+        10,
+        "the guest's chat tagged in the app",
+        "return [...document.querySelectorAll('[data-testid=chat-message]')].some(m => m.textContent.includes('hello from a guest') && m.querySelector('.tag.guest')?.textContent === 'Guest');",
+    )
+    .await;
+    app.screenshot("meeting-chat-guest").await;
+    app.click("button[aria-label='Close chat']").await;
     // The CLI receives the app and the browser.
     let frames_csv = rec.join("frames.csv");
     let count = |who: &str| {

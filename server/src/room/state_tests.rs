@@ -951,14 +951,14 @@ fn a_host_who_arrives_or_stands_in_hears_who_is_waiting() {
     join(&mut r, "wes", Role::Participant);
     let fx = join(&mut r, "host", Role::Host);
     assert!(
-        sent_to(&fx, "host").iter().any(
-            |m| matches!(m, ServerMsg::WaitingPeer { peer_id, .. } if peer_id == &pid("wes"))
-        ),
+        sent_to(&fx, "host")
+            .iter()
+            .any(|m| matches!(m, ServerMsg::WaitingPeer { peer_id, .. } if peer_id == &pid("wes"))),
         "{fx:?}"
     );
     // The host leaves; Ann stands in and is told too.
     let fx = r.handle(Input::Leave { peer: pid("host") }, 0);
-    assert!(sent_to(&fx, "ann").iter().any(
-        |m| matches!(m, ServerMsg::WaitingPeer { peer_id, .. } if peer_id == &pid("wes"))
-    ));
+    assert!(sent_to(&fx, "ann")
+        .iter()
+        .any(|m| matches!(m, ServerMsg::WaitingPeer { peer_id, .. } if peer_id == &pid("wes"))));
 }

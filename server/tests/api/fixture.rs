@@ -231,11 +231,6 @@ impl TestServer {
             .await
     }
 
-    /// GETs from another loopback address (see [`Self::post_from`]).
-    pub async fn get_from(&self, ip: &str, path: &str) -> Resp {
-        self.send(Self::client_from(ip).get(self.url(path))).await
-    }
-
     /// An HTTP client whose connections come from `ip`.
     pub fn client_from(ip: &str) -> reqwest::Client {
         reqwest::Client::builder()

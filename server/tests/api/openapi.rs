@@ -95,3 +95,43 @@ async fn every_route_is_documented() {
         expected.iter().map(|s| s.to_string()).collect();
     assert_eq!(documented, expected);
 }
+
+#[tokio::test]
+async fn the_descriptions_are_served_once_made_with_an_etag_and_nothing_is_sniffed() {
+    let s = TestServer::start().await;
+    for path in ["/api/openapi.json", "/api/asyncapi.json"] {
+        let first = s.get(path, None).await.expect(200);
+        let etag = first.headers["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+        // The same bytes each time, and a client that has them is told so.
+        let again = s.get(path, None).await.expect(200);
+        assert_eq!(again.headers["etag"].to_str().unwrap(), etag);
+        assert_eq!(again.body, first.body);
+        let cached = s
+            .http
+            .get(s.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cached.status().as_u16(), 304, "{path}");
+        assert!(cached.bytes().await.unwrap().is_empty());
+    }
+    // nosniff on every kind of answer: JSON, an error, the invite page, the web client.
+    for path in [
+        "/api/health",
+        "/api/meetings",
+        "/api/no-such-route",
+        "/j/bcdf-ghjk-mnpq",
+        "/web/",
+    ] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(
+            r.headers()
+                .get("x-content-type-options")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            Some("nosniff".to_owned()),
+            "{path}"
+        );
+    }
+}

@@ -375,6 +375,8 @@ fn render(change: &Change, room: &Room, code: &MeetingCode, json: bool) {
             )
         }
         Change::PeerLeft { name, .. } => format!("* {name} left"),
+        // A guest's name is their own word: marked, as in the participant list.
+        Change::Chat(m) if m.guest => format!("{} (guest): {}", m.sender_name, m.text),
         Change::Chat(m) => format!("{}: {}", m.sender_name, m.text),
         Change::Media { name, media, .. } => format!("* {name}: {}", media_line_text(media)),
         Change::Hand { name, raised, .. } => {

@@ -229,7 +229,8 @@ async fn run(cli: Cli) -> Res<()> {
                     if json {
                         out_json(m);
                     } else {
-                        println!("#{} {}: {}", m.seq, m.sender_name, m.text);
+                        let guest = if m.guest { " (guest)" } else { "" };
+                        println!("#{} {}{guest}: {}", m.seq, m.sender_name, m.text);
                     }
                 }
             }

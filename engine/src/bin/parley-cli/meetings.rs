@@ -92,7 +92,11 @@ pub async fn meetings(api: &Api, store: &Store, json: bool, cmd: MeetingsCmd) ->
             } else {
                 println!(
                     "guests {} for {code}",
-                    if m.allow_guests { "allowed" } else { "not allowed" }
+                    if m.allow_guests {
+                        "allowed"
+                    } else {
+                        "not allowed"
+                    }
                 );
             }
         }
@@ -135,7 +139,11 @@ pub async fn meetings(api: &Api, store: &Store, json: bool, cmd: MeetingsCmd) ->
                     } else {
                         "open"
                     };
-                    let kind = if l.single_use { "single-use" } else { "reusable" };
+                    let kind = if l.single_use {
+                        "single-use"
+                    } else {
+                        "reusable"
+                    };
                     println!(
                         "{}  {state:<7} {kind:<10} entered {:>3}  {}",
                         l.id, l.uses, l.label

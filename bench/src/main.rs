@@ -275,7 +275,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             if report.guests > 0 {
-                let bound = report.meetings as u64 * abuse::GUEST_ENTRIES_PER_MEETING;
+                let bound = abuse::guest_row_bound(&report);
                 if report.guest_rows_stored > bound {
                     anyhow::bail!(
                         "{} guest rows stored, over the entry budget's {bound}",

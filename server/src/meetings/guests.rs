@@ -19,7 +19,7 @@ use parley_shared::{validate, ErrorBody, ErrorCode, UserId};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{load, not_found, parse_code, require_admitted};
+use super::routes::{check_passcode_with, load, not_found, parse_code, require_admitted};
 use super::store::{self, MeetingRow};
 use crate::auth::crypto;
 use crate::auth::store as auth_store;
@@ -334,38 +334,16 @@ async fn check_guest_passcode(
     hash: &str,
     given: Option<String>,
 ) -> ApiResult<()> {
-    let Some(given) = given.filter(|p| !p.is_empty()) else {
-        return Err(AppError::forbidden(
-            ErrorCode::PasscodeRequired,
-            "this meeting needs a passcode",
-        ));
-    };
-    let now = state.now_ms();
-    let source_key = format!("{meeting_id}:guest:{source}");
     let limits = &state.limits;
-    // Reserved before the slow check and given back on success (see `check_passcode`).
-    limits
-        .passcode_failures_per_user
-        .take(&source_key, now)
-        .map_err(AppError::rate_limited)?;
-    if let Err(wait) = limits
-        .guest_passcode_failures_per_meeting
-        .take(meeting_id, now)
-    {
-        limits.passcode_failures_per_user.refund(&source_key, now);
-        return Err(AppError::rate_limited(wait));
-    }
-    if state.hasher.verify(given, hash.to_string()).await? {
-        limits.passcode_failures_per_user.refund(&source_key, now);
-        limits
-            .guest_passcode_failures_per_meeting
-            .refund(meeting_id, now);
-        return Ok(());
-    }
-    Err(AppError::forbidden(
-        ErrorCode::WrongPasscode,
-        "wrong passcode",
-    ))
+    let source_key = format!("{meeting_id}:guest:{source}");
+    check_passcode_with(
+        state,
+        (&limits.passcode_failures_per_user, &source_key),
+        (&limits.guest_passcode_failures_per_meeting, meeting_id),
+        hash,
+        given,
+    )
+    .await
 }
 
 /// Signs out every guest of the meeting who came from the same source as `guest` (a removed

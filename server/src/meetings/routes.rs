@@ -365,6 +365,28 @@ pub(super) async fn check_passcode(
     hash: &str,
     given: Option<String>,
 ) -> ApiResult<()> {
+    let limits = &state.limits;
+    let user_key = format!("{meeting_id}:{user_id}");
+    check_passcode_with(
+        state,
+        (&limits.passcode_failures_per_user, &user_key),
+        (&limits.passcode_failures_per_meeting, meeting_id),
+        hash,
+        given,
+    )
+    .await
+}
+
+/// Checks `given` against a meeting's passcode `hash`, counting a wrong one against two
+/// budgets (a limiter and its key each): the guesser's own and the meeting's. Signed-in users
+/// and guests pass different ones ([`check_passcode`], `guests::check_guest_passcode`).
+pub(super) async fn check_passcode_with(
+    state: &AppState,
+    (own, own_key): (&crate::ratelimit::SharedLimiter, &str),
+    (meeting, meeting_key): (&crate::ratelimit::SharedLimiter, &str),
+    hash: &str,
+    given: Option<String>,
+) -> ApiResult<()> {
     let Some(given) = given.filter(|p| !p.is_empty()) else {
         return Err(AppError::forbidden(
             ErrorCode::PasscodeRequired,
@@ -372,21 +394,16 @@ pub(super) async fn check_passcode(
         ));
     };
     let now = state.now_ms();
-    let user_key = format!("{meeting_id}:{user_id}");
-    let limits = &state.limits;
     // Reserve the try before the slow check and give it back on success, so a burst of
     // parallel guesses gets no more checks than the limit.
-    limits
-        .passcode_failures_per_user
-        .take(&user_key, now)
-        .map_err(AppError::rate_limited)?;
-    if let Err(wait) = limits.passcode_failures_per_meeting.take(meeting_id, now) {
-        limits.passcode_failures_per_user.refund(&user_key, now);
+    own.take(own_key, now).map_err(AppError::rate_limited)?;
+    if let Err(wait) = meeting.take(meeting_key, now) {
+        own.refund(own_key, now);
         return Err(AppError::rate_limited(wait));
     }
     if state.hasher.verify(given, hash.to_string()).await? {
-        limits.passcode_failures_per_user.refund(&user_key, now);
-        limits.passcode_failures_per_meeting.refund(meeting_id, now);
+        own.refund(own_key, now);
+        meeting.refund(meeting_key, now);
         return Ok(());
     }
     Err(AppError::forbidden(

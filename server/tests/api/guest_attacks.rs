@@ -7,17 +7,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fixture::{TestServer, TestUser};
-
-async fn allow_guests(s: &TestServer, host: &TestUser, code: &str) {
-    s.put(
-        &format!("/api/meetings/{code}/guest-access"),
-        Some(&host.access),
-        json!({"allowed": true}),
-    )
-    .await
-    .expect(200);
-}
+use crate::fixture::TestServer;
+use crate::guests::allow_guests;
 
 /// Enters `code` as guest `name` from `ip`; the response (201 with tokens, or the error).
 async fn enter_from(s: &TestServer, ip: &str, code: &str, name: &str) -> crate::fixture::Resp {
@@ -60,7 +51,7 @@ async fn no_guest_becomes_host_and_a_stand_in_cannot_promote_or_end() {
     let s = TestServer::start().await;
     let owner = s.register("owner").await;
     let code = s.create_meeting(&owner, json!({"title": "Board"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
 
     // The guest arrives first, then an attacker's free account and its accomplice.
@@ -144,7 +135,7 @@ async fn a_meeting_of_guests_alone_goes_on_without_a_host() {
     let s = TestServer::start().await;
     let owner = s.register("owner").await;
     let code = s.create_meeting(&owner, json!({"title": "Open"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
     let a = enter_from(&s, "127.0.0.31", &code, "Ana").await.expect(201);
     let b = enter_from(&s, "127.0.0.32", &code, "Bea").await.expect(201);
@@ -170,7 +161,7 @@ async fn a_removed_guests_pre_minted_tokens_are_refused() {
     let s = TestServer::start().await;
     let owner = s.register("owner").await;
     let code = s.create_meeting(&owner, json!({"title": "Talk"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
 
     // The attacker stocks up tokens from one address before misbehaving.
@@ -224,7 +215,7 @@ async fn the_join_itself_refuses_a_guest_from_a_removed_guests_source() {
     let s = TestServer::with_config(|c| c.limits.guest_sessions_per_source = 10).await;
     let owner = s.register("owner").await;
     let code = s.create_meeting(&owner, json!({"title": "Talk"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
     let ip = "127.0.0.42";
     let kept = access(&enter_from(&s, ip, &code, "Kay").await.expect(201));
@@ -255,7 +246,7 @@ async fn a_crowd_of_guests_leaves_seats_for_invitees_and_the_hosts_link_works() 
     let code = s
         .create_meeting(&owner, json!({"title": "Town hall", "waiting_room": true}))
         .await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let link = s
         .post(
             &format!("/api/meetings/{code}/guest-links"),
@@ -342,7 +333,7 @@ async fn wrong_guest_passcodes_never_lock_out_a_member_with_the_right_one() {
     let code = s
         .create_meeting(&owner, json!({"title": "Closed", "passcode": "sesame-42"}))
         .await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     // 10 addresses, 5 wrong guesses each, in parallel.
     let guesses = (0..50).map(|i| {
         let s = &s;
@@ -390,7 +381,7 @@ async fn guests_are_marked_in_chat_live_and_in_history() {
     let s = TestServer::start().await;
     let owner = s.register("dana").await;
     let code = s.create_meeting(&owner, json!({"title": "Chat"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
     let g = enter_from(&s, "127.0.0.61", &code, "Dana (host)")
         .await
@@ -429,7 +420,7 @@ async fn a_guest_cannot_take_a_name_that_passes_for_someone_present() {
     let s = TestServer::start().await;
     let owner = s.register("dana").await;
     let code = s.create_meeting(&owner, json!({"title": "Names"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (_host, _) = s.join_ws(&owner, &code).await;
     for (i, name) in ["Dana", "DANA", " d a n a ", "D\u{0430}na"]
         .iter()
@@ -454,7 +445,7 @@ async fn turning_guests_off_sends_the_waiting_ones_away_at_once() {
     let code = s
         .create_meeting(&owner, json!({"title": "Lobby", "waiting_room": true}))
         .await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
     let mut waiting = Vec::new();
     for i in 0..4 {
@@ -605,7 +596,7 @@ async fn a_guests_turn_credentials_last_an_hour_and_are_renewed_while_in_the_cal
     .await;
     let owner = s.register("owner").await;
     let code = s.create_meeting(&owner, json!({"title": "Relay"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, hw) = s.join_ws(&owner, &code).await;
     let expiry = |servers: &Value| -> i64 {
         servers
@@ -678,7 +669,7 @@ async fn guest_rows_are_purged_once_their_sign_in_or_meeting_is_over() {
     let s = TestServer::start().await;
     let owner = s.register("owner").await;
     let code = s.create_meeting(&owner, json!({"title": "Passing"})).await;
-    allow_guests(&s, &owner, &code).await;
+    allow_guests(&s, &owner, &code, true).await;
     let (mut host, _) = s.join_ws(&owner, &code).await;
     // Three guests: one only enters, one chats, one is removed.
     enter_from(&s, "127.0.7.1", &code, "Quiet")

@@ -18,7 +18,7 @@ async fn guest_token(s: &TestServer, code: &str, name: &str) -> String {
     r.body["tokens"]["access_token"].as_str().unwrap().into()
 }
 
-async fn allow_guests(s: &TestServer, host: &TestUser, code: &str, allowed: bool) {
+pub(crate) async fn allow_guests(s: &TestServer, host: &TestUser, code: &str, allowed: bool) {
     let r = s
         .put(
             &format!("/api/meetings/{code}/guest-access"),

@@ -44,8 +44,6 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-step "cargo clippy: the engine on webrtc 0.21 (the measured alternative, engine/src/rtc/v021/)"
-cargo clippy -p parley-engine --lib --features webrtc-021 --locked -- -D warnings
 step "cargo clippy: the server's benchmark-only build without chat storage (scripts/bench-signaling-unstored.sh)"
 cargo clippy -p parley-server --lib --features bench-unstored-chat --locked -- -D warnings
 

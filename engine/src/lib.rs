@@ -7,8 +7,7 @@
 //!   (pure [`signaling::state`] plus a thin task).
 //! - [`call`]: a mesh call: the sans-IO [`call::core`] (link recovery, keyframes, bitrate
 //!   split), its actor, capture/encode threads and receive tasks.
-//! - [`rtc`]: the one module that touches a WebRTC stack (webrtc 0.17; 0.21 behind the
-//!   `webrtc-021` feature, for the comparison in docs/decisions.md).
+//! - [`rtc`]: the one module that touches a WebRTC stack (webrtc 0.17).
 //! - [`media`]: frames, capture, codecs (VP8, Opus), RTP framing, jitter and reorder
 //!   buffers, rate control, echo cancellation, audio devices.
 //! - [`room`]: the room model both front ends render (a reducer over meeting and call events).

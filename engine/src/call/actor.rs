@@ -328,7 +328,6 @@ impl Actor {
             LinkEvent::KeyframeRequest(kind) => Input::KeyframeRequest(kind),
             LinkEvent::Loss(fraction) => Input::Loss { peer, fraction },
             LinkEvent::Limit(kind, kbps) => Input::Limit { peer, kind, kbps },
-            LinkEvent::Estimate(kbps) => Input::Estimate { peer, kbps },
         };
         self.apply(io, input).await;
     }

@@ -22,8 +22,6 @@ use crate::rtc::{LinkState, MediaKind};
 pub const RECOVERY_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(16));
 /// How much longer than the failure timeout a recovery step gets to connect.
 pub const RECOVERY_SLACK: Duration = Duration::from_secs(5);
-/// The voice's share of a path estimate: 32 kbit/s of Opus plus RTP/UDP/IP overhead.
-const AUDIO_KBPS: u32 = 45;
 
 /// What the core is fixed with.
 #[derive(Clone, Debug)]
@@ -70,12 +68,6 @@ pub enum Input {
     Limit {
         peer: PeerId,
         kind: MediaKind,
-        kbps: u32,
-    },
-    /// The WebRTC stack's own estimate of what the path to a peer carries (kbit/s, all our
-    /// media together); only webrtc 0.21 with its GCC makes one.
-    Estimate {
-        peer: PeerId,
         kbps: u32,
     },
     /// A peer's audio level over the last 100 ms.
@@ -343,12 +335,6 @@ impl CallCore {
                 };
                 self.rates
                     .on_limit(&peer, total_limit(kbps, share, self.split), now);
-                self.apply_rates();
-            }
-            Input::Estimate { peer, kbps } => {
-                // What is left for video once the voice (Opus with its packet overhead) is sent.
-                self.rates
-                    .on_estimate(&peer, kbps.saturating_sub(AUDIO_KBPS), now);
                 self.apply_rates();
             }
             Input::AudioLevel { peer, dbfs } => {

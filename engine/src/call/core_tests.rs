@@ -334,50 +334,6 @@ fn a_screen_share_takes_its_share_of_a_receiver_ceiling() {
 }
 
 #[test]
-fn a_stack_estimate_is_the_rate_up_and_down_and_nothing_grows_past_it() {
-    let mut s = Sim::new();
-    s.welcomed_with_bob();
-    s.at(
-        0.1,
-        Input::VideoStarted {
-            kind: MediaKind::Camera,
-            id: 1,
-        },
-    );
-    s.link(1.0, LinkState::Connected);
-    // The path carries 345 kbit/s in all: the camera gets what the voice leaves.
-    let est = |kbps| Input::Estimate {
-        peer: peer("bob"),
-        kbps,
-    };
-    assert_eq!(
-        bitrates(&s.at(2.0, est(345))),
-        vec![(MediaKind::Camera, 300)]
-    );
-    // Seconds of clean receiver reports do not grow it past the estimate (the controller's
-    // own 8 % a second is for 0.17, which estimates nothing).
-    for t in 3..8 {
-        s.at(
-            f64::from(t),
-            Input::Loss {
-                peer: peer("bob"),
-                fraction: 0,
-            },
-        );
-        assert!(bitrates(&s.at(f64::from(t) + 0.5, Input::Tick)).is_empty());
-    }
-    // The estimate climbs: so does the camera, up to its configured 800.
-    assert_eq!(
-        bitrates(&s.at(9.0, est(645))),
-        vec![(MediaKind::Camera, 600)]
-    );
-    assert_eq!(
-        bitrates(&s.at(10.0, est(5_000))),
-        vec![(MediaKind::Camera, 800)]
-    );
-}
-
-#[test]
 fn media_state_follows_switches_devices_and_the_host() {
     let mut s = Sim::new();
     s.welcomed_with_bob();

@@ -33,9 +33,6 @@ pub struct RateController {
     last_feedback: Instant,
     last_limit: Option<Instant>,
     last_loss: f64,
-    /// The WebRTC stack estimates this path itself (webrtc 0.21's GCC): its figure is the
-    /// rate, and this controller neither grows, cuts on loss nor backs off on its own.
-    estimated: bool,
 }
 
 impl RateController {
@@ -47,7 +44,6 @@ impl RateController {
             last_feedback: now,
             last_limit: None,
             last_loss: 0.0,
-            estimated: false,
         }
     }
 
@@ -64,7 +60,7 @@ impl RateController {
         let loss = f64::from(fraction_lost) / 256.0;
         self.last_feedback = now;
         self.last_loss = loss;
-        if loss > 0.10 && !self.estimated {
+        if loss > 0.10 {
             self.kbps *= 1.0 - 0.5 * loss;
             self.clamp();
         }
@@ -78,19 +74,8 @@ impl RateController {
         self.clamp();
     }
 
-    /// The stack's own estimate for everything we send on this path (send-side GCC).
-    pub fn on_estimate(&mut self, kbps: u32, now: Instant) {
-        self.estimated = true;
-        self.last_feedback = now;
-        self.kbps = f64::from(kbps);
-        self.clamp();
-    }
-
     /// Once a second: grow on a clean path, back off when the peer has gone quiet.
     pub fn tick(&mut self, now: Instant) {
-        if self.estimated {
-            return;
-        }
         let quiet = now.saturating_duration_since(self.last_feedback);
         if quiet >= FEEDBACK_TIMEOUT {
             self.kbps *= 0.7;
@@ -148,12 +133,6 @@ impl<K: Eq + Hash + Clone> RateSet<K> {
     pub fn on_limit(&mut self, peer: &K, kbps: u32, now: Instant) {
         if let Some(c) = self.peers.get_mut(peer) {
             c.on_limit(kbps, now);
-        }
-    }
-
-    pub fn on_estimate(&mut self, peer: &K, kbps: u32, now: Instant) {
-        if let Some(c) = self.peers.get_mut(peer) {
-            c.on_estimate(kbps, now);
         }
     }
 

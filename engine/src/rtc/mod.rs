@@ -2,23 +2,15 @@
 //! ([`Api`], [`Link`], [`LinkState`], [`LinkEvent`], [`RemoteTrack`], [`RtpPacket`],
 //! [`RtcError`]), so the call core, the CLI and the app never name the stack.
 //!
-//! Two implementations behind the same items: `v017` on webrtc 0.17 (what Parley ships) and
-//! `v021` on webrtc 0.21 (`--features webrtc-021`), kept for the measurement in
-//! docs/decisions.md ("webrtc 0.17 or 0.21") and `scripts/bench-rtc-lines.sh`.
+//! One implementation, `v017` on webrtc 0.17. A second one on webrtc 0.21 was measured against
+//! it and retired (docs/decisions.md, "webrtc 0.17 or 0.21"; git tag `webrtc-021-line`).
 
 use std::time::Duration;
 
 use parley_shared::signal::IceCandidate;
 
-#[cfg(not(feature = "webrtc-021"))]
 mod v017;
-#[cfg(not(feature = "webrtc-021"))]
 pub use v017::{build_api, Api, Link, LocalTracks, RemoteTrack, RtcError};
-
-#[cfg(feature = "webrtc-021")]
-mod v021;
-#[cfg(feature = "webrtc-021")]
-pub use v021::{build_api, Api, Link, LocalTracks, RemoteTrack, RtcError};
 
 /// A peer connection's state (ICE and DTLS together), as `RTCPeerConnectionState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,9 +95,6 @@ pub enum LinkEvent {
     Loss(u8),
     /// The peer saw congestion on this track and asks us to send at most this (kbit/s).
     Limit(MediaKind, u32),
-    /// The stack's send-side estimate for this link (kbit/s): only v021 with GCC makes one
-    /// (0.17 estimates nothing; Parley's controller, media::rate, does it there).
-    Estimate(u32),
 }
 
 /// Remote candidates held before the remote description; a browser gathers a handful per

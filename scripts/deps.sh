@@ -18,17 +18,41 @@ PACKAGES=(build-essential pkg-config cmake clang libclang-dev libssl-dev libdbus
   webkit2gtk-driver dbus-x11 trayer xdotool imagemagick linux-perf
   fonts-noto-color-emoji)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+# Installs the Debian packages named that are not installed yet.
+install_debs() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
   echo "== installing Debian packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+# `scripts/deps.sh --debs PKG...`: only those packages (what one script alone needs, such as
+# scripts/check-targets.sh's cross compilers and Wine).
+if [ "${1:-}" = --debs ]; then
+  shift
+  install_debs "$@"
+  exit 0
+fi
+install_debs "${PACKAGES[@]}"
+
+# The toolchain is pinned in rust-toolchain.toml. Where rustup cannot download it (a machine
+# without access to static.rust-lang.org) but its one stable toolchain is that very version,
+# the stable toolchain is taken under the pinned name. Done before anything runs cargo here.
+pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$(dirname "$0")/../rust-toolchain.toml")
+if command -v rustup >/dev/null 2>&1 && ! rustup toolchain list | grep -q "^$pinned-"; then
+  stable=$(rustup run stable rustc --version 2>/dev/null | awk '{print $2}')
+  if [ "$stable" = "$pinned" ]; then
+    home="${RUSTUP_HOME:-$HOME/.rustup}/toolchains"
+    host=$(rustup run stable rustc -vV | sed -n 's/^host: //p')
+    ln -s "stable-$host" "$home/$pinned-$host"
+    echo "== Rust $pinned: the stable toolchain, under the pinned name"
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 //! `parley-cli` as a user or a script runs it: separate processes, each with its own home
 //! directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -218,8 +218,10 @@ impl Joined {
     }
 }
 
+/// A file's Unix permission bits (there are none on Windows, where the user's profile's ACL
+/// guards their files).
 #[cfg(unix)]
-pub fn mode(path: &Path) -> u32 {
+pub fn mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -1,7 +1,9 @@
 //! `parley-cli` participants (the shared fixture), with this package's built binary.
 #![allow(unused_imports)] // each test binary uses a part
 
-pub use parley_test_support::cli::{mode, Joined, Output, User};
+#[cfg(unix)]
+pub use parley_test_support::cli::mode;
+pub use parley_test_support::cli::{Joined, Output, User};
 pub use parley_test_support::server::TestServer as World;
 
 /// The `parley-cli` built with these tests.

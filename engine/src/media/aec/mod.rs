@@ -123,11 +123,11 @@ impl Framer {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::media::audio::Tone;
 
     #[test]
     #[cfg(unix)]
     fn the_far_end_signal_is_removed_from_the_microphone() {
+        use crate::media::audio::Tone;
         // The "room": the microphone hears the speaker's tone (660 Hz, continuous, at half
         // level, 30 ms late) while the near-end talker speaks in bursts (300 Hz, 240 ms on,
         // 240 ms off: non-stationary, as speech is; a steady tone is noise to the suppressor).

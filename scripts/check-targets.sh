@@ -13,11 +13,7 @@
 # linked and nothing runs. Windows binaries that really link and run are scripts/wine-tests.sh
 # (x86_64-pc-windows-gnu with mingw-w64, under Wine).
 #
-# The standard library of a target: rustup's, where `rustup target add` can fetch it; else
-# (a machine that reaches Debian's mirror but not static.rust-lang.org) the sources of exactly
-# the pinned toolchain's version (rust-toolchain.toml) from Debian's trixie-backports `rust-src`,
-# fetched under a private APT configuration (the machine's sources stay as they are), put into
-# a hard-linked copy of the toolchain, and built with `-Zbuild-std` (RUSTC_BOOTSTRAP=1).
+# The targets' standard libraries: rustup's, or built from Debian's rust-src (scripts/cross/std.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,53 +23,8 @@ members=(-p parley-shared -p parley-server -p parley-engine -p parley-desktop -p
 
 # (autotools: the bundled WebRTC audio processing macOS builds configures itself with them)
 scripts/deps.sh --debs ninja-build cmake clang libclang-dev libvpx-dev pkg-config autoconf automake libtool
-version=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
-host=$(rustc -vV | sed -n 's/^host: //p')
-cache="${PARLEY_CROSS_CACHE:-$HOME/.cache/parley-cross}"
-export CARGO_TARGET_DIR="${PARLEY_CROSS_TARGET_DIR:-$HOME/.cache/parley-target-cross}"
-export CARGO_INCREMENTAL=0
-
-# The pinned toolchain with its standard library's sources, from Debian (see above). Prints the
-# rustup name of the toolchain.
-src_toolchain() {
-  local name="parley-$version-src" dir="$cache/toolchain-$version-src"
-  if [ ! -f "$dir/lib/rustlib/src/rust/library/Cargo.lock" ]; then
-    local apt="$cache/apt" sysroot
-    sysroot=$(rustc --print sysroot)
-    mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/preferences.d"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main" >"$apt/sources.list"
-    cat >"$apt/apt.conf" <<EOF
-Dir::Etc::SourceList "$apt/sources.list";
-Dir::Etc::SourceParts "/nonexistent";
-Dir::Etc::Preferences "/nonexistent";
-Dir::Etc::PreferencesParts "$apt/preferences.d";
-Dir::State::Lists "$apt/lists";
-Dir::Cache "$apt";
-Dir::Cache::archives "$apt/archives";
-Dir::State::status "/var/lib/dpkg/status";
-APT::Sandbox::User "root";
-EOF
-    export APT_CONFIG="$apt/apt.conf"
-    apt-get update -qq >&2
-    local deb
-    deb=$(apt-cache madison rust-src | awk -v v="$version+dfsg" '$3 ~ "^"v {print $3; exit}')
-    [ -n "$deb" ] || { echo "Debian's trixie-backports has no rust-src $version" >&2; exit 1; }
-    echo "== rust-src $deb from Debian's trixie-backports, for -Zbuild-std" >&2
-    (cd "$apt" && rm -f rust-src_*.deb && apt-get download -qq "rust-src=$deb" >&2)
-    unset APT_CONFIG
-    rm -rf "$dir" "$apt/x"
-    mkdir -p "$dir" "$apt/x"
-    cp -al "$sysroot/." "$dir/"   # hard links: no second copy of the toolchain on disk
-    dpkg-deb -x "$apt"/rust-src_*.deb "$apt/x"
-    # Debian's lib/rustlib/src/rust is a link to /usr/src/rustc-VERSION; only library/ is used.
-    mkdir -p "$dir/lib/rustlib/src/rust"
-    rm -rf "$dir/lib/rustlib/src/rust/library"
-    mv "$apt/x/usr/src/rustc-$version/library" "$dir/lib/rustlib/src/rust/library"
-    rm -rf "$apt/x" "$apt"/rust-src_*.deb
-  fi
-  rustup toolchain list | grep -q "^$name" || rustup toolchain link "$name" "$dir" >&2
-  echo "$name"
-}
+# shellcheck source=scripts/cross/std.sh
+source scripts/cross/std.sh
 
 # The stand-ins of scripts/cross (a compiler writing empty objects, an archiver), and what the
 # C dependencies' build scripts need to get past their configuration on a foreign target.
@@ -95,13 +46,7 @@ target_env() {
 
 for t in "${targets[@]}"; do
   target_env "$t"
-  if rustup target list --installed | grep -qx "$t" || rustup target add "$t" >/dev/null 2>&1; then
-    echo "== clippy for $t (rustup's standard library)"
-    cargo clippy --target "$t" "${members[@]}" --all-targets --locked -- -D warnings
-  else
-    tc=$(src_toolchain)
-    echo "== clippy for $t (standard library built from Debian's rust-src $version)"
-    RUSTC_BOOTSTRAP=1 cargo "+$tc" clippy -Zbuild-std=std,panic_abort --target "$t" \
-      "${members[@]}" --all-targets --locked -- -D warnings
-  fi
+  std_for "$t"
+  echo "== clippy for $t ($std_source)"
+  cargo_t clippy --target "$t" "${members[@]}" --all-targets --locked -- -D warnings
 done

@@ -125,7 +125,9 @@ impl Db {
 /// The SQLite URL for a file, created if missing. The path is percent-encoded where the URL
 /// would misread it (`%`, `?`, `#`, spaces): a Windows path such as
 /// `C:\Users\Ann Smith\AppData\…` or a macOS one under `Application Support` comes back
-/// out of sqlx exactly.
+/// out of sqlx exactly. `sqlite:PATH`, not `sqlite://PATH`: sqlx's `Any` driver parses the URL
+/// as a URL first, and after `//` a drive letter is a host (`C:\Users` came back as
+/// `C/\Users`, a file SQLite cannot open: found when the server first ran under Wine).
 pub fn sqlite_url(path: &std::path::Path) -> String {
     const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
         .add(b'%')
@@ -133,7 +135,7 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
         .add(b'#')
         .add(b' ');
     let encoded = percent_encoding::percent_encode(path.as_os_str().as_encoded_bytes(), PATH);
-    format!("sqlite://{encoded}?mode=rwc")
+    format!("sqlite:{encoded}?mode=rwc")
 }
 
 /// The file a SQLite URL names, as sqlx reads it (None: in memory, or not a SQLite URL).
@@ -243,6 +245,10 @@ mod tests {
             let url = sqlite_url(Path::new(path));
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url).unwrap();
             assert_eq!(options.get_filename(), Path::new(path), "{url}");
+            // The way Db::connect opens it: through the Any driver, which parses a URL first.
+            let any = sqlx::any::AnyConnectOptions::from_str(&url).unwrap();
+            let options = sqlx::sqlite::SqliteConnectOptions::from_url(&any.database_url).unwrap();
+            assert_eq!(options.get_filename(), Path::new(path), "through Any: {url}");
             assert_eq!(sqlite_path(&url).as_deref(), Some(Path::new(path)), "{url}");
         }
         assert_eq!(sqlite_path("sqlite::memory:"), None);

@@ -102,12 +102,12 @@ fi
 echo "prerequisites for packaging on $os: all there"
 [ "${1:-}" = --check ] && exit 0
 
-if ! cargo tauri --version >/dev/null 2>&1; then
-  echo "== installing tauri-cli (once)"
-  cargo install tauri-cli --locked --version '^2'
-fi
 static_vpx
+# scripts/ui.sh's `npm ci` also installs tauri-cli: the npm package @tauri-apps/cli, pinned in
+# ui/package.json, carries the CLI built for each platform (`cargo install tauri-cli` compiled
+# it for many minutes on every new machine).
 scripts/ui.sh
+tauri="$PWD/ui/node_modules/.bin/tauri"
 case "$os" in
   Linux) bundles=deb ;;
   macOS) bundles=app,dmg ;;
@@ -115,7 +115,7 @@ case "$os" in
 esac
 cd src-tauri
 # The front end is built by ui.sh above; tauri.conf.json's beforeBuildCommand builds it again
-# for people who run `cargo tauri build` by hand.
+# for people who run `npx tauri build` (or `cargo tauri build`) by hand.
 sign=()
 if [ "$os" = Windows ] && [ -n "${PARLEY_WINDOWS_CERT_THUMBPRINT:-}" ]; then
   # signtool, through Tauri, with the certificate of that thumbprint from the user's store
@@ -123,7 +123,7 @@ if [ "$os" = Windows ] && [ -n "${PARLEY_WINDOWS_CERT_THUMBPRINT:-}" ]; then
   sign=(--config "{\"bundle\":{\"windows\":{\"certificateThumbprint\":\"$PARLEY_WINDOWS_CERT_THUMBPRINT\",\"digestAlgorithm\":\"sha256\",\"timestampUrl\":\"${PARLEY_WINDOWS_TIMESTAMP_URL:-http://timestamp.digicert.com}\",\"tsp\":true}}}")
 fi
 # (${sign[@]+…}: macOS's bash 3.2 calls an empty array unbound under set -u.)
-cargo tauri build --bundles "$bundles" --ci ${sign[@]+"${sign[@]}"}
+"$tauri" build --bundles "$bundles" --ci ${sign[@]+"${sign[@]}"}
 ls -l "$CARGO_TARGET_DIR"/release/bundle/*/
 fail() { echo "package check: $*" >&2; exit 1; }
 case "$bundles" in

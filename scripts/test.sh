@@ -7,8 +7,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Each step is printed with the time since the start, to see where a run's minutes go.
-step() { printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+# Each step is printed with the time since the start, and at the end (passed or not) every
+# step's own minutes (the table in BENCHMARKS.md, "The test run"), to see where they go.
+steps=() step_start=0
+step() {
+  [ -z "${step_name:-}" ] || steps+=("$(printf '%4ds  %s' $((SECONDS - step_start)) "$step_name")")
+  step_name="$*" step_start=$SECONDS
+  printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
+}
+step_times() {
+  step ""
+  echo "== seconds per step (total $((SECONDS / 60))m$((SECONDS % 60))s)"
+  printf '%s\n' "${steps[@]}"
+}
+trap step_times EXIT
+step "set-up: Debian packages, the pinned toolchain, tauri-driver (scripts/deps.sh)"
 scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -19,11 +32,13 @@ export CARGO_INCREMENTAL=0
 # for a day are stale (of earlier commits and feature sets; 30 GB of them once filled the disk),
 # and incremental data is never needed here. Proc-macro libraries (.so, executable too) stay:
 # deleting one rebuilds every crate that uses it.
-if [ -d "$CARGO_TARGET_DIR/debug/deps" ]; then
-  find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -mtime +0 \
+# The same for the other targets' cache (scripts/cross/std.sh).
+for deps in "$CARGO_TARGET_DIR/debug/deps" "${PARLEY_CROSS_TARGET_DIR:-$HOME/.cache/parley-target-cross}"/{,*/}debug/deps; do
+  [ -d "$deps" ] || continue
+  find "$deps" -maxdepth 1 -type f -mtime +0 \
     \( \( -executable ! -name '*.so' \) -o -name 'libparley_*' \) -delete 2>/dev/null || true
-  rm -rf "$CARGO_TARGET_DIR/debug/incremental"
-fi
+  rm -rf "$deps/../incremental"
+done
 
 step "Windows and macOS builds pull in no Linux-only crate (cargo tree per target)"
 linux_only='^(xcb|alsa|alsa-sys|libspa|libspa-sys|pipewire|pipewire-sys)$'
@@ -37,6 +52,9 @@ done
 
 step "desktop front end: npm ci, svelte-check, vite build"
 scripts/ui.sh
+
+step "Windows (MSVC) and macOS compiled: clippy -D warnings per target (scripts/check-targets.sh)"
+scripts/check-targets.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -81,11 +99,14 @@ step "real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.
 scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- --test-threads=1 tone_into echo_cancellation
 
+step "Windows programs under Wine: the server's and shared's tests (scripts/wine-tests.sh)"
+scripts/wine-tests.sh
+
 step "integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 pg_start
-trap pg_stop EXIT
+trap 'pg_stop; step_times' EXIT
 cargo test -p parley-server --test api --locked
 
 step "installer: the .deb builds, and its desktop entry opens parley:// links"

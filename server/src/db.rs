@@ -248,7 +248,11 @@ mod tests {
             // The way Db::connect opens it: through the Any driver, which parses a URL first.
             let any = sqlx::any::AnyConnectOptions::from_str(&url).unwrap();
             let options = sqlx::sqlite::SqliteConnectOptions::from_url(&any.database_url).unwrap();
-            assert_eq!(options.get_filename(), Path::new(path), "through Any: {url}");
+            assert_eq!(
+                options.get_filename(),
+                Path::new(path),
+                "through Any: {url}"
+            );
             assert_eq!(sqlite_path(&url).as_deref(), Some(Path::new(path)), "{url}");
         }
         assert_eq!(sqlite_path("sqlite::memory:"), None);

@@ -16,7 +16,6 @@
 # The targets' standard libraries: rustup's, or built from Debian's rust-src (scripts/cross/std.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 targets=("$@")
 ((${#targets[@]})) || targets=(x86_64-pc-windows-msvc aarch64-apple-darwin)
 members=(-p parley-shared -p parley-server -p parley-engine -p parley-desktop -p parley-test-support)
@@ -28,8 +27,17 @@ source scripts/cross/std.sh
 
 # The stand-ins of scripts/cross (a compiler writing empty objects, an archiver), and what the
 # C dependencies' build scripts need to get past their configuration on a foreign target.
+# They are copied to one place outside the checkout: build scripts rerun when CC_<target>
+# changes, and a path inside each fresh clone would rebuild every C dependency (and all that
+# depends on one) on every run.
+stand_ins="$cache/bin"
+mkdir -p "$stand_ins"
+for f in cc ar; do
+  cmp -s "scripts/cross/$f" "$stand_ins/$f" || cp "scripts/cross/$f" "$stand_ins/$f"
+done
+ln -sf cc "$stand_ins/c++"
 target_env() {
-  local t="$1" u="${1//-/_}" x="$root/scripts/cross"
+  local t="$1" u="${1//-/_}" x="$stand_ins"
   export "CC_$u=$x/cc" "CXX_$u=$x/c++" "AR_$u=$x/ar"
   # cmake's Visual Studio generator does not exist here; Ninja runs the stand-in compiler.
   export "CMAKE_GENERATOR_$u=Ninja"

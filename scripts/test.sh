@@ -66,38 +66,40 @@ step "cargo clippy: the server's benchmark-only build without chat storage (scri
 cargo clippy -p parley-server --lib --features bench-unstored-chat --locked -- -D warnings
 
 step "tests on SQLite"
+# Every later cargo step selects its tests with --workspace --test NAME, never -p: with -p,
+# cargo resolves the dependencies' features for that package alone and builds them again.
 cargo test --workspace --locked
 
 step "the API against its own OpenAPI description: schemathesis, every check, every operation"
-scripts/schemathesis.sh cargo test -p parley-server --test api --locked api_fuzz
+scripts/schemathesis.sh cargo test --workspace --test api --locked api_fuzz
 
 step "keychain: parley-cli against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
-  cargo test -p parley-engine --test cli --locked keychain
+  cargo test --workspace --test cli --locked keychain
 step "keychain: the desktop app's sign-in against a throwaway gnome-keyring"
 scripts/keychain.sh env PARLEY_TEST_KEYCHAIN=1 \
-  cargo test -p parley-desktop --test account --locked
+  cargo test --workspace --test account --locked
 
 step "desktop end-to-end: the app in Xvfb through tauri-driver, signed in via a throwaway keychain"
-cargo build -p parley-engine --bin parley-cli --locked  # the E2E meeting's CLI participant
+cargo build --workspace --bin parley-cli --locked  # the E2E meeting's CLI participant
 scripts/keychain.sh env PARLEY_TEST_E2E=1 \
-  cargo test -p parley-desktop --test e2e --locked -- --test-threads=1
+  cargo test --workspace --test e2e --locked -- --test-threads=1
 
 step "mixed meeting: the desktop app, parley-cli and a Chromium guest, inside a network namespace"
-cargo build -p parley-desktop --locked  # built outside the namespace (cargo may fetch)
+cargo build --workspace --bin parley-desktop --locked  # built outside the namespace (cargo may fetch)
 scripts/browsers.sh scripts/keychain.sh env PARLEY_TEST_E2E=1 \
-  cargo test -p parley-desktop --test e2e --locked -- --test-threads=1 a_meeting_of_the_app_a_cli_and_a_browser_guest
+  cargo test --workspace --test e2e --locked -- --test-threads=1 a_meeting_of_the_app_a_cli_and_a_browser_guest
 
 step "interop: an independent WebRTC peer (aiortc) and parley-cli, both offer directions"
-scripts/interop.sh cargo test -p parley-engine --test interop --locked
+scripts/interop.sh cargo test --workspace --test interop --locked
 
 step "browsers: Chromium and Firefox ESR guests meet parley-cli, inside a network namespace"
 # PulseAudio: Firefox runs no AudioContext without a sound server.
-scripts/pulse.sh scripts/browsers.sh cargo test -p parley-engine --test browser --locked -- --test-threads=1
+scripts/pulse.sh scripts/browsers.sh cargo test --workspace --test browser --locked -- --test-threads=1
 
 step "real audio path: parley-cli through a private PulseAudio"
 # One at a time: both tests play into and record from the same virtual devices.
-scripts/pulse.sh cargo test -p parley-engine --test cli --locked -- --test-threads=1 tone_into echo_cancellation
+scripts/pulse.sh cargo test --workspace --test cli --locked -- --test-threads=1 tone_into echo_cancellation
 
 step "Windows programs under Wine: the server's and shared's tests (scripts/wine-tests.sh)"
 scripts/wine-tests.sh
@@ -107,7 +109,7 @@ step "integration tests on PostgreSQL"
 source scripts/postgres.sh
 pg_start
 trap 'pg_stop; step_times' EXIT
-cargo test -p parley-server --test api --locked
+cargo test --workspace --test api --locked
 
 step "installer: the .deb builds, and its desktop entry opens parley:// links"
 scripts/package.sh
@@ -143,8 +145,8 @@ step "macOS tray icon: a template image (black and transparent only, 22 pt at 2x
 [ "$(convert icons/tray-template.png -alpha extract -format '%[fx:maxima]' info:)" = 1 ] || { echo "tray-template.png is empty" >&2; exit 1; }
 rm -rf "$bare"
 
-step "fuzzing smoke: every cargo-fuzz target for 20 s from its seeds, unoptimised build (scripts/fuzz.sh TARGET SECONDS runs one longer)"
-PARLEY_FUZZ_DEV=1 scripts/fuzz.sh all 20
+step "fuzzing smoke: every cargo-fuzz target for 5 s from its seeds, unoptimised build (scripts/fuzz.sh TARGET SECONDS runs one longer)"
+PARLEY_FUZZ_DEV=1 scripts/fuzz.sh all 5
 
 step "benchmark smoke: every benchmark harness, tiny, no timing checks"
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1

@@ -147,6 +147,16 @@ async fn guest_meets_cli_host(browser: &'static str) {
     );
     b.click("Join in this browser").await;
     b.wait_text("Join the meeting").await;
+    // This meeting has no passcode: the form asks for none.
+    assert_eq!(
+        b.eval("return document.querySelector('#passcode') === null;")
+            .await,
+        true,
+        "{browser}: a passcode field for a meeting without a passcode"
+    );
+    if browser == "chromium" {
+        b.picture("browser-guest-form").await;
+    }
     b.run(json!({"op": "type", "selector": "#name", "text": "Gia"}))
         .await;
     assert_eq!(
@@ -229,6 +239,35 @@ async fn guest_meets_cli_host(browser: &'static str) {
         b.run(json!({"op": "goto", "url": format!("{}/j/{code}", w.base)}))
             .await;
         b.wait_text("Opening the meeting in the Parley app").await;
+
+        // A meeting with a passcode: its invite page tells the form to ask for it.
+        let locked = host
+            .ok(
+                &[
+                    "meetings",
+                    "create",
+                    "Locked",
+                    "--passcode",
+                    "open-sesame-42",
+                    "--allow-guests",
+                ],
+                "",
+            )
+            .await
+            .trim()
+            .to_string();
+        b.run(json!({"op": "goto", "url": format!("{}/j/{locked}", w.base)}))
+            .await;
+        b.wait_text("This meeting has a passcode").await;
+        b.run(json!({"op": "goto", "url": format!("{}/web/#code={locked}&p=1", w.base)}))
+            .await;
+        b.wait_text("Join the meeting").await;
+        assert_eq!(
+            b.eval("return document.querySelector('#passcode') !== null;")
+                .await,
+            true,
+            "the form asks for the passcode of a meeting that has one"
+        );
     }
     b.close().await;
 

@@ -81,7 +81,7 @@ fn policy() -> &'static str {
     static POLICY: OnceLock<String> = OnceLock::new();
     POLICY.get_or_init(|| {
         format!(
-            "default-src 'none'; style-src {}; script-src {}; base-uri 'none'; \
+            "default-src 'none'; style-src {}; script-src {}; img-src 'self'; base-uri 'none'; \
              form-action 'none'; frame-ancestors 'none'",
             csp_hash(STYLE),
             csp_hash(SCRIPT)
@@ -110,6 +110,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <meta name=\"referrer\" content=\"no-referrer\">\
+         <link rel=\"icon\" type=\"image/png\" href=\"/favicon.png\">\
          <title>{}</title><style>{STYLE}</style></head>\
          <body><main><p class=\"brand\">Parley</p>{body}</main>\
          <script>{SCRIPT}</script></body></html>",
@@ -190,6 +191,12 @@ pub async fn landing(
             "The host has ended it. Ask them for a new link if you still need to meet.",
         );
     }
+    // The web client shows its passcode field only where the meeting has a passcode.
+    let web_flag = if m.passcode_hash.is_some() {
+        "&p=1"
+    } else {
+        ""
+    };
     let (heading, note) = if m.passcode_hash.is_some() {
         (
             "You are invited to a Parley meeting".to_string(),
@@ -219,7 +226,7 @@ pub async fn landing(
          <p id=\"trying\" class=\"status\" role=\"status\" hidden>Opening the meeting in the Parley app… \
          Nothing happened? Join in this browser below.</p>\
          <div class=\"actions\"><a id=\"open\" class=\"button primary\" href=\"parley://join/{}\">Open in Parley</a>\
-         <a id=\"web\" class=\"button secondary\" href=\"/web/#code={}\">Join in this browser</a></div>\
+         <a id=\"web\" class=\"button secondary\" href=\"/web/#code={}{web_flag}\">Join in this browser</a></div>\
          <p class=\"muted\">Have the Parley app? Open the meeting in it. No app? Join from this browser: nothing to install.</p>{get_app}",
         escape(&heading),
         code.as_str(),

@@ -154,6 +154,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/ws", get(room::conn::upgrade))
         .route("/j/{code}", get(invite::landing))
+        .route("/favicon.png", get(web::favicon))
+        .route("/favicon.ico", get(web::favicon))
         .route(
             "/web",
             get(|| async { axum::response::Redirect::permanent("/web/") }),

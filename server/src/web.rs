@@ -95,6 +95,18 @@ pub async fn index() -> Response {
     res
 }
 
+/// Parley's icon (32×32 PNG), the tab icon of the invite page and the web client.
+const FAVICON: &[u8] = include_bytes!("../../icons/32x32.png");
+
+/// `GET /favicon.png` (and `/favicon.ico`, where browsers look without being told).
+pub async fn favicon() -> Response {
+    with_headers(
+        FAVICON.into_response(),
+        "image/png",
+        "public, max-age=86400",
+    )
+}
+
 /// `GET /web/{path}`: a built file (hashed names under `assets/`).
 pub async fn asset(Path(path): Path<String>) -> Response {
     match file(&path).filter(|_| path != "web.html") {

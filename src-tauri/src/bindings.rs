@@ -3,7 +3,9 @@
 //! file is stale; `PARLEY_WRITE_BINDINGS=1` rewrites it).
 
 use crate::commands;
-use crate::types::{ChatEvent, LevelsEvent, NoticeEvent, ReactionEvent, RoomEvent, TrayAction};
+use crate::types::{
+    ChatEvent, CloseAsked, LevelsEvent, NoticeEvent, ReactionEvent, RoomEvent, TrayAction,
+};
 
 pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
     tauri_specta::Builder::<tauri::Wry>::new()
@@ -13,6 +15,7 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             LevelsEvent,
             ReactionEvent,
             NoticeEvent,
+            CloseAsked,
             TrayAction,
         ])
         .commands(tauri_specta::collect_commands![
@@ -44,6 +47,8 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::stop_share,
             commands::devices,
             commands::select_device,
+            commands::mark_chat_read,
+            commands::quit,
             commands::watch_video,
             commands::frames_drawn,
             commands::device_preview,

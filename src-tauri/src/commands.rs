@@ -10,7 +10,7 @@ use tauri::{AppHandle, Manager as _, State};
 use crate::meeting::{self, VideoFormat, VideoPacket};
 use crate::types::{
     AppError, AppInfo, ChatView, DeviceKind, DeviceView, DevicesView, HostActionArg, MeetingView,
-    RoomView, ShareKind, ShareTarget, SignUpResult, UserView,
+    PreviewView, RoomView, ShareKind, ShareTarget, SignUpResult, UserView,
 };
 use crate::Shell;
 
@@ -489,6 +489,27 @@ pub async fn select_device(
     devices(app).await
 }
 
+/// The chat of the meeting we are in is read up to message `seq`: it does not count as
+/// unread again, even after a restart.
+#[tauri::command]
+#[specta::specta]
+pub async fn mark_chat_read(
+    app: AppHandle,
+    shell: State<'_, Shell>,
+    seq: f64,
+) -> Result<(), AppError> {
+    shell.meetings.mark_chat_read(&app, seq);
+    Ok(())
+}
+
+/// Leaves the meeting (if in one) and quits Parley.
+#[tauri::command]
+#[specta::specta]
+pub async fn quit(app: AppHandle) -> Result<(), AppError> {
+    crate::tray::quit(&app);
+    Ok(())
+}
+
 /// Where video frames go: binary packets (see `meeting::video::packet`) on this channel, with pixels
 /// in the format asked for, or RGBA on a machine without a GPU; returns the format sent.
 #[tauri::command]
@@ -512,14 +533,16 @@ pub async fn frames_drawn(shell: State<'_, Shell>, tracks: Vec<String>) -> Resul
     Ok(())
 }
 
-/// Starts or stops the device preview (the settings dialog outside a call): the camera as
-/// the self view and the microphone's level.
+/// Starts or stops the device preview (the pre-join screen and the settings dialog outside a
+/// call): the camera as the self view and the microphone's level; says, plainly, which
+/// device would not open. `camera`: false leaves the camera closed (its light off).
 #[tauri::command]
 #[specta::specta]
 pub async fn device_preview(
     app: AppHandle,
     shell: State<'_, Shell>,
     on: bool,
-) -> Result<(), AppError> {
-    shell.meetings.preview(&app, on).await
+    camera: bool,
+) -> Result<PreviewView, AppError> {
+    Ok(shell.meetings.preview(&app, on, camera).await)
 }

@@ -85,11 +85,12 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps Parley (and any call) running in the tray.
+            // Closing the window keeps Parley (and any call) running in the tray, where
+            // there is one (tray::on_close).
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 if window.label() == "main" && !tray::quitting() {
                     api.prevent_close();
-                    let _ = window.hide();
+                    tray::on_close(window.app_handle(), window);
                 }
             }
         })

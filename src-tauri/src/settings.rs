@@ -10,6 +10,8 @@ const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// How many recent meetings the tray lists.
 const RECENT: usize = 5;
+/// How many meetings' read marks are kept (the oldest go first).
+const READ_MARKS: usize = 200;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stored {
@@ -28,6 +30,31 @@ pub struct Stored {
     /// Meetings joined lately, newest first: (code, title).
     #[serde(default)]
     pub recent: Vec<(String, String)>,
+    /// Per meeting, the last chat message read (its sequence number), latest first: what
+    /// counts as unread survives a restart.
+    #[serde(default)]
+    pub chat_read: Vec<(String, i64)>,
+    /// The user was told once that closing the window leaves Parley in the tray.
+    #[serde(default)]
+    pub told_tray: bool,
+}
+
+impl Stored {
+    /// The last chat message read in `code` (0: none).
+    pub fn chat_read(&self, code: &str) -> i64 {
+        self.chat_read
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or(0, |(_, seq)| *seq)
+    }
+
+    /// Marks `code`'s chat read up to `seq` (never backwards).
+    pub fn mark_chat_read(&mut self, code: &str, seq: i64) {
+        let seq = seq.max(self.chat_read(code));
+        self.chat_read.retain(|(c, _)| c != code);
+        self.chat_read.insert(0, (code.to_string(), seq));
+        self.chat_read.truncate(READ_MARKS);
+    }
 }
 
 pub struct Settings {
@@ -100,5 +127,32 @@ impl Settings {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_marks_survive_a_reload_and_never_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("desktop.json");
+        let settings = Settings {
+            path: Some(path.clone()),
+            stored: Mutex::new(Stored::default()),
+        };
+        settings.update(|s| s.mark_chat_read("abcd-efgh-jkmn", 7));
+        settings.update(|s| s.mark_chat_read("abcd-efgh-jkmn", 3));
+        settings.update(|s| s.mark_chat_read("bcdf-ghjk-mnpq", 2));
+        let again: Stored = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(again.chat_read("abcd-efgh-jkmn"), 7);
+        assert_eq!(again.chat_read("bcdf-ghjk-mnpq"), 2);
+        assert_eq!(again.chat_read("zzzz-zzzz-zzzz"), 0);
+        let mut many = again;
+        for i in 0..(READ_MARKS as i64 + 10) {
+            many.mark_chat_read(&format!("m{i}"), i);
+        }
+        assert_eq!(many.chat_read.len(), READ_MARKS);
     }
 }

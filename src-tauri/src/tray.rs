@@ -10,7 +10,7 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager as _, Wry};
 use tauri_specta::Event as _;
 
-use crate::types::TrayAction;
+use crate::types::{CloseAsked, TrayAction};
 use crate::Shell;
 
 static QUITTING: AtomicBool = AtomicBool::new(false);
@@ -19,6 +19,106 @@ const TRAY_ID: &str = "parley";
 /// True once the user chose Quit (the window may then really close).
 pub fn quitting() -> bool {
     QUITTING.load(Ordering::SeqCst)
+}
+
+/// Leaves the meeting cleanly (the others see us go at once), then quits.
+pub fn quit(app: &AppHandle) {
+    QUITTING.store(true, Ordering::SeqCst);
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let shell = app.state::<Shell>();
+        shell.meetings.leave().await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.exit(0);
+    });
+}
+
+/// Whether the desktop shows tray icons at all. Windows and macOS always do; on Linux a
+/// StatusNotifier host (KDE, GNOME with the AppIndicator extension, most panels) or an XEmbed
+/// system tray (older panels, trayer) must be running, else the icon is nowhere to be seen
+/// and a window closed "to the tray" would leave Parley running with no way back.
+/// `PARLEY_ASSUME_TRAY=0|1` overrides (a desktop this misjudges).
+pub fn present() -> bool {
+    match std::env::var("PARLEY_ASSUME_TRAY").as_deref() {
+        Ok("1") => return true,
+        Ok("0") => return false,
+        _ => {}
+    }
+    #[cfg(target_os = "linux")]
+    {
+        status_notifier_host() || xembed_tray()
+    }
+    #[cfg(not(target_os = "linux"))]
+    true
+}
+
+/// A StatusNotifierWatcher on the session bus (where appindicator icons go).
+#[cfg(target_os = "linux")]
+fn status_notifier_host() -> bool {
+    let Ok(conn) = dbus::blocking::Connection::new_session() else {
+        return false;
+    };
+    let bus = conn.with_proxy(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        std::time::Duration::from_millis(500),
+    );
+    [
+        "org.kde.StatusNotifierWatcher",
+        "org.freedesktop.StatusNotifierWatcher",
+    ]
+    .iter()
+    .any(|name| {
+        let owned: Result<(bool,), _> =
+            bus.method_call("org.freedesktop.DBus", "NameHasOwner", (*name,));
+        owned.is_ok_and(|(b,)| b)
+    })
+}
+
+/// An XEmbed system tray: the owner of the `_NET_SYSTEM_TRAY_S<screen>` selection.
+#[cfg(target_os = "linux")]
+fn xembed_tray() -> bool {
+    use xcb::Xid as _;
+    let Ok((conn, screen)) = xcb::Connection::connect(None) else {
+        return false;
+    };
+    let name = format!("_NET_SYSTEM_TRAY_S{screen}");
+    let atom = conn.send_request(&xcb::x::InternAtom {
+        only_if_exists: true,
+        name: name.as_bytes(),
+    });
+    let Ok(atom) = conn.wait_for_reply(atom).map(|r| r.atom()) else {
+        return false;
+    };
+    if atom == xcb::x::ATOM_NONE {
+        return false;
+    }
+    let owner = conn.send_request(&xcb::x::GetSelectionOwner { selection: atom });
+    conn.wait_for_reply(owner)
+        .is_ok_and(|r| !r.owner().is_none())
+}
+
+/// The window was closed: with a tray, Parley goes on there (said once, the first time);
+/// without one, quitting is the only way out that leaves something to come back to, so in a
+/// meeting the window asks first ([`CloseAsked`]) and otherwise Parley quits.
+pub fn on_close(app: &AppHandle, window: &tauri::Window) {
+    if present() {
+        let _ = window.hide();
+        let shell = app.state::<Shell>();
+        if !shell.settings.get().told_tray {
+            shell.settings.update(|s| s.told_tray = true);
+            crate::notify(
+                app,
+                "Parley is still running",
+                "It stays in the system tray so meetings are a click away. Quit from the tray icon's menu.",
+            );
+        }
+    } else if app.state::<Shell>().meetings.in_call() {
+        crate::show_main(app);
+        let _ = CloseAsked.emit(app);
+    } else {
+        quit(app);
+    }
 }
 
 /// The menu for the app's current state.
@@ -110,17 +210,7 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
                         }
                     });
                 }
-                "quit" => {
-                    QUITTING.store(true, Ordering::SeqCst);
-                    let app = app.clone();
-                    tauri::async_runtime::spawn(async move {
-                        // Leave cleanly (the others see us go at once), then quit.
-                        let shell = app.state::<Shell>();
-                        shell.meetings.leave().await;
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                        app.exit(0);
-                    });
-                }
+                "quit" => quit(app),
                 other => {
                     let action = match other {
                         "quick_join" => TrayAction::QuickJoin,

@@ -336,6 +336,8 @@ pub struct ChatEvent {
     pub pending: bool,
     /// Ours: the id we sent it under (the acknowledged copy replaces the pending one).
     pub client_msg_id: Option<String>,
+    /// Read before (on this computer, in this meeting, even before a restart): not unread.
+    pub read: bool,
 }
 
 /// Audio levels, about ten times a second while in a call.
@@ -360,7 +362,29 @@ pub struct ReactionEvent {
 pub struct NoticeEvent {
     pub level: NoticeLevel,
     pub text: String,
+    /// A button beside the text.
+    pub action: Option<NoticeAction>,
 }
+
+/// The device preview's state: what would not open, in words for the user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct PreviewView {
+    pub camera_problem: Option<String>,
+    pub mic_problem: Option<String>,
+}
+
+/// What a notice's button does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeAction {
+    /// Opens the audio and video settings.
+    DeviceSettings,
+}
+
+/// The window was closed while in a meeting, on a desktop without a tray: the window asks
+/// whether to leave the meeting and quit.
+#[derive(Clone, Debug, Serialize, Deserialize, Type, tauri_specta::Event)]
+pub struct CloseAsked;
 
 /// A tray menu choice (or an opened link) the window acts on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Type, tauri_specta::Event)]

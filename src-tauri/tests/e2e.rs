@@ -1030,6 +1030,28 @@ async fn tray_quick_join_shortcut_and_link_handover() {
     app.text("Tray test").await;
     app.click("button.leave").await;
     h.expect_seen(|l| l == "* tina left").await;
+
+    // With a tray, closing the window keeps Parley running there, and says so the first time.
+    let pid = pid_of("parley-desktop").expect("the app's process");
+    assert!(close_like_a_window_manager(display) >= 1, "Parley's window");
+    let mut hidden = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if xdotool(display, &["search", "--onlyvisible", "--name", "^Parley$"])
+            .trim()
+            .is_empty()
+        {
+            hidden = true;
+            break;
+        }
+    }
+    assert!(hidden && alive(pid), "closed to the tray, still running");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(settings).unwrap()).unwrap();
+    assert_eq!(
+        stored["told_tray"], true,
+        "told once that it went to the tray"
+    );
     app.quit().await;
     h.finish().await;
     w.server.stop().await;
@@ -1155,5 +1177,318 @@ async fn a_meeting_of_the_app_a_cli_and_a_browser_guest() {
     g.close().await;
     app.quit().await;
     b.finish().await;
+    w.server.stop().await;
+}
+
+/// Sends WM_DELETE_WINDOW to Parley's visible top-level window, as a window manager does when
+/// its close button is clicked (Xvfb runs none). Returns how many windows it went to.
+fn close_like_a_window_manager(display: &str) -> usize {
+    use xcb::{x, Xid as _};
+    let (conn, screen) = xcb::Connection::connect(Some(display)).expect("the X display");
+    let root = conn
+        .get_setup()
+        .roots()
+        .nth(screen as usize)
+        .expect("a screen")
+        .root();
+    let atom = |name: &str| {
+        let cookie = conn.send_request(&x::InternAtom {
+            only_if_exists: false,
+            name: name.as_bytes(),
+        });
+        conn.wait_for_reply(cookie).unwrap().atom()
+    };
+    let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
+    let tree = conn
+        .wait_for_reply(conn.send_request(&x::QueryTree { window: root }))
+        .unwrap();
+    let mut sent = 0;
+    for &w in tree.children() {
+        let attrs = conn.wait_for_reply(conn.send_request(&x::GetWindowAttributes { window: w }));
+        if !attrs.is_ok_and(|a| a.map_state() == x::MapState::Viewable) {
+            continue;
+        }
+        let name = conn.wait_for_reply(conn.send_request(&x::GetProperty {
+            delete: false,
+            window: w,
+            property: x::ATOM_WM_NAME,
+            r#type: x::ATOM_ANY,
+            long_offset: 0,
+            long_length: 64,
+        }));
+        if !name.is_ok_and(|n| n.value::<u8>() == b"Parley") {
+            continue;
+        }
+        let event = x::ClientMessageEvent::new(
+            w,
+            protocols,
+            x::ClientMessageData::Data32([delete.resource_id(), x::CURRENT_TIME, 0, 0, 0]),
+        );
+        conn.send_request(&x::SendEvent {
+            propagate: false,
+            destination: x::SendEventDest::Window(w),
+            event_mask: x::EventMask::NO_EVENT,
+            event: &event,
+        });
+        sent += 1;
+    }
+    conn.flush().unwrap();
+    sent
+}
+
+/// The pre-join screen with the test devices: the preview's frames move, the chosen
+/// microphone's meter moves, the speaker can be chosen; joining muted and with the camera off
+/// is what the others see. In the meeting, the chat panel follows the dark theme, and a read
+/// chat line does not count as unread when the app comes back after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pre_join_screen_previews_and_joins_muted() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
+        eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
+        return;
+    }
+    let mut w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
+    let host = Cli::register(base, "hana").await;
+    let code = host.0.ok(&["meetings", "create", "Pre-join"], "").await;
+    let code = code.trim().to_string();
+    let mut h = host.join_with(&code, &["--mic", "tone:600"]).await;
+    drop(Cli::register(base, "pia").await);
+
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("pia").await;
+    app.text("Your meetings").await;
+    app.fill("#join-code", &code).await;
+    app.click_button("Join").await;
+
+    // The preview: moving pictures from the chosen camera (the test pattern).
+    let preview = "[data-testid=prejoin-preview] figure";
+    let pixels = format!(
+        "return ((sel) => {{{}}})('{preview}');",
+        TILE_PIXELS.replace("arguments[0]", "sel")
+    );
+    app.until(
+        20,
+        "the preview draws frames",
+        &format!("const c = document.querySelector('{preview} canvas'); return !!c && Number(c.dataset.frames || 0) > 5;"),
+    )
+    .await;
+    let first = app.js(&pixels).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let later = app.js(&pixels).await;
+    assert!(
+        first["frames"].as_f64() < later["frames"].as_f64() && first["hash"] != later["hash"],
+        "the preview moves: {first} then {later}"
+    );
+    // The microphone, chosen here: the test tone moves the meter.
+    app.js("const s = document.querySelector('#join-mic'); s.value = 'tone:440'; s.dispatchEvent(new Event('change')); return true;").await;
+    app.until(
+        10,
+        "the chosen microphone's meter moves",
+        "return Number(document.querySelector('[role=meter]').getAttribute('aria-valuenow')) > 20;",
+    )
+    .await;
+    let cameras = app
+        .js("return [...document.querySelectorAll('#join-camera option')].map(o => o.textContent);")
+        .await;
+    assert!(cameras.to_string().contains("Test pattern"), "{cameras}");
+    app.find("#join-speaker").await;
+    assert_eq!(
+        app.js("return document.querySelectorAll('[data-testid=device-problem]').length;")
+            .await,
+        0,
+        "no device problem with working devices"
+    );
+    app.screenshot("prejoin").await;
+
+    // Join muted, camera off: that is what the others see.
+    app.click("button[aria-label^='Mute']").await;
+    app.click("button[aria-label='Join with the camera off']")
+        .await;
+    app.until(
+        5,
+        "a muted meter",
+        "return Number(document.querySelector('[role=meter]').getAttribute('aria-valuenow')) === 0;",
+    )
+    .await;
+    app.click_button("Join meeting").await;
+    h.expect_seen(|l| l == "* pia joined").await;
+    h.expect_seen(|l| l.starts_with("* pia: mic off, camera off"))
+        .await;
+    app.text("Pre-join").await;
+
+    // Chat: read in the open panel, dark like the rest of the meeting.
+    h.type_line("welcome, pia").await;
+    app.until(
+        10,
+        "an unread badge",
+        "return !!document.querySelector('.badge');",
+    )
+    .await;
+    app.click("button[aria-keyshortcuts='Alt+H']").await;
+    app.text("welcome, pia").await;
+    let panel_bg = app
+        .js("return getComputedStyle(document.querySelector('.side .panel')).backgroundColor;")
+        .await;
+    let rgb: Vec<u32> = panel_bg
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')')
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    assert!(
+        rgb.len() == 3 && rgb.iter().all(|&c| c < 80),
+        "the chat panel is dark: {panel_bg}"
+    );
+    app.screenshot("meeting-chat-dark").await;
+    app.click("button.leave").await;
+    h.expect_seen(|l| l == "* pia left").await;
+    app.quit().await;
+
+    // A restart: the line read before is not unread; a new one is.
+    h.type_line("and a new line").await;
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.text("Your meetings").await;
+    app.fill("#join-code", &code).await;
+    app.click_button("Join").await;
+    app.click_button("Join meeting").await;
+    h.seen.clear();
+    h.expect_seen(|l| l == "* pia joined").await;
+    h.type_line("one more").await;
+    app.until(
+        10,
+        "the badge counts the unread lines",
+        "const b = document.querySelector('.badge'); return !!b && b.textContent.trim() === '2';",
+    )
+    .await;
+    app.click("button.leave").await;
+    app.quit().await;
+    h.finish().await;
+    w.server.stop().await;
+}
+
+/// No camera, microphone or speaker (the app without test devices in a display with no sound
+/// server): the pre-join screen says so in plain words, and joining shows one notice, in
+/// words, with the way to the settings, instead of one technical error per device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_without_devices_shows_one_plain_notice() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
+        eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
+        return;
+    }
+    let mut w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
+    let host = Cli::register(base, "hal").await;
+    let code = host.0.ok(&["meetings", "create", "No devices"], "").await;
+    let code = code.trim().to_string();
+    let mut h = host.join_with(&code, &[]).await;
+    drop(Cli::register(base, "nora").await);
+
+    // No PARLEY_FAKE_MEDIA and no PULSE_SERVER: the machine's own (absent) devices.
+    let env = [("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("nora").await;
+    app.text("Your meetings").await;
+    app.fill("#join-code", &code).await;
+    app.click_button("Join").await;
+    app.text("No camera").await;
+    let said = app
+        .js("return [...document.querySelectorAll('[data-testid=device-problem]')].map(p => p.textContent);")
+        .await;
+    let said: Vec<String> = serde_json::from_value(said).unwrap();
+    assert!(!said.is_empty(), "the pre-join screen says what is missing");
+    for line in &said {
+        assert!(
+            line.contains(" — ") && !line.contains("audio:") && !line.contains("requested"),
+            "plain words, not an error: {line:?}"
+        );
+    }
+    app.screenshot("prejoin-no-devices").await;
+    app.click_button("Join meeting").await;
+    h.expect_seen(|l| l == "* nora joined").await;
+    app.text("No devices").await;
+    app.until(
+        10,
+        "a notice",
+        "return document.querySelectorAll('.toast').length > 0;",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // any later notice too
+    let toasts = app
+        .js("return [...document.querySelectorAll('.toast')].map(t => t.textContent);")
+        .await;
+    let toasts: Vec<String> = serde_json::from_value(toasts).unwrap();
+    assert_eq!(
+        toasts.len(),
+        1,
+        "one notice, not one per device: {toasts:?}"
+    );
+    let notice = &toasts[0];
+    assert!(
+        notice.starts_with("No ")
+            && notice.contains("found — you can still")
+            && notice.contains("Audio and video settings")
+            && !notice.contains("Joined without it")
+            && !notice.contains("audio:"),
+        "{notice:?}"
+    );
+    app.screenshot("joined-without-devices").await;
+    // Its button opens the device settings.
+    app.click_button("Audio and video settings").await;
+    app.text("Noise suppression").await;
+    app.quit().await;
+    h.finish().await;
+    w.server.stop().await;
+}
+
+/// A desktop without a tray (no StatusNotifier host, no XEmbed tray): closing the window in a
+/// meeting asks whether to leave and quit, and doing so leaves the meeting and ends Parley,
+/// instead of leaving it running with no way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_without_a_tray_asks_then_leaves_and_quits() {
+    if std::env::var("PARLEY_TEST_E2E").as_deref() != Ok("1") {
+        eprintln!("E2E tests run from scripts/test.sh (Xvfb, keychain, tauri-driver)");
+        return;
+    }
+    let mut w = World::start().await;
+    let (display, base, settings) = (&w.display, &w.base, &w.settings);
+    let host = Cli::register(base, "hugo").await;
+    let code = host.0.ok(&["meetings", "create", "No tray"], "").await;
+    let code = code.trim().to_string();
+    let mut h = host.join_with(&code, &[]).await;
+    drop(Cli::register(base, "quinn").await);
+
+    let env = [("PARLEY_FAKE_MEDIA", "1"), ("PARLEY_LOOPBACK_ONLY", "1")];
+    let app = App::start_env(display, base, settings, 4444, &env).await;
+    app.sign_in("quinn").await;
+    app.text("Your meetings").await;
+    app.fill("#join-code", &code).await;
+    app.click_button("Join").await;
+    app.click_button("Join meeting").await;
+    h.expect_seen(|l| l == "* quinn joined").await;
+    let pid = pid_of("parley-desktop").expect("the app's process");
+
+    // The close button, as a window manager reports it.
+    assert!(close_like_a_window_manager(display) >= 1, "Parley's window");
+    app.text("Leave the meeting and quit Parley?").await;
+    app.screenshot("quit-without-tray").await;
+    // "Stay" keeps everything as it was.
+    app.click_button("Stay in the meeting").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(alive(pid), "staying keeps Parley running");
+    assert!(close_like_a_window_manager(display) >= 1);
+    app.click_button("Leave and quit").await;
+    h.expect_seen(|l| l == "* quinn left").await;
+    for _ in 0..100 {
+        if !alive(pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!alive(pid), "Parley quit");
+    app.quit().await;
+    h.finish().await;
     w.server.stop().await;
 }

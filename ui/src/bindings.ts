@@ -275,6 +275,29 @@ async selectDevice(kind: DeviceKind, id: string | null) : Promise<Result<Devices
 }
 },
 /**
+ * The chat of the meeting we are in is read up to message `seq`: it does not count as
+ * unread again, even after a restart.
+ */
+async markChatRead(seq: number) : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("mark_chat_read", { seq }) };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
+ * Leaves the meeting (if in one) and quits Parley.
+ */
+async quit() : Promise<Result<null, AppError>> {
+    try {
+    return { status: "ok", data: await TAURI_INVOKE("quit") };
+} catch (e) {
+    if(e instanceof Error) throw e;
+    else return { status: "error", error: e  as any };
+}
+},
+/**
  * Where video frames go: binary packets (see `meeting::video::packet`) on this channel, with pixels
  * in the format asked for, or RGBA on a machine without a GPU; returns the format sent.
  */
@@ -299,12 +322,13 @@ async framesDrawn(tracks: string[]) : Promise<Result<null, AppError>> {
 }
 },
 /**
- * Starts or stops the device preview (the settings dialog outside a call): the camera as
- * the self view and the microphone's level.
+ * Starts or stops the device preview (the pre-join screen and the settings dialog outside a
+ * call): the camera as the self view and the microphone's level; says, plainly, which
+ * device would not open. `camera`: false leaves the camera closed (its light off).
  */
-async devicePreview(on: boolean) : Promise<Result<null, AppError>> {
+async devicePreview(on: boolean, camera: boolean) : Promise<Result<PreviewView, AppError>> {
     try {
-    return { status: "ok", data: await TAURI_INVOKE("device_preview", { on }) };
+    return { status: "ok", data: await TAURI_INVOKE("device_preview", { on, camera }) };
 } catch (e) {
     if(e instanceof Error) throw e;
     else return { status: "error", error: e  as any };
@@ -317,6 +341,7 @@ async devicePreview(on: boolean) : Promise<Result<null, AppError>> {
 
 export const events = __makeEvents__<{
 chatEvent: ChatEvent,
+closeAsked: CloseAsked,
 levelsEvent: LevelsEvent,
 noticeEvent: NoticeEvent,
 reactionEvent: ReactionEvent,
@@ -324,6 +349,7 @@ roomEvent: RoomEvent,
 trayAction: TrayAction
 }>({
 chatEvent: "chat-event",
+closeAsked: "close-asked",
 levelsEvent: "levels-event",
 noticeEvent: "notice-event",
 reactionEvent: "reaction-event",
@@ -361,12 +387,21 @@ pending: boolean;
 /**
  * Ours: the id we sent it under (the acknowledged copy replaces the pending one).
  */
-client_msg_id: string | null }
+client_msg_id: string | null; 
+/**
+ * Read before (on this computer, in this meeting, even before a restart): not unread.
+ */
+read: boolean }
 export type ChatView = { id: string; seq: number; sender_id: string; sender: string; 
 /**
  * Sent by a guest (shown with a "Guest" tag: the name is their own word).
  */
 guest: boolean; text: string; at_ms: number }
+/**
+ * The window was closed while in a meeting, on a desktop without a tray: the window asks
+ * whether to leave the meeting and quit.
+ */
+export type CloseAsked = null
 /**
  * What `select_device` chooses.
  */
@@ -419,9 +454,21 @@ export type MeetingView = { code: string; title: string; host: string; has_passc
  */
 allow_guests: boolean; locked: boolean; created_at_ms: number; started_at_ms: number | null; ended_at_ms: number | null; my_role: RoleView }
 /**
+ * What a notice's button does.
+ */
+export type NoticeAction = 
+/**
+ * Opens the audio and video settings.
+ */
+"device_settings"
+/**
  * Something to tell the user briefly (a toast): muted by the host, a device lost…
  */
-export type NoticeEvent = { level: NoticeLevel; text: string }
+export type NoticeEvent = { level: NoticeLevel; text: string; 
+/**
+ * A button beside the text.
+ */
+action: NoticeAction | null }
 /**
  * How much a notice matters.
  */
@@ -442,6 +489,10 @@ send_kbps: number | null;
  * Joined through the invite link without an account.
  */
 guest: boolean }
+/**
+ * The device preview's state: what would not open, in words for the user.
+ */
+export type PreviewView = { camera_problem: string | null; mic_problem: string | null }
 export type ReactionEvent = { peer_id: string; name: string; emoji: string }
 /**
  * A participant's role.

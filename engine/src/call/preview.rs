@@ -40,12 +40,17 @@ impl Drop for Preview {
 
 impl Preview {
     /// Opens `camera` (at `width`×`height`, `fps` pictures a second) and `mic`. A device
-    /// that will not open is left out and its error returned beside a preview of the rest.
+    /// that will not open is left out and its error returned, with which it was, beside a
+    /// preview of the rest.
     pub async fn start(
         camera: Option<VideoSource>,
         mic: Option<AudioSource>,
         (width, height, fps): (u32, u32, u32),
-    ) -> (Self, mpsc::Receiver<PreviewEvent>, Vec<DeviceError>) {
+    ) -> (
+        Self,
+        mpsc::Receiver<PreviewEvent>,
+        Vec<(Device, DeviceError)>,
+    ) {
         let mut problems = Vec::new();
         let (events, rx) = mpsc::channel(64);
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,7 +97,7 @@ impl Preview {
                 Err(e) => Err(e),
             };
             if let Err(e) = opened {
-                problems.push(e);
+                problems.push((Device::Camera, e));
             }
         }
         let mic = match mic {
@@ -110,7 +115,7 @@ impl Preview {
                         Some(mic)
                     }
                     Err(e) => {
-                        problems.push(e);
+                        problems.push((Device::Microphone, e));
                         None
                     }
                 }
@@ -196,6 +201,7 @@ mod tests {
         )
         .await;
         assert_eq!(problems.len(), 1, "the camera's error: {problems:?}");
+        assert_eq!(problems[0].0, Device::Camera);
         // The microphone's level still comes.
         let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         assert!(matches!(ev, Ok(Some(PreviewEvent::MicLevel(_)))), "{ev:?}");

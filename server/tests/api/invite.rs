@@ -53,6 +53,24 @@ fn check_headers(p: &Page) {
     assert_eq!(header(p, "referrer-policy"), "no-referrer");
     assert_eq!(header(p, "cache-control"), "no-store");
     assert_eq!(header(p, "x-content-type-options"), "nosniff");
+    // Its tab icon is Parley's, from this origin, which the policy lets it load.
+    assert!(p
+        .html
+        .contains("<link rel=\"icon\" type=\"image/png\" href=\"/favicon.png\">"));
+    assert!(csp.contains("img-src 'self'"), "{csp}");
+}
+
+/// The icon a browser asks for, under both names: a PNG, not a 404.
+#[tokio::test]
+async fn the_tab_icon_is_served() {
+    let s = TestServer::start().await;
+    for path in ["/favicon.png", "/favicon.ico"] {
+        let res = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        assert_eq!(res.headers()["content-type"], "image/png");
+        let body = res.bytes().await.unwrap();
+        assert!(body.starts_with(b"\x89PNG\r\n\x1a\n"), "{path}: a PNG");
+    }
 }
 
 #[tokio::test]
@@ -106,6 +124,8 @@ async fn a_passcode_meeting_keeps_its_title_and_a_guest_token_stays_out_of_the_p
         "the title stays behind the passcode"
     );
     assert!(p.html.contains("passcode"));
+    // The web client is told to ask for it (its form has no passcode field otherwise).
+    assert!(p.html.contains(&format!("href=\"/web/#code={code}&p=1\"")));
     assert!(!p.html.contains("personal-secret-token"));
     assert!(
         p.html.contains("history.replaceState"),

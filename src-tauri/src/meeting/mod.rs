@@ -7,6 +7,7 @@
 //! One lock guards the meeting's state and is never held across an await; video frames have
 //! their own ([`video::Frames`]).
 
+mod plain;
 mod preview;
 mod pump;
 mod sources;
@@ -27,8 +28,8 @@ use tokio::sync::mpsc;
 pub use self::sources::{camera_source, fake_media, mic_source, SYNTHETIC_CAMERA, TONE_MIC};
 pub use self::video::{VideoFormat, VideoPacket};
 use crate::types::{
-    AppError, ChatEvent, ChatView, HostActionArg, NoticeEvent, NoticeLevel, ParticipantView,
-    ReactionEvent, RoomEvent, RoomStatus, RoomView, WaitingView,
+    AppError, ChatEvent, ChatView, HostActionArg, NoticeAction, NoticeEvent, NoticeLevel,
+    ParticipantView, PreviewView, ReactionEvent, RoomEvent, RoomStatus, RoomView, WaitingView,
 };
 use crate::Shell;
 
@@ -252,6 +253,17 @@ impl Meetings {
         let _ = NoticeEvent {
             level,
             text: text.into(),
+            action: None,
+        }
+        .emit(app);
+    }
+
+    /// A device problem, said plainly, with the way to the device settings.
+    fn device_notice(app: &AppHandle, text: String) {
+        let _ = NoticeEvent {
+            level: NoticeLevel::Warning,
+            text,
+            action: Some(NoticeAction::DeviceSettings),
         }
         .emit(app);
     }
@@ -279,8 +291,8 @@ impl Meetings {
             let mut s = self.lock();
             s.joining = false;
             let (mut call, camera, mic, missing) = started?;
-            for m in missing {
-                Self::notice(app, NoticeLevel::Warning, format!("Joined without it: {m}"));
+            if let Some(text) = plain::joined_without(&missing) {
+                Self::device_notice(app, text);
             }
             let events = std::mem::replace(&mut call.events, mpsc::channel(1).1);
             s.generation += 1;
@@ -321,7 +333,7 @@ impl Meetings {
         &self,
         app: &AppHandle,
         req: &JoinRequest,
-    ) -> Result<(Call, Option<VideoSource>, bool, Vec<String>), AppError> {
+    ) -> Result<(Call, Option<VideoSource>, bool, Vec<Device>), AppError> {
         let shell = app.state::<Shell>();
         let stored = shell.settings.get();
         let mut camera = Some(camera_source(stored.camera.as_deref()));
@@ -355,17 +367,18 @@ impl Meetings {
             match Call::start(ws_url.clone(), Tokens(app.clone()), join, config).await {
                 Ok(call) => return Ok((call, camera, mic.is_some(), missing)),
                 Err(e) => {
-                    let dropped = match failed_device(&e) {
+                    let failed = failed_device(&e);
+                    let dropped = match failed {
                         Some(Device::Camera) => camera.take().is_some(),
                         Some(Device::Speaker) => speaker.take().is_some(),
                         Some(_) => mic.take().is_some(),
                         None => false,
                     };
-                    if !dropped {
+                    let Some(device) = failed.filter(|_| dropped) else {
                         return Err(AppError::new("media_device", e.to_string()));
-                    }
+                    };
                     tracing::info!(error = %e, "joining without a device");
-                    missing.push(e.to_string());
+                    missing.push(device);
                 }
             }
         }
@@ -464,9 +477,26 @@ impl Meetings {
             mine: true,
             pending: true,
             client_msg_id: Some(id),
+            read: true,
         }
         .emit(app);
         Ok(())
+    }
+
+    /// Whether chat message `seq` of the current meeting was read before on this computer.
+    fn chat_read(&self, app: &AppHandle, seq: f64) -> bool {
+        let code = self.lock().local.code.clone();
+        (seq as i64) <= app.state::<Shell>().settings.get().chat_read(&code)
+    }
+
+    /// The current meeting's chat is read up to `seq` (kept across restarts).
+    pub fn mark_chat_read(&self, app: &AppHandle, seq: f64) {
+        let code = self.lock().local.code.clone();
+        if !code.is_empty() {
+            app.state::<Shell>()
+                .settings
+                .update(|s| s.mark_chat_read(&code, seq as i64));
+        }
     }
 
     /// A host action; those on one participant need `peer`.
@@ -549,17 +579,17 @@ impl Meetings {
 
     /// Starts (again, with the current choices) or stops the device preview. In a call the
     /// call's own self view and meter serve instead, so this does nothing there.
-    pub async fn preview(&self, app: &AppHandle, on: bool) -> Result<(), AppError> {
+    pub async fn preview(&self, app: &AppHandle, on: bool, camera: bool) -> PreviewView {
         self.lock().preview = None; // stops the old one
         if !on || self.in_call() {
-            return Ok(());
+            return PreviewView::default();
         }
-        let (running, problem) = preview::start(app).await;
+        let (running, view) = preview::start(app, camera).await;
         let mut s = self.lock();
         if !s.joining && s.live.is_none() {
             s.preview = Some(running);
         }
-        problem.map_or(Ok(()), Err)
+        view
     }
 }
 

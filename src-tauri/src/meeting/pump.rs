@@ -14,7 +14,7 @@ use tauri_specta::Event as _;
 use tokio::sync::mpsc;
 
 use super::video::{KIND_CAMERA, KIND_SCREEN, KIND_SELF};
-use super::{ended_message, status, Meetings};
+use super::{ended_message, plain, status, Meetings};
 use crate::types::{AppError, ChatEvent, ChatView, LevelsEvent, NoticeLevel, ReactionEvent};
 use crate::Shell;
 
@@ -119,6 +119,7 @@ async fn on_change(app: &AppHandle, m: &Meetings, generation: u64, change: Chang
             let view = ChatView::from(message);
             notify_chat(app, &view);
             let _ = ChatEvent {
+                read: m.chat_read(app, view.seq),
                 message: view,
                 mine: false,
                 pending: false,
@@ -135,6 +136,7 @@ async fn on_change(app: &AppHandle, m: &Meetings, generation: u64, change: Chang
                 mine: true,
                 pending: false,
                 client_msg_id: Some(client_msg_id),
+                read: true,
             }
             .emit(app);
         }
@@ -150,13 +152,19 @@ async fn on_change(app: &AppHandle, m: &Meetings, generation: u64, change: Chang
             error,
             fallback,
         } => {
-            notice(NoticeLevel::Warning, format!("{device:?} stopped: {error}"));
+            tracing::info!(?device, %error, "a device stopped");
             // Audio falls back to the system default; video waits for a choice.
+            let mut replaced = false;
             if let (true, Ok(call)) = (fallback, m.call()) {
-                if let Some(Err(e)) = call.fall_back(device) {
-                    notice(NoticeLevel::Error, format!("No {device:?}: {e}"));
+                match call.fall_back(device) {
+                    Some(Err(e)) => {
+                        tracing::info!(?device, error = %e, "no default to fall back to")
+                    }
+                    Some(Ok(_)) => replaced = true,
+                    None => {}
                 }
             }
+            Meetings::device_notice(app, plain::device_lost(device, replaced));
             m.changed(app);
         }
         Change::Ended(c) => {
@@ -228,6 +236,7 @@ async fn load_history(app: AppHandle, generation: u64) {
                 let view = ChatView::from(message);
                 let _ = ChatEvent {
                     mine: me.as_deref() == Some(view.sender_id.as_str()),
+                    read: m.chat_read(&app, view.seq),
                     message: view,
                     pending: false,
                     client_msg_id: None,

@@ -378,6 +378,7 @@ export class BrowserCall implements Backend {
     const item = {
       key: clientId ?? msg.id,
       id: msg.id,
+      seq: msg.seq,
       sender: msg.sender_name,
       guest: msg.guest === true,
       text: msg.text,

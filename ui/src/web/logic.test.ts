@@ -64,6 +64,7 @@ describe("ICE candidates", () => {
 const line = (key: string, id: string, at: number, pending = false, text = key): ChatLine => ({
   key,
   id,
+  seq: 0,
   sender: "Gia",
   guest: true,
   text,
@@ -99,10 +100,16 @@ describe("chat", () => {
 
 describe("the invite hand-over", () => {
   it("reads the code and a personal link's token from the fragment", () => {
-    expect(readInvite("#code=bcdf-ghjk-mnpq&g=tok_123")).toEqual({ code: "bcdf-ghjk-mnpq", linkToken: "tok_123" });
-    expect(readInvite("#code=bcdf-ghjk-mnpq")).toEqual({ code: "bcdf-ghjk-mnpq", linkToken: null });
-    expect(readInvite("")).toEqual({ code: null, linkToken: null });
-    expect(readInvite("#g=&code=")).toEqual({ code: null, linkToken: null });
+    expect(readInvite("#code=bcdf-ghjk-mnpq&g=tok_123")).toEqual({ code: "bcdf-ghjk-mnpq", linkToken: "tok_123", passcode: false });
+    expect(readInvite("#code=bcdf-ghjk-mnpq")).toEqual({ code: "bcdf-ghjk-mnpq", linkToken: null, passcode: false });
+    expect(readInvite("")).toEqual({ code: null, linkToken: null, passcode: false });
+    expect(readInvite("#g=&code=")).toEqual({ code: null, linkToken: null, passcode: false });
+  });
+
+  it("and whether the meeting has a passcode, as the invite page says", () => {
+    expect(readInvite("#code=bcdf-ghjk-mnpq&p=1").passcode).toBe(true);
+    expect(readInvite("#code=bcdf-ghjk-mnpq&p=1&g=tok").passcode).toBe(true);
+    expect(readInvite("#code=bcdf-ghjk-mnpq&p=0").passcode).toBe(false);
   });
 });
 

@@ -85,11 +85,14 @@ export function mergeChat(list: ChatLine[], line: ChatLine): { list: ChatLine[];
  * What the invite page hands over in the fragment (`#code=…&g=…`): the code and a personal
  * link's token. The page then takes the fragment out of the address bar.
  */
-export function readInvite(hash: string): { code: string | null; linkToken: string | null } {
+export function readInvite(hash: string): { code: string | null; linkToken: string | null; passcode: boolean } {
   const p = new URLSearchParams(hash.replace(/^#/, ""));
   const code = p.get("code")?.trim() || null;
   const linkToken = p.get("g")?.trim() || null;
-  return { code, linkToken };
+  // The invite page says whether the meeting has a passcode (`p=1`); otherwise the form asks
+  // for one only when the server does.
+  const passcode = p.get("p") === "1";
+  return { code, linkToken, passcode };
 }
 
 /** The level of a block of samples in dBFS, floored at -100. */

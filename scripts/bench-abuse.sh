@@ -15,5 +15,5 @@ idle="${2:-1000}"
 slow="${3:-100}"
 honest="${4:-100}"
 shift $(( $# > 4 ? 4 : $# ))
-cargo build --release --locked -p parley-server -p parley-bench >&2
+bench_build -p parley-server -p parley-bench >&2
 bench_runs "$runs" abuse --idle "$idle" --slow "$slow" --honest "$honest" "$@"

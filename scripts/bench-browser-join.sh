@@ -11,8 +11,7 @@ cd "$(dirname "$0")/.."
 if [ -z "${NETNS_ADDR:-}" ]; then exec scripts/browsers.sh "$0" "$@"; fi
 runs="${1:-3}" joins="${2:-10}" browser="${3:-chromium}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
-cargo build --quiet --release --locked -p parley-server -p parley-engine --bin parley-server --bin parley-cli >&2
-bin="$CARGO_TARGET_DIR/release"
+bench_build -p parley-server -p parley-engine --bin parley-server --bin parley-cli >&2
 mkdir -p bench/results
 work="$(mktemp -d)"
 pids=()

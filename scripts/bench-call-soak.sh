@@ -13,5 +13,5 @@ source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-1}"
 secs="${2:-1800}"
 shift $(( $# > 2 ? 2 : $# ))
-cargo build --release --locked -p parley-server -p parley-bench
+bench_build -p parley-server -p parley-bench
 bench_runs "$runs" call-soak --secs "$secs" "$@"

@@ -8,5 +8,5 @@ source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-5}"
 joins="${2:-20}"
 shift $(( $# > 2 ? 2 : $# ))
-cargo build --release --locked -p parley-server -p parley-bench >&2
+bench_build -p parley-server -p parley-bench >&2
 bench_runs "$runs" join --joins "$joins" "$@"

@@ -19,13 +19,10 @@
 source "$(dirname "$0")/bench-prelude.sh"
 runs="${1:-5}" secs="${2:-10}"
 configs="${3:-2:640x480:800 2:1280x720:1500 4:640x480:800 chromium:640x480:800 chromium:1280x720:1500}"
-if [[ "$configs" == *chromium* ]] && ! command -v chromium >/dev/null; then
-  echo "== installing Debian's chromium" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+if [[ "$configs" == *chromium* ]]; then
+  "$(dirname "$0")/deps.sh" --debs chromium >&2
 fi
-cargo build --quiet --release --locked -p parley-server -p parley-engine -p parley-bench >&2
-bin="$CARGO_TARGET_DIR/release"
+bench_build -p parley-server -p parley-engine -p parley-bench >&2
 tck=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }

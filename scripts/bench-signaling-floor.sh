@@ -17,7 +17,7 @@ secs="${3:-15}"
 settle="${4:-20}"
 command -v perf >/dev/null || { echo "needs perf (Debian: linux-perf)" >&2; exit 1; }
 (cd bench/socketio && npm ci --no-audit --no-fund --silent)
-cargo build --release --locked -p parley-server -p parley-bench
+bench_build -p parley-server -p parley-bench
 work="$(mktemp -d)"
 bench=""
 # On any exit: end the benchmark this script started, and its server.
@@ -80,7 +80,7 @@ echo "|---|---|---|---|---|---|---|"
 # starts until `secs` later, inside its phase.
 for i in $(seq "$runs"); do
   log="$work/bench-$i.log"
-  "$CARGO_TARGET_DIR/release/parley-bench" signaling --clients "$clients" --rates 1 \
+  "$bin/parley-bench" signaling --clients "$clients" --rates 1 \
     --phase-secs $(( settle + secs + 5 )) >"$log" 2>&1 &
   bench=$!
   until server=$(pgrep -n -P "$bench" -f parley-server); do alive; sleep 1; done

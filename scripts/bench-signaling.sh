@@ -9,7 +9,7 @@ runs="${1:-5}"
 clients="${2:-2000}"
 shift $(( $# > 2 ? 2 : $# ))
 (cd bench/socketio && npm ci --no-audit --no-fund --silent)
-cargo build --release --locked -p parley-server -p parley-bench
+bench_build -p parley-server -p parley-bench
 bench_runs "$runs" signaling --clients "$clients" "$@"
 # Server CPU per delivered chat message at each rate both servers ran (issue 18's figure):
 # medians over the runs, and the median of the per-run ratios.

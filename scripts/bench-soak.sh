@@ -12,5 +12,5 @@ runs="${1:-1}"
 clients="${2:-2000}"
 secs="${3:-600}"
 shift $(( $# > 3 ? 3 : $# ))
-cargo build --release --locked -p parley-server -p parley-bench
+bench_build -p parley-server -p parley-bench
 bench_runs "$runs" soak --clients "$clients" --secs "$secs" "$@"

@@ -6,17 +6,7 @@
 #   scripts/browsers.sh cargo test -p parley-engine --test browser
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-missing=()
-command -v chromium >/dev/null || missing+=(chromium)
-command -v chromedriver >/dev/null || missing+=(chromium-driver)
-command -v firefox-esr >/dev/null || missing+=(firefox-esr)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]}" >&2
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh --debs chromium chromium-driver firefox-esr >&2
 dir=test-support/browser
 stamp=$dir/node_modules/.parley-lock
 if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then

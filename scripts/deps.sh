@@ -29,8 +29,11 @@ install_debs() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Waits for another apt or dpkg run (an unattended upgrade, a second script) instead of
+  # failing at once on its lock.
+  local wait=(-o DPkg::Lock::Timeout=900)
+  $sudo apt-get "${wait[@]}" update -qq
+  $sudo apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 # `scripts/deps.sh --debs PKG...`: only those packages (what one script alone needs, such as
 # scripts/check-targets.sh's cross compilers and Wine).

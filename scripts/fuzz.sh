@@ -7,6 +7,8 @@
 #     build for the lot (each call builds first, so a chain of calls rebuilds whenever the
 #     code changed in between), one process per target (give each a core)
 #   scripts/fuzz.sh list
+#   scripts/fuzz.sh build                                         only build them (the test
+#     run builds in the background while other steps run, then smokes each)
 # Starts from the checked-in seeds (fuzz/seeds/TARGET) and keeps what it learns in
 # fuzz/corpus/TARGET (not committed). A crash leaves its input in fuzz/artifacts/TARGET and
 # fails the run: reproduce it with `scripts/fuzz.sh TARGET 0 fuzz/artifacts/TARGET/crash-…`,
@@ -39,6 +41,7 @@ shift $(( $# >= 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
 # Debug assertions and overflow checks on: an overflow is a finding too.
 "${fuzz[@]}" build --fuzz-dir fuzz --debug-assertions "${profile[@]}" >&2
+[ "$what" = build ] && exit 0
 run_one() {
   local t="$1"
   shift

@@ -3,6 +3,8 @@
 # Windows, a .dmg/.app on macOS (run this script on those systems; see the README). Checks
 # the .deb's desktop entry (opens parley:// links).
 #   scripts/package.sh            → target/release/bundle/deb/Parley_<version>_<arch>.deb
+#   scripts/package.sh --debug    the same from the debug build (the test run: it packages
+#                                 the very binary the tests built, instead of a release build)
 #   scripts/package.sh --check    only checks the prerequisites and says what is missing
 # On Debian and Ubuntu the prerequisites are installed (scripts/deps.sh); elsewhere they are
 # checked, and each missing one is named with how to get it.
@@ -31,37 +33,9 @@ need_vpx() {
   if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists vpx; then return; fi
   missing+=("libvpx: $1")
 }
-# Every installer carries libvpx inside the executable (static linking): no runtime package
-# to match (Debian 12's libvpx7 is Ubuntu 24.04's libvpx9), no Homebrew dylib on a user's
-# Mac. Sets VPX_STATIC + VPX_LIB_DIR (+ VPX_INCLUDE_DIR, VPX_VERSION) from pkg-config and the
-# static archive's location, unless VPX_LIB_DIR is already given.
-static_vpx() {
-  if [ -n "${VPX_LIB_DIR:-}" ]; then
-    # Windows: vcpkg's libvpx is a static vpx.lib whatever the triplet; VPX_STATIC would ask
-    # for libvpx.lib, a name vcpkg does not use.
-    if [ "$os" = Windows ]; then
-      [ -f "$VPX_LIB_DIR/vpx.lib" ] || { echo "no vpx.lib in VPX_LIB_DIR ($VPX_LIB_DIR)" >&2; exit 1; }
-    fi
-    return
-  fi
-  local archive
-  case "$os" in
-    # Debian's vpx.pc names /usr/lib, not the multiarch directory the archive is in.
-    Linux) archive=$("${CC:-cc}" -print-file-name=libvpx.a) ;;
-    macOS) archive="$(pkg-config --variable=libdir vpx)/libvpx.a" ;;
-    *) return ;;
-  esac
-  if [ ! -f "$archive" ]; then
-    echo "libvpx has no static archive (libvpx.a) here: install it (Debian: libvpx-dev;" \
-      "macOS: brew install libvpx), or set VPX_LIB_DIR, VPX_INCLUDE_DIR and VPX_VERSION" >&2
-    exit 1
-  fi
-  VPX_LIB_DIR=$(cd "$(dirname "$archive")" && pwd)
-  VPX_INCLUDE_DIR=$(pkg-config --variable=includedir vpx)
-  VPX_VERSION=$(pkg-config --modversion vpx)
-  export VPX_STATIC=1 VPX_LIB_DIR VPX_INCLUDE_DIR VPX_VERSION
-  echo "libvpx $VPX_VERSION linked statically from $VPX_LIB_DIR"
-}
+# libvpx linked statically (scripts/static-vpx.sh).
+# shellcheck source=scripts/static-vpx.sh
+source scripts/static-vpx.sh
 check_prerequisites() {
   need cargo "Rust from https://rustup.rs"
   need npm "Node.js 20 or later from https://nodejs.org"
@@ -102,7 +76,7 @@ fi
 echo "prerequisites for packaging on $os: all there"
 [ "${1:-}" = --check ] && exit 0
 
-static_vpx
+static_vpx "$os"
 # scripts/ui.sh's `npm ci` also installs tauri-cli: the npm package @tauri-apps/cli, pinned in
 # ui/package.json, carries the CLI built for each platform (`cargo install tauri-cli` compiled
 # it for many minutes on every new machine).
@@ -123,13 +97,21 @@ if [ "$os" = Windows ] && [ -n "${PARLEY_WINDOWS_CERT_THUMBPRINT:-}" ]; then
   sign=(--config "{\"bundle\":{\"windows\":{\"certificateThumbprint\":\"$PARLEY_WINDOWS_CERT_THUMBPRINT\",\"digestAlgorithm\":\"sha256\",\"timestampUrl\":\"${PARLEY_WINDOWS_TIMESTAMP_URL:-http://timestamp.digicert.com}\",\"tsp\":true}}}")
 fi
 # (${sign[@]+…}: macOS's bash 3.2 calls an empty array unbound under set -u.)
-"$tauri" build --bundles "$bundles" --ci ${sign[@]+"${sign[@]}"}
-ls -l "$CARGO_TARGET_DIR"/release/bundle/*/
+if [ "${1:-}" = --debug ]; then
+  # The workspace's own debug build (the features every test build has), then only bundling.
+  profile=debug
+  (cd .. && cargo build --workspace --locked --bin parley-desktop)
+  "$tauri" bundle --debug --bundles "$bundles" --ci ${sign[@]+"${sign[@]}"}
+else
+  profile=release
+  "$tauri" build --bundles "$bundles" --ci ${sign[@]+"${sign[@]}"}
+fi
+ls -l "$CARGO_TARGET_DIR/$profile"/bundle/*/
 fail() { echo "package check: $*" >&2; exit 1; }
 case "$bundles" in
   deb)
     # The desktop entry must hand a clicked parley:// link to the app (%u) and claim the scheme.
-    deb=$(ls -t "$CARGO_TARGET_DIR"/release/bundle/deb/*.deb | head -1)
+    deb=$(ls -t "$CARGO_TARGET_DIR/$profile"/bundle/deb/*.deb | head -1)
     entry=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO usr/share/applications/Parley.desktop)
     echo "$entry"
     grep -qx 'Exec=parley-desktop %u' <<<"$entry" || fail "desktop entry does not open links"
@@ -146,7 +128,7 @@ case "$bundles" in
     echo "libvpx: linked into parley-desktop (no libvpx among its $(wc -l <<<"$needed") libraries)"
     ;;
   app,dmg)
-    app=$(ls -d "$CARGO_TARGET_DIR"/release/bundle/macos/*.app | head -1)
+    app=$(ls -d "$CARGO_TARGET_DIR/$profile"/bundle/macos/*.app | head -1)
     for exe in "$app"/Contents/MacOS/*; do
       if otool -L "$exe" | grep -qi vpx; then fail "$exe loads libvpx dynamically"; fi
     done

@@ -6,15 +6,47 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+started=$SECONDS
 scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
+# libvpx inside the executable, as in the installers (and the same build scripts/package.sh
+# makes, so packaging after running rebuilds nothing).
+# shellcheck source=scripts/static-vpx.sh
+source scripts/static-vpx.sh
+static_vpx Linux >/dev/null
 scripts/ui.sh  # the desktop app's front end and the browser client the server embeds
+
+# The release build, said before it starts: how long it took here last time, or how long a
+# first one takes; and when another build holds the folder, whose it is and what to do.
+build() {
+  local what="$*" seconds
+  seconds="$CARGO_TARGET_DIR/release/.parley-build-seconds-${what//[^a-z]/}"
+  if [ -s "$seconds" ]; then
+    echo "== building Parley (release); the last build here took $(( $(cat "$seconds") / 60 + 1 )) min"
+  else
+    echo "== building Parley (release) for the first time on this machine: about 20 minutes"
+    echo "   on 2 cores (README, \"First run\"), a minute or two on later runs. Progress below."
+  fi
+  local lock="$CARGO_TARGET_DIR/release/.cargo-lock"
+  if [ -e "$lock" ] && ! flock -n "$lock" true 2>/dev/null; then
+    local who
+    who=$(fuser "$lock" 2>/dev/null | xargs -r ps -o pid=,args= -p 2>/dev/null | head -3 || true)
+    echo "== waiting: another build is using $CARGO_TARGET_DIR (cargo allows one at a time):"
+    echo "${who:-   (a process of another user, or one this shell cannot see)}" | sed 's/^/   /'
+    echo "   Let it finish, stop it, or run with CARGO_TARGET_DIR=another/folder to build apart."
+  fi
+  local t0=$SECONDS
+  cargo build --release --locked "$@"
+  mkdir -p "$CARGO_TARGET_DIR/release"
+  echo $((SECONDS - t0)) >"$seconds"
+}
+
 if [ -n "${PARLEY_SERVER_ONLY:-}" ]; then
-  cargo build --release --locked -p parley-server
+  build -p parley-server
   echo "== Parley server on http://${PARLEY_LISTEN:-127.0.0.1:8080}  (Ctrl-C stops it)"
   exec "$CARGO_TARGET_DIR/release/parley-server" "$@"
 fi
-cargo build --release --locked -p parley-server -p parley-desktop
+build -p parley-server -p parley-desktop
 "$CARGO_TARGET_DIR/release/parley-server" "$@" &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
@@ -24,7 +56,7 @@ for _ in $(seq 100); do
   kill -0 "$server" 2>/dev/null || { echo "the server did not start" >&2; exit 1; }
   sleep 0.1
 done
-echo "== Parley server on http://$listen; starting the desktop app"
+echo "== Parley server on http://$listen; starting the desktop app ($((SECONDS - started)) s since run.sh started)"
 if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   echo "no display: the server keeps running (Ctrl-C stops it)" >&2
   wait "$server"

@@ -24,6 +24,11 @@ trap step_times EXIT
 step "set-up: Debian packages, the pinned toolchain, tauri-driver (scripts/deps.sh)"
 scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
+# Every build here links libvpx statically, as the installers do, so the installer step
+# packages the very binary the tests ran (no release build in the test run).
+# shellcheck source=scripts/static-vpx.sh
+source scripts/static-vpx.sh
+static_vpx Linux
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=0
 # Incremental caches only grow (each clone's path gets its own); tests gain nothing from them.
@@ -70,6 +75,15 @@ step "tests on SQLite"
 # cargo resolves the dependencies' features for that package alone and builds them again.
 cargo test --workspace --locked
 
+# The fuzz targets' build (nightly, its own cache) goes on in the background, at the lowest
+# priority, while the next steps mostly wait on browsers, sockets and sound; the fuzzing step
+# waits for it. On a new machine that hides most of a ten-minute build.
+fuzz_log=$(mktemp)
+# (its own process group: if this run stops early, the whole build is stopped with it)
+PARLEY_FUZZ_DEV=1 setsid nice -n 19 scripts/fuzz.sh build >"$fuzz_log" 2>&1 &
+fuzz_build=$!
+trap 'kill -- -"$fuzz_build" 2>/dev/null; step_times' EXIT
+
 step "the API against its own OpenAPI description: schemathesis, every check, every operation"
 scripts/schemathesis.sh cargo test --workspace --test api --locked api_fuzz
 
@@ -108,11 +122,11 @@ step "integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 pg_start
-trap 'pg_stop; step_times' EXIT
+trap 'kill -- -"$fuzz_build" 2>/dev/null; pg_stop; step_times' EXIT
 cargo test --workspace --test api --locked
 
-step "installer: the .deb builds, and its desktop entry opens parley:// links"
-scripts/package.sh
+step "installer: the .deb builds (from the tested debug build), and its desktop entry opens parley:// links"
+scripts/package.sh --debug
 step "installer prerequisites on macOS and Windows: a machine without them is told what is missing"
 bare="$(mktemp -d)"  # a PATH with nothing but what the script itself runs
 ln -s "$(command -v bash)" "$(command -v dirname)" "$bare/"
@@ -146,9 +160,14 @@ step "macOS tray icon: a template image (black and transparent only, 22 pt at 2x
 rm -rf "$bare"
 
 step "fuzzing smoke: every cargo-fuzz target for 5 s from its seeds, unoptimised build (scripts/fuzz.sh TARGET SECONDS runs one longer)"
+wait "$fuzz_build" || { cat "$fuzz_log" >&2; echo "the fuzz targets' build failed" >&2; exit 1; }
+rm -f "$fuzz_log"
 PARLEY_FUZZ_DEV=1 scripts/fuzz.sh all 5
 
-step "benchmark smoke: every benchmark harness, tiny, no timing checks"
+step "benchmark smoke: every benchmark harness, tiny, no timing checks, on the debug build"
+# The harnesses run on the binaries the tests built: a release build would double a cold run.
+# Figures come only from the scripts run by hand (release, BENCHMARKS.md).
+export PARLEY_BENCH_PROFILE=dev
 scripts/bench-signaling.sh 1 40 --rates 1,2 --phase-secs 1
 scripts/bench-signaling-floor.sh 1 200 5 8   # perf on both servers; fails if it saw no sends
 scripts/bench-join.sh 1 2

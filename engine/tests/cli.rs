@@ -302,6 +302,61 @@ async fn tokens_live_in_the_keychain_when_one_answers() {
     w.stop().await;
 }
 
+/// `parley-cli.exe`, built for Windows (x86_64-pc-windows-gnu) and run under Wine by
+/// `scripts/wine-tests.sh` (`PARLEY_TEST_WINE_CLI` names a launcher for it), against this
+/// Linux server and a Linux `parley-cli`: it registers (its tokens in Windows' Credential
+/// Manager), creates a meeting and chats both ways, each run a Windows process.
+#[tokio::test]
+async fn a_windows_cli_under_wine_registers_creates_and_chats() {
+    let Some(exe) = std::env::var_os("PARLEY_TEST_WINE_CLI") else {
+        eprintln!("no Windows parley-cli here; scripts/wine-tests.sh runs this test");
+        return;
+    };
+    let mut w = world().await;
+    let win = common::cli::User::new(&w.base, exe);
+    let bob = user(&w.base);
+    let out = win.register("winnie").await;
+    assert!(
+        out.stderr.contains("tokens kept in the OS keychain"),
+        "Windows' Credential Manager holds the tokens: {}",
+        out.stderr
+    );
+    bob.register("bob").await;
+    // A new Windows process finds the sign-in where the last one left it.
+    assert!(
+        win.ok(&["whoami"], "")
+            .await
+            .starts_with("winnie (winnie@example.org)"),
+        "whoami"
+    );
+    let code = win.ok(&["meetings", "create", "From Windows"], "").await;
+    let code = code.trim().to_string();
+    assert_eq!(code.len(), 14, "a meeting code: {code:?}");
+    let show = win.ok(&["meetings", "show", &code], "").await;
+    assert!(
+        show.contains("title:        From Windows") && show.contains("your role:    host"),
+        "{show}"
+    );
+
+    let mut a = win.join(&code).await;
+    let mut b = bob.join(&code).await;
+    a.expect_line(|l| l == "* bob joined").await;
+    a.type_line("hello from windows").await;
+    b.expect_line(|l| l == "winnie: hello from windows").await;
+    b.type_line("hello from linux").await;
+    a.expect_line(|l| l == "bob: hello from linux").await;
+    assert_eq!(b.finish().await, 0, "end of input leaves cleanly");
+    a.expect_line(|l| l == "* bob left").await;
+    assert_eq!(a.finish().await, 0);
+    assert_eq!(
+        win.ok(&["history", &code], "").await,
+        "#1 winnie: hello from windows\n#2 bob: hello from linux\n"
+    );
+    win.ok(&["logout"], "").await;
+    assert_eq!(win.run(&["whoami"], "").await.code, 3, "logout removes it");
+    w.stop().await;
+}
+
 /// The server restarts under two `join` processes: both come back by themselves, and a chat
 /// line typed while the server was down is delivered once, and stored once.
 #[tokio::test]

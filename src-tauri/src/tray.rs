@@ -102,7 +102,13 @@ fn xembed_tray() -> bool {
 /// without one, quitting is the only way out that leaves something to come back to, so in a
 /// meeting the window asks first ([`CloseAsked`]) and otherwise Parley quits.
 pub fn on_close(app: &AppHandle, window: &tauri::Window) {
-    if present() {
+    let tray = present();
+    tracing::info!(
+        tray,
+        in_call = app.state::<Shell>().meetings.in_call(),
+        "window closed"
+    );
+    if tray {
         let _ = window.hide();
         let shell = app.state::<Shell>();
         if !shell.settings.get().told_tray {

@@ -11,7 +11,15 @@ cd "$(dirname "$0")/.."
 if [ -z "${NETNS_ADDR:-}" ]; then exec scripts/browsers.sh "$0" "$@"; fi
 runs="${1:-3}" joins="${2:-10}" browser="${3:-chromium}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/parley-target}"
-bench_build -p parley-server -p parley-engine --bin parley-server --bin parley-cli >&2
+# (Not through bench-prelude.sh: this runs again inside the namespace.) The test run's smoke
+# sets PARLEY_BENCH_PROFILE=dev: the debug build its tests made, figures meaningless.
+if [ "${PARLEY_BENCH_PROFILE:-release}" = dev ]; then
+  cargo build --quiet --locked --workspace --bins >&2
+  bin="$CARGO_TARGET_DIR/debug"
+else
+  cargo build --quiet --release --locked -p parley-server -p parley-engine --bin parley-server --bin parley-cli >&2
+  bin="$CARGO_TARGET_DIR/release"
+fi
 mkdir -p bench/results
 work="$(mktemp -d)"
 pids=()

@@ -82,7 +82,7 @@ fuzz_log=$(mktemp)
 # (its own process group: if this run stops early, the whole build is stopped with it)
 PARLEY_FUZZ_DEV=1 setsid nice -n 19 scripts/fuzz.sh build >"$fuzz_log" 2>&1 &
 fuzz_build=$!
-trap 'kill -- -"$fuzz_build" 2>/dev/null; step_times' EXIT
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true; step_times' EXIT
 
 step "the API against its own OpenAPI description: schemathesis, every check, every operation"
 scripts/schemathesis.sh cargo test --workspace --test api --locked api_fuzz
@@ -122,7 +122,7 @@ step "integration tests on PostgreSQL"
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 pg_start
-trap 'kill -- -"$fuzz_build" 2>/dev/null; pg_stop; step_times' EXIT
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true; pg_stop; step_times' EXIT
 cargo test --workspace --test api --locked
 
 step "installer: the .deb builds (from the tested debug build), and its desktop entry opens parley:// links"
